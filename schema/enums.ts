@@ -1,0 +1,15 @@
+/** Enumerations shared by the tables, the zod schemas and the renderer: one `as const` array each. */
+
+export const PROTOCOLS = ["http", "https", "h2c"] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** `least-conn` means "the healthy replica with the lowest CPU usage" in this platform. */
+export const LB_ALGOS = ["round-robin", "least-conn", "ip-hash"] as const;
+export type LbAlgo = (typeof LB_ALGOS)[number];
+
+export const HEALTH = ["unknown", "healthy", "unhealthy"] as const;
+export type Health = (typeof HEALTH)[number];
+
+/** Lifecycle of a replica as the orchestrator reports it; only `running` replicas are probed or routed. */
+export const REPLICA_STATUS = ["running", "starting", "stopping", "stopped", "failed"] as const;
+export type ReplicaStatus = (typeof REPLICA_STATUS)[number];

@@ -1,0 +1,85 @@
+import { sql } from "drizzle-orm";
+import { boolean, check, index, integer, pgTable, real, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { HEALTH, type Health, LB_ALGOS, type LbAlgo, PROTOCOLS, type Protocol, REPLICA_STATUS } from "./enums.js";
+
+const timestamps = {
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+};
+
+const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(", "));
+
+export const deployments = pgTable("deployments", {
+  id: text("id").primaryKey(), // dep_abc123
+  name: text("name").notNull(),
+  ...timestamps,
+});
+
+/** One row per (domain, path_prefix); that pair is unique across all deployments. */
+export const deploymentRouting = pgTable(
+  "deployment_routing",
+  {
+    id: text("id").primaryKey(), // rt_…, stable: Traefik names derive from it
+    deploymentId: text("deployment_id")
+      .notNull()
+      .references(() => deployments.id, { onDelete: "cascade" }),
+    domain: text("domain").notNull(),
+    pathPrefix: text("path_prefix").notNull().default("/"),
+    targetPort: integer("target_port").notNull(),
+    protocol: text("protocol", { enum: PROTOCOLS }).$type<Protocol>().notNull().default("http"),
+    loadBalancerAlgo: text("load_balancer_algo", { enum: LB_ALGOS }).$type<LbAlgo>().notNull().default("round-robin"),
+    sslEnabled: boolean("ssl_enabled").notNull().default(true),
+    sslCertResolver: text("ssl_cert_resolver").notNull().default("letsencrypt"),
+    /** The route `GET/PUT …/routing` shows and edits; at most one per deployment. */
+    isPrimary: boolean("is_primary").notNull().default(false),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex("deployment_routing_domain_path_uq").on(t.domain, t.pathPrefix),
+    uniqueIndex("deployment_routing_primary_uq").on(t.deploymentId).where(sql`${t.isPrimary}`),
+    index("deployment_routing_deployment_idx").on(t.deploymentId),
+    check("deployment_routing_port_ck", sql`${t.targetPort} between 1 and 65535`),
+    check("deployment_routing_protocol_ck", sql`${t.protocol} in (${inList(PROTOCOLS)})`),
+    check("deployment_routing_algo_ck", sql`${t.loadBalancerAlgo} in (${inList(LB_ALGOS)})`),
+  ],
+);
+
+/** One row per replica (container) of a deployment. */
+export const deploymentLocations = pgTable(
+  "deployment_locations",
+  {
+    id: text("id").primaryKey(), // chosen by the orchestrator
+    deploymentId: text("deployment_id")
+      .notNull()
+      .references(() => deployments.id, { onDelete: "cascade" }),
+    nodeId: text("node_id").notNull().default(""),
+    nodeHostname: text("node_hostname").notNull().default(""),
+    address: text("address").notNull(),
+    /** Reachable port; null means "the route's target_port". */
+    port: integer("port"),
+    containerId: text("container_id").notNull().default(""),
+    status: text("status", { enum: REPLICA_STATUS }).notNull().default("running"),
+    healthStatus: text("health_status", { enum: HEALTH }).$type<Health>().notNull().default("unknown"),
+    cpuUsage: real("cpu_usage"),
+    cpuUpdatedAt: timestamp("cpu_updated_at", { withTimezone: true }),
+    consecutiveSuccesses: integer("consecutive_successes").notNull().default(0),
+    consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+    lastCheckAt: timestamp("last_check_at", { withTimezone: true }),
+    lastError: text("last_error"),
+    ...timestamps,
+  },
+  (t) => [
+    index("deployment_locations_deployment_idx").on(t.deploymentId),
+    check("deployment_locations_port_ck", sql`${t.port} is null or ${t.port} between 1 and 65535`),
+    check("deployment_locations_health_ck", sql`${t.healthStatus} in (${inList(HEALTH)})`),
+    check("deployment_locations_status_ck", sql`${t.status} in (${inList(REPLICA_STATUS)})`),
+  ],
+);
+
+// Room for later capabilities (each gets its own table and migration when built):
+// certificates (uploaded PEM, key encrypted at rest), deployment_middlewares, traffic_splits (canary / A-B),
+// config_revisions (rendered config history for preview and rollback).
+
+export type DeploymentRow = typeof deployments.$inferSelect;
+export type RoutingRow = typeof deploymentRouting.$inferSelect;
+export type LocationRow = typeof deploymentLocations.$inferSelect;

@@ -1,0 +1,84 @@
+import { Hono } from "hono";
+import type { ConfigFormat } from "../../render/serialize.js";
+import type { AppEnv, Deps } from "../app.js";
+import { requireBearer } from "../auth.js";
+import { HttpProblem } from "../problem.js";
+
+const YAML_TYPES = /\b(application|text)\/(x-)?yaml\b/i;
+
+function wantedFormat(query: string | undefined, accept: string | undefined): ConfigFormat {
+  if (query === "yaml" || query === "yml") {
+    return "yaml";
+  }
+  if (query === "json") {
+    return "json";
+  }
+  if (query !== undefined) {
+    throw new HttpProblem({
+      status: 400,
+      code: "INVALID_REQUEST",
+      title: "Invalid request",
+      detail: "format must be json or yaml.",
+      errors: [{ location: "query.format", message: "must be json or yaml" }],
+    });
+  }
+  return YAML_TYPES.test(accept ?? "") ? "yaml" : "json";
+}
+
+function acceptsGzip(header: string | undefined): boolean {
+  // Go's http client sends "Accept-Encoding: gzip" by default; honour an explicit q=0.
+  return (header ?? "").split(",").some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(";");
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    return coding === "gzip" && (!q || Number(q.slice(2)) > 0);
+  });
+}
+
+/** GET /traefik/config: the dynamic configuration Traefik's HTTP provider polls, served from memory. */
+export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
+  return new Hono<AppEnv>()
+    .use(
+      "/config",
+      requireBearer("traefik-provider", config.PROVIDER_TOKEN, () => config.PROVIDER_TOKEN.length > 0),
+    )
+    .get("/config", async (c) => {
+      const format = wantedFormat(c.req.query("format"), c.req.header("accept"));
+      const cfg = await cache.ensureFresh();
+      pollers.record(nodeOf(c), clock.now(), cfg?.hash, c.req.header("user-agent"));
+      if (!cfg) {
+        // Never 200 with an empty document: Traefik would drop every route. On 503 it keeps what it has.
+        throw new HttpProblem({
+          status: 503,
+          code: "CONFIG_UNAVAILABLE",
+          title: "No configuration rendered yet",
+          detail: "The routing database has not been read successfully since startup.",
+          headers: { "Retry-After": "5" },
+        });
+      }
+      const gz = acceptsGzip(c.req.header("accept-encoding"));
+      const etag = `"${cfg.hash.slice(0, 32)}-${format}${gz ? "-gz" : ""}"`;
+      const headers: Record<string, string> = {
+        "content-type": format === "yaml" ? "application/yaml; charset=utf-8" : "application/json; charset=utf-8",
+        etag,
+        vary: "Accept, Accept-Encoding",
+        "cache-control": "no-cache",
+        "x-config-revision": String(cfg.revision),
+        "x-config-hash": cfg.hash,
+        "x-config-rendered-at": cfg.renderedAt.toISOString(),
+      };
+      if (cache.stale) {
+        headers["x-config-stale"] = "true";
+      }
+      // 304 only for a client that asked for it: Traefik's provider never sends If-None-Match and counts 304 as failure.
+      const inm = c.req.header("if-none-match");
+      if (inm?.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
+        return c.body(null, 304, headers);
+      }
+      const body = await cache.body(cfg, format, gz);
+      if (gz) {
+        headers["content-encoding"] = "gzip";
+      }
+      headers["content-length"] = String(body.length);
+      return c.body(new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.length), 200, headers);
+    });
+}

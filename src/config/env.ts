@@ -1,0 +1,57 @@
+import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+
+const optional = z.string().trim().min(1).optional().catch(undefined); // "" counts as unset
+const flag = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0"])
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v === "true" || v === "1"));
+const tokenList = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? "")
+      .split(",")
+      .map((t) => t.trim())
+      .filter((t) => t.length > 0),
+  )
+  .refine((list) => list.every((t) => t.length >= 16), "each token must be at least 16 characters");
+const entryPointName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "letters, digits, '-' and '_' only");
+const resolverName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, '.', '-' and '_' only");
+
+export const Env = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().trim().min(1).default("127.0.0.1"),
+  DATABASE_URL: optional, // unset → embedded PGlite
+  DATA_DIR: z
+    .string()
+    .trim()
+    .min(1)
+    .default("./data")
+    .transform((p) => (isAbsolute(p) ? p : resolve(p))), // PGlite lives in DATA_DIR/pglite
+  PROVIDER_TOKEN: tokenList, // Traefik's bearer token(s) for GET /traefik/config
+  ADMIN_TOKEN: tokenList, // bearer token(s) for /api/v1
+  PUBLIC_URL: optional,
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  ENTRYPOINT_WEB: entryPointName.default("web"),
+  ENTRYPOINT_WEBSECURE: entryPointName.default("websecure"),
+  DEFAULT_CERT_RESOLVER: resolverName.default("letsencrypt"),
+  /** How often each instance checks the database for changes it was not notified of. */
+  CONFIG_REFRESH_SECONDS: z.coerce.number().min(0.1).max(3600).default(5),
+  /** Changes arriving within this window are rendered once. */
+  RENDER_COALESCE_MS: z.coerce.number().int().min(0).max(10_000).default(50),
+  HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(30),
+  FALLBACK_ENABLED: flag(true),
+});
+export type Config = z.infer<typeof Env>;
+
+/** Parses the environment once; throws one error listing every problem. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const r = Env.safeParse(env);
+  if (r.success) {
+    return Object.freeze(r.data);
+  }
+  const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+  throw new Error(`invalid environment\n${lines.join("\n")}`);
+}

@@ -1,0 +1,54 @@
+import { sql } from "drizzle-orm";
+import { deploymentLocations, deploymentRouting } from "../../../schema/tables.js";
+import type { ReplicaInput, RouteInput } from "../../render/types.js";
+import type { Db } from "../client.js";
+
+export interface RoutingSnapshot {
+  routes: RouteInput[];
+  replicas: ReplicaInput[];
+  /** Value of routing_change_seq when the snapshot was read. */
+  changeSeq: string;
+}
+
+/** Reads everything the renderer needs in one consistent (repeatable read) view. */
+export async function loadSnapshot(db: Db): Promise<RoutingSnapshot> {
+  return db.transaction(
+    async (tx) => {
+      const changeSeq = await readChangeSeq(tx as unknown as Db);
+      const routes = await tx
+        .select({
+          id: deploymentRouting.id,
+          deploymentId: deploymentRouting.deploymentId,
+          domain: deploymentRouting.domain,
+          pathPrefix: deploymentRouting.pathPrefix,
+          targetPort: deploymentRouting.targetPort,
+          protocol: deploymentRouting.protocol,
+          loadBalancerAlgo: deploymentRouting.loadBalancerAlgo,
+          sslEnabled: deploymentRouting.sslEnabled,
+          sslCertResolver: deploymentRouting.sslCertResolver,
+        })
+        .from(deploymentRouting);
+      const replicas = await tx
+        .select({
+          id: deploymentLocations.id,
+          deploymentId: deploymentLocations.deploymentId,
+          address: deploymentLocations.address,
+          port: deploymentLocations.port,
+          status: deploymentLocations.status,
+          healthStatus: deploymentLocations.healthStatus,
+        })
+        .from(deploymentLocations);
+      return { routes, replicas, changeSeq };
+    },
+    { isolationLevel: "repeatable read", accessMode: "read only" },
+  );
+}
+
+/** Current value of the change sequence; cheap enough to poll every few seconds. */
+export async function readChangeSeq(db: Db): Promise<string> {
+  const rows = await db.execute<{ v: string }>(
+    sql`select (case when is_called then last_value else 0 end)::text as v from routing_change_seq`,
+  );
+  const list = (Array.isArray(rows) ? rows : (rows as { rows: { v: string }[] }).rows) as { v: string }[];
+  return list[0]?.v ?? "0";
+}

@@ -1,0 +1,35 @@
+import { loadConfig } from "./config/env.js";
+import { createLogger } from "./lib/logger.js";
+import { startServer } from "./server.js";
+
+/** Composition root for `npm start`: config, server, signals. */
+export async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  const running = await startServer(config, { logger });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    logger.info("shutting down", { signal });
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    running.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error("shutdown failed", { err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  // Startup errors (bad environment, unreachable database) are the operator's to fix: message, no stack.
+  process.stderr.write(`obiente-router: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

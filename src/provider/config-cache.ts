@@ -1,0 +1,160 @@
+import { createHash } from "node:crypto";
+import { promisify } from "node:util";
+import { gzip as gzipCb } from "node:zlib";
+import type { Clock } from "../lib/clock.js";
+import type { Logger } from "../lib/logger.js";
+import { renderDynamicConfig } from "../render/render.js";
+import { type ConfigFormat, toJson, toYaml } from "../render/serialize.js";
+import type { RenderSettings, RenderWarning, ReplicaInput, RouteInput } from "../render/types.js";
+
+const gzip = promisify(gzipCb);
+
+export interface Snapshot {
+  routes: RouteInput[];
+  replicas: ReplicaInput[];
+}
+
+/** One rendered config, immutable. `hash` identifies the bytes across instances; `revision` counts changes here. */
+export interface RenderedConfig {
+  revision: number;
+  hash: string;
+  json: Buffer;
+  renderedAt: Date;
+  renderMs: number;
+  routeCount: number;
+  warnings: RenderWarning[];
+}
+
+export interface ConfigCacheDeps {
+  load: () => Promise<Snapshot>;
+  settings: RenderSettings;
+  clock: Clock;
+  logger: Logger;
+  coalesceMs: number;
+}
+
+/**
+ * Holds the last good rendered config and rebuilds it only when told that routing or health changed
+ * (never per poll). Invalidations within `coalesceMs` share one render. On a failed load it keeps the last
+ * good config and reports itself stale.
+ */
+export class ConfigCache {
+  private cur: RenderedConfig | undefined;
+  private gen = 1; // bumped by invalidate()
+  private renderedGen = 0;
+  private failedGen = -1;
+  private inflight: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private variants = new Map<string, Promise<Buffer>>();
+  private staleSince: Date | undefined;
+  lastError: string | undefined;
+
+  constructor(private readonly deps: ConfigCacheDeps) {}
+
+  current(): RenderedConfig | undefined {
+    return this.cur;
+  }
+
+  /** True while the database could not be read since the last successful render. */
+  get stale(): boolean {
+    return this.staleSince !== undefined;
+  }
+
+  /** Marks the config out of date and schedules one coalesced re-render. */
+  invalidate(): void {
+    this.gen++;
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.ensureFresh();
+      }, this.deps.coalesceMs);
+      this.timer.unref();
+    }
+  }
+
+  markStale(reason: string): void {
+    this.staleSince ??= this.deps.clock.now();
+    this.lastError = reason;
+  }
+
+  /** Renders if something changed since the last render (and that change has not already failed to load). */
+  async ensureFresh(): Promise<RenderedConfig | undefined> {
+    while (this.renderedGen !== this.gen && this.failedGen !== this.gen) {
+      this.inflight ??= this.refresh().finally(() => {
+        this.inflight = undefined;
+      });
+      await this.inflight;
+    }
+    return this.cur;
+  }
+
+  private async refresh(): Promise<void> {
+    const gen = this.gen;
+    let snapshot: Snapshot;
+    try {
+      snapshot = await this.deps.load();
+    } catch (err) {
+      this.failedGen = gen;
+      this.markStale("database unavailable");
+      this.deps.logger.error("config load failed; serving last good config", { err, hasConfig: !!this.cur });
+      return;
+    }
+    const started = performance.now();
+    const { config, warnings } = renderDynamicConfig({ ...snapshot, settings: this.deps.settings });
+    const json = Buffer.from(toJson(config));
+    const renderMs = performance.now() - started;
+    const hash = createHash("sha256").update(json).digest("hex");
+    this.renderedGen = gen;
+    this.staleSince = undefined;
+    this.lastError = undefined;
+    if (this.cur?.hash === hash) {
+      return; // same bytes: Traefik must not see a change
+    }
+    for (const w of warnings) {
+      this.deps.logger.warn("row skipped in rendered config", { kind: w.kind, id: w.id, reason: w.reason });
+    }
+    this.cur = {
+      revision: (this.cur?.revision ?? 0) + 1,
+      hash,
+      json,
+      renderedAt: this.deps.clock.now(),
+      renderMs,
+      routeCount: snapshot.routes.length - warnings.filter((w) => w.kind === "route").length,
+      warnings,
+    };
+    this.variants.clear();
+    this.deps.logger.info("config rendered", {
+      revision: this.cur.revision,
+      hash: hash.slice(0, 12),
+      bytes: json.length,
+      routes: this.cur.routeCount,
+      renderMs: Math.round(renderMs),
+    });
+  }
+
+  /** Bytes of the current config in a format, optionally gzipped; computed once per revision. */
+  async body(cfg: RenderedConfig, format: ConfigFormat, gzipped: boolean): Promise<Buffer> {
+    if (format === "json" && !gzipped) {
+      return cfg.json;
+    }
+    const key = `${cfg.hash}:${format}:${gzipped}`;
+    let v = this.variants.get(key);
+    if (!v) {
+      v = this.build(cfg, format, gzipped);
+      this.variants.set(key, v);
+    }
+    return v;
+  }
+
+  private async build(cfg: RenderedConfig, format: ConfigFormat, gzipped: boolean): Promise<Buffer> {
+    // YAML is derived from the JSON bytes: same key order, and no second copy of the object tree kept around.
+    const plain = format === "json" ? cfg.json : Buffer.from(toYaml(JSON.parse(cfg.json.toString("utf8"))));
+    return gzipped ? gzip(plain) : plain;
+  }
+
+  close(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+    }
+  }
+}

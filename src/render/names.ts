@@ -1,0 +1,23 @@
+/**
+ * Turns any id into a Traefik-safe name: lower-case `[a-z0-9-]`, no leading/trailing or doubled dashes.
+ * `"api.example.com /v1"` → `"api-example-com-v1"`. Names never contain `@` (Traefik's provider separator).
+ */
+export function normalize(raw: string): string {
+  const slug = raw
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+  return slug.length > 0 ? slug : "x";
+}
+
+/** Base name of everything rendered for one route: deployment and route ids, both stable. */
+export function routeName(route: { id: string; deploymentId: string }): string {
+  return `${normalize(route.deploymentId)}--${normalize(route.id)}`;
+}
+
+/** Name of the router on the plain-HTTP entry point that redirects an HTTPS route. */
+export function redirectRouterName(base: string): string {
+  return `${base}--to-https`;
+}
+
+export const REDIRECT_TO_HTTPS = "obiente-redirect-to-https";

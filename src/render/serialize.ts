@@ -1,0 +1,18 @@
+import { stringify } from "yaml";
+import type { DynamicConfig } from "./types.js";
+
+export type ConfigFormat = "json" | "yaml";
+
+/** JSON as served to Traefik's HTTP provider. The config must already be canonical (render() returns it so). */
+export function toJson(config: DynamicConfig): string {
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/** YAML for the file provider and humans; never emits `&anchors` for objects that happen to be reused. */
+export function toYaml(config: DynamicConfig): string {
+  return stringify(config, { aliasDuplicateObjects: false, lineWidth: 0 });
+}
+
+export function serialize(config: DynamicConfig, format: ConfigFormat): string {
+  return format === "yaml" ? toYaml(config) : toJson(config);
+}

@@ -1,0 +1,93 @@
+import type { Health, LbAlgo, Protocol } from "../../schema/enums.js";
+
+// ── Input: what render() needs from the database, nothing more ─────────────────────────────────
+
+export interface RouteInput {
+  id: string;
+  deploymentId: string;
+  domain: string;
+  pathPrefix: string;
+  targetPort: number;
+  protocol: Protocol;
+  loadBalancerAlgo: LbAlgo;
+  sslEnabled: boolean;
+  sslCertResolver: string;
+}
+
+export interface ReplicaInput {
+  id: string;
+  deploymentId: string;
+  address: string;
+  port: number | null;
+  status: string;
+  healthStatus: Health;
+}
+
+export interface RenderSettings {
+  entryPoints: { web: string; websecure: string };
+  /** Listed with weight 0 when a deployment has no healthy replica: Traefik then answers 503, not 404. */
+  noReplicaUrl: string;
+}
+
+export interface RenderInput {
+  routes: readonly RouteInput[];
+  replicas: readonly ReplicaInput[];
+  settings: RenderSettings;
+}
+
+export interface RenderWarning {
+  kind: "route" | "replica";
+  id: string;
+  reason: string;
+}
+
+export interface RenderResult {
+  config: DynamicConfig;
+  warnings: RenderWarning[];
+}
+
+// ── Output: the subset of Traefik v3 dynamic configuration we emit (field names as Traefik spells them) ──
+
+export interface Server {
+  url: string;
+  weight?: number;
+}
+
+export interface LoadBalancer {
+  servers: Server[];
+  passHostHeader?: boolean;
+  /** Traefik ≥ 3.6: `wrr` (default), `p2c`, `hrw` (client-IP affinity), `leasttime`. */
+  strategy?: "wrr" | "p2c" | "hrw" | "leasttime";
+}
+
+export interface Service {
+  loadBalancer: LoadBalancer;
+}
+
+export interface RouterTls {
+  certResolver?: string;
+  domains?: { main: string; sans?: string[] }[];
+}
+
+export interface Router {
+  rule: string;
+  service: string;
+  entryPoints: string[];
+  priority: number;
+  middlewares?: string[];
+  tls?: RouterTls;
+}
+
+export interface Middleware {
+  redirectScheme?: { scheme: "https"; permanent: boolean };
+}
+
+export interface HttpConfig {
+  routers: Record<string, Router>;
+  services: Record<string, Service>;
+  middlewares?: Record<string, Middleware>;
+}
+
+export interface DynamicConfig {
+  http: HttpConfig;
+}

@@ -1,0 +1,79 @@
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { createApp, defaultNodeOf } from "./api/app.js";
+import type { Config } from "./config/env.js";
+import { type DbHandle, openDb } from "./db/client.js";
+import { migrate } from "./db/migrate.js";
+import { loadSnapshot } from "./db/repo/snapshot.js";
+import { type Clock, systemClock } from "./lib/clock.js";
+import { createLogger, type Logger } from "./lib/logger.js";
+import { startChangeFeed } from "./provider/change-feed.js";
+import { ConfigCache } from "./provider/config-cache.js";
+import { PollTracker } from "./provider/pollers.js";
+import type { RenderSettings } from "./render/types.js";
+
+/** Weight-0 placeholder for deployments without a healthy replica (never dialled: Traefik skips weight 0). */
+export const NO_REPLICA_URL = "http://127.0.0.1:9";
+
+export function renderSettings(config: Config): RenderSettings {
+  return {
+    entryPoints: { web: config.ENTRYPOINT_WEB, websecure: config.ENTRYPOINT_WEBSECURE },
+    noReplicaUrl: NO_REPLICA_URL,
+  };
+}
+
+export interface Running {
+  url: string;
+  handle: DbHandle;
+  cache: ConfigCache;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  clock?: Clock;
+  /** Use this database instead of opening one from the config (tests). It is not closed on close(). */
+  handle?: DbHandle;
+}
+
+/** Opens the database, migrates, renders once, then serves the API and the provider endpoint. */
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<Running> {
+  const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
+  const clock = opts.clock ?? systemClock;
+  const handle = opts.handle ?? (await openDb(config));
+  await migrate(handle);
+  const cache = new ConfigCache({
+    load: () => loadSnapshot(handle.db),
+    settings: renderSettings(config),
+    clock,
+    logger,
+    coalesceMs: config.RENDER_COALESCE_MS,
+  });
+  await cache.ensureFresh();
+  const stopFeed = await startChangeFeed({ handle, cache, logger, intervalMs: config.CONFIG_REFRESH_SECONDS * 1000 });
+  const app = createApp({ config, handle, cache, pollers: new PollTracker(), clock, logger, nodeOf: defaultNodeOf });
+
+  const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT });
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  logger.info("listening", { url, driver: handle.driver });
+
+  return {
+    url,
+    handle,
+    cache,
+    async close() {
+      await stopFeed();
+      cache.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (!opts.handle) {
+        await handle.close();
+      }
+    },
+  };
+}
