@@ -10,7 +10,10 @@ export function normalize(raw: string): string {
   return slug.length > 0 ? slug : "x";
 }
 
-/** Base name of everything rendered for one route: deployment and route ids, both stable. */
+/**
+ * Base name of everything rendered for one route: `<deployment>--<route>`. Ids are checked by `checkId`, so each
+ * slug has no `--` and the pair maps back to exactly one route.
+ */
 export function routeName(route: { id: string; deploymentId: string }): string {
   return `${normalize(route.deploymentId)}--${normalize(route.id)}`;
 }

@@ -13,11 +13,21 @@ import type {
   Server,
   Service,
 } from "./types.js";
-import { checkAddress, checkDomain, checkPathPrefix, checkPort, checkResolverName, urlHost } from "./validate.js";
+import {
+  checkAddress,
+  checkDomain,
+  checkId,
+  checkPathPrefix,
+  checkPort,
+  checkResolverName,
+  urlHost,
+} from "./validate.js";
 
 /** Why a route row cannot be rendered, or undefined when it is fine. */
 export function checkRoute(route: RouteInput): string | undefined {
   return (
+    checkId(route.id) ??
+    checkId(route.deploymentId) ??
     checkDomain(route.domain) ??
     checkPathPrefix(route.pathPrefix) ??
     checkPort(route.targetPort) ??

@@ -3,6 +3,18 @@ import { isIPv4, isIPv6 } from "node:net";
 // Second line of defence: every value that reaches a Traefik rule or URL is re-checked here, even though the
 // API already validated it, because rows can also arrive by hand-written SQL.
 
+const ID_RE = /^[a-z0-9]+(?:_[a-z0-9]+)*$/;
+
+/**
+ * Ids of deployments and routes: lower-case alphanumeric groups joined by single `_` (`dep_abc123`), ≤ 64 chars.
+ * This keeps `normalize()` (which maps `_` to `-`) one-to-one, so two ids can never share a Traefik name.
+ */
+export function checkId(id: string): string | undefined {
+  return id.length <= 64 && ID_RE.test(id)
+    ? undefined
+    : "id must be 1–64 chars of lower-case letters and digits, in groups joined by single '_'";
+}
+
 const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const HOSTNAME_RE = new RegExp(`^(?:\\*\\.)?(?:${LABEL}\\.)+${LABEL}$`);
 const NUMERIC_TLD_RE = /\.[0-9]+$/;

@@ -1,0 +1,241 @@
+import { describe, expect, it } from "vitest";
+import { redirectRouterName, routeName } from "../../src/render/names.js";
+import { renderDynamicConfig } from "../../src/render/render.js";
+import { toJson, toYaml } from "../../src/render/serialize.js";
+import type { DynamicConfig, ReplicaInput, RouteInput } from "../../src/render/types.js";
+import { anInput, aReplica, aRoute, shuffled } from "../fixtures/rows.js";
+import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
+
+function render(routes: RouteInput[], replicas: ReplicaInput[] = []) {
+  const result = renderDynamicConfig(anInput(routes, replicas));
+  expect(traefikSchemaErrors(result.config)).toEqual([]);
+  return result;
+}
+
+function routerFor(config: DynamicConfig, route: RouteInput) {
+  const r = config.http.routers[routeName(route)];
+  if (!r) {
+    throw new Error(`no router for ${route.id}`);
+  }
+  return r;
+}
+
+/** Extracts the regexp inside HostRegexp(`…`) and compiles it (Go RE2 and JS agree on this subset). */
+function hostRegexpOf(rule: string): RegExp {
+  const m = /^HostRegexp\(`([^`]+)`\)$/.exec(rule);
+  if (!m?.[1]) {
+    throw new Error(`not a HostRegexp rule: ${rule}`);
+  }
+  return new RegExp(m[1]);
+}
+
+describe("renderDynamicConfig", () => {
+  it("routes a plain-HTTP domain to its healthy replicas", () => {
+    const route = aRoute({ targetPort: 8080 });
+    const { config, warnings } = render(
+      [route],
+      [aReplica({ id: "l1", address: "10.0.0.2" }), aReplica({ id: "l2", address: "10.0.0.1", port: 9000 })],
+    );
+    const name = routeName(route);
+    expect(warnings).toEqual([]);
+    expect(config.http.routers).toEqual({
+      [name]: { entryPoints: ["web"], priority: expect.any(Number), rule: "Host(`app.example.com`)", service: name },
+    });
+    expect(config.http.services[name]?.loadBalancer.servers).toEqual([
+      { url: "http://10.0.0.1:9000" },
+      { url: "http://10.0.0.2:8080" },
+    ]);
+    expect(config.http.middlewares).toBeUndefined();
+  });
+
+  it("adds PathPrefix only for prefixes other than /", () => {
+    const { config } = render([aRoute({ id: "a" }), aRoute({ id: "b", pathPrefix: "/api/v1" })]);
+    expect(routerFor(config, aRoute({ id: "a" })).rule).toBe("Host(`app.example.com`)");
+    expect(routerFor(config, aRoute({ id: "b" })).rule).toBe("Host(`app.example.com`) && PathPrefix(`/api/v1`)");
+  });
+
+  it("renders a wildcard as an anchored one-label HostRegexp", () => {
+    const route = aRoute({ domain: "*.app.example.com" });
+    const rule = routerFor(render([route]).config, route).rule;
+    expect(rule).toBe("HostRegexp(`^[a-z0-9-]+\\.app\\.example\\.com$`)");
+    const re = hostRegexpOf(rule);
+    expect(re.test("a.app.example.com")).toBe(true);
+    expect(re.test("my-pr-42.app.example.com")).toBe(true);
+    expect(re.test("app.example.com")).toBe(false);
+    expect(re.test("a.b.app.example.com")).toBe(false);
+    expect(re.test("a.app.example.com.evil.io")).toBe(false);
+    expect(re.test("a.appxexample.com")).toBe(false);
+  });
+
+  it("gives an exact host priority over a wildcard, and a longer prefix over a shorter one", () => {
+    const exactRoot = aRoute({ id: "exact_root", domain: "a.app.example.com" });
+    const wildLong = aRoute({ id: "wild_long", domain: "*.app.example.com", pathPrefix: `/${"x".repeat(900)}` });
+    const short = aRoute({ id: "short", domain: "shop.example.com", pathPrefix: "/a" });
+    const long = aRoute({ id: "long", domain: "shop.example.com", pathPrefix: "/a/b" });
+    const root = aRoute({ id: "root", domain: "shop.example.com" });
+    const { config } = render([exactRoot, wildLong, short, long, root]);
+    const p = (r: RouteInput) => routerFor(config, r).priority;
+    // The wildcard's rule is far longer, so Traefik's default (rule length) would pick it: ours must not.
+    expect(routerFor(config, wildLong).rule.length).toBeGreaterThan(routerFor(config, exactRoot).rule.length);
+    expect(p(exactRoot)).toBeGreaterThan(p(wildLong));
+    expect(p(long)).toBeGreaterThan(p(short));
+    expect(p(short)).toBeGreaterThan(p(root));
+  });
+
+  it("serves ssl routes on websecure with the resolver and redirects plain HTTP", () => {
+    const route = aRoute({ sslEnabled: true, sslCertResolver: "le-prod" });
+    const { config } = render([route]);
+    const name = routeName(route);
+    const secure = routerFor(config, route);
+    expect(secure.entryPoints).toEqual(["websecure"]);
+    expect(secure.tls).toEqual({ certResolver: "le-prod" });
+    const redirect = config.http.routers[redirectRouterName(name)];
+    expect(redirect?.entryPoints).toEqual(["web"]);
+    expect(redirect?.rule).toBe(secure.rule);
+    expect(redirect?.priority).toBe(secure.priority);
+    const [mw] = redirect?.middlewares ?? [];
+    expect(mw && config.http.middlewares?.[mw]).toEqual({ redirectScheme: { scheme: "https", permanent: true } });
+  });
+
+  it("uses configured entry point names", () => {
+    const route = aRoute({ sslEnabled: true });
+    const input = anInput([route]);
+    input.settings = { ...input.settings, entryPoints: { web: "http", websecure: "https" } };
+    const { config } = renderDynamicConfig(input);
+    expect(routerFor(config, route).entryPoints).toEqual(["https"]);
+    expect(config.http.routers[redirectRouterName(routeName(route))]?.entryPoints).toEqual(["http"]);
+  });
+
+  it("lists only healthy, running replicas", () => {
+    const route = aRoute();
+    const { config } = render(
+      [route],
+      [
+        aReplica({ id: "ok", address: "10.0.0.1" }),
+        aReplica({ id: "sick", address: "10.0.0.2", healthStatus: "unhealthy" }),
+        aReplica({ id: "new", address: "10.0.0.3", healthStatus: "unknown" }),
+        aReplica({ id: "stopped", address: "10.0.0.4", status: "stopped" }),
+        aReplica({ id: "other-dep", deploymentId: "dep_b", address: "10.0.0.5" }),
+      ],
+    );
+    expect(config.http.services[routeName(route)]?.loadBalancer.servers).toEqual([{ url: "http://10.0.0.1:3000" }]);
+  });
+
+  it("keeps the router and answers 503 (weight-0 server) when no replica is healthy", () => {
+    const route = aRoute({ sslEnabled: true });
+    const { config } = render([route], [aReplica({ healthStatus: "unhealthy" })]);
+    expect(routerFor(config, route).service).toBe(routeName(route));
+    const servers = config.http.services[routeName(route)]?.loadBalancer.servers ?? [];
+    expect(servers).toHaveLength(1);
+    expect(servers.every((s) => s.weight === 0)).toBe(true);
+  });
+
+  it("brackets IPv6 addresses, keeps DNS names, and uses h2c:// for gRPC", () => {
+    const route = aRoute({ protocol: "h2c", targetPort: 50051 });
+    const { config } = render(
+      [route],
+      [aReplica({ id: "v6", address: "fd00::1" }), aReplica({ id: "dns", address: "web-1.internal" })],
+    );
+    expect(config.http.services[routeName(route)]?.loadBalancer.servers).toEqual([
+      { url: "h2c://[fd00::1]:50051" },
+      { url: "h2c://web-1.internal:50051" },
+    ]);
+  });
+
+  it("maps ip-hash to Traefik's hrw strategy and round-robin to the default", () => {
+    const rr = aRoute({ id: "rr" });
+    const ip = aRoute({ id: "ip", domain: "b.example.com", loadBalancerAlgo: "ip-hash" });
+    const { config } = render([rr, ip], [aReplica()]);
+    expect(config.http.services[routeName(ip)]?.loadBalancer.strategy).toBe("hrw");
+    expect(config.http.services[routeName(rr)]?.loadBalancer.strategy).toBeUndefined();
+  });
+
+  it("names everything with [a-z0-9-] slugs, never the raw domain", () => {
+    const route = aRoute({ id: "rt_weird_1", deploymentId: "dep_abc_1", domain: "*.x.example.com" });
+    const { config } = render([route]);
+    const names = [
+      ...Object.keys(config.http.routers),
+      ...Object.keys(config.http.services),
+      ...Object.values(config.http.routers).map((r) => r.service),
+    ];
+    for (const n of names) {
+      expect(n).toMatch(/^[a-z0-9]+(-{1,2}[a-z0-9]+)*$/);
+      expect(n).not.toContain("example");
+    }
+  });
+
+  it("skips and reports a bad row without taking the others down", () => {
+    const good = aRoute({ id: "good" });
+    const evil = aRoute({ id: "evil", domain: "a.com`) || Host(`victim.com" });
+    const badPath = aRoute({ id: "badpath", domain: "c.example.com", pathPrefix: "/x`)" });
+    const badResolver = aRoute({ id: "badres", domain: "d.example.com", sslEnabled: true, sslCertResolver: "x{{y}}" });
+    const badId = aRoute({ id: "rt-Bad.Id", domain: "e.example.com" });
+    const badReplica = aReplica({ id: "bad-rep", address: "10.0.0.9/evil" });
+    const { config, warnings } = render([evil, good, badPath, badResolver, badId], [badReplica, aReplica()]);
+    expect(Object.keys(config.http.routers)).toEqual([routeName(good)]);
+    expect(warnings.map((w) => `${w.kind}:${w.id}`).sort()).toEqual([
+      "replica:bad-rep",
+      "route:badpath",
+      "route:badres",
+      "route:evil",
+      "route:rt-Bad.Id",
+    ]);
+    expect(toJson(config)).not.toContain("victim");
+  });
+
+  it("gives byte-identical output for shuffled rows and repeated renders", () => {
+    const routes: RouteInput[] = [];
+    const replicas: ReplicaInput[] = [];
+    for (let i = 0; i < 60; i++) {
+      routes.push(
+        aRoute({
+          id: `rt_${i}`,
+          deploymentId: `dep_${i % 20}`,
+          domain: i % 7 === 0 ? `*.d${i}.example.com` : `d${i}.example.com`,
+          pathPrefix: i % 5 === 0 ? `/p${i}` : "/",
+          sslEnabled: i % 2 === 0,
+          loadBalancerAlgo: i % 3 === 0 ? "ip-hash" : "round-robin",
+        }),
+      );
+    }
+    for (let i = 0; i < 50; i++) {
+      replicas.push(aReplica({ id: `loc_${i}`, deploymentId: `dep_${i % 20}`, address: `10.0.${i}.1` }));
+    }
+    const first = render(routes, replicas).config;
+    const bytes = toJson(first);
+    for (const seed of [1, 2, 3]) {
+      const again = renderDynamicConfig(anInput(shuffled(routes, seed), shuffled(replicas, seed + 10))).config;
+      expect(toJson(again)).toBe(bytes);
+      expect(toYaml(again)).toBe(toYaml(first));
+    }
+  });
+
+  it("matches the golden file", async () => {
+    const routes = [
+      aRoute({ id: "rt_web", deploymentId: "dep_shop", domain: "shop.example.com", sslEnabled: true }),
+      aRoute({
+        id: "rt_api",
+        deploymentId: "dep_shop",
+        domain: "shop.example.com",
+        pathPrefix: "/api",
+        targetPort: 4000,
+      }),
+      aRoute({ id: "rt_prev", deploymentId: "dep_prev", domain: "*.preview.example.com", loadBalancerAlgo: "ip-hash" }),
+      aRoute({
+        id: "rt_grpc",
+        deploymentId: "dep_grpc",
+        domain: "grpc.example.com",
+        protocol: "h2c",
+        targetPort: 50051,
+      }),
+    ];
+    const replicas = [
+      aReplica({ id: "shop-1", deploymentId: "dep_shop", address: "10.0.1.1" }),
+      aReplica({ id: "shop-2", deploymentId: "dep_shop", address: "10.0.1.2", port: 31000 }),
+      aReplica({ id: "prev-1", deploymentId: "dep_prev", address: "2001:db8::7" }),
+      aReplica({ id: "grpc-1", deploymentId: "dep_grpc", address: "10.0.3.1", healthStatus: "unhealthy" }),
+    ];
+    const { config } = render(routes, replicas);
+    await expect(toYaml(config)).toMatchFileSnapshot("../fixtures/golden/mixed.yaml");
+  });
+});
