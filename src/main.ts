@@ -1,11 +1,18 @@
 import { loadConfig } from "./config/env.js";
+import { isLoopback, withAdminToken } from "./config/secrets.js";
 import { createLogger } from "./lib/logger.js";
 import { startServer } from "./server.js";
 
 /** Composition root for `npm start`: config, server, signals. */
 export async function main(): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger(config.LOG_LEVEL);
+  const env = loadConfig();
+  const logger = createLogger(env.LOG_LEVEL);
+  const config = withAdminToken(env, logger, (line) => process.stderr.write(line));
+  if (config.PROVIDER_TOKEN.length === 0 && !isLoopback(config.HOST)) {
+    logger.warn("PROVIDER_TOKEN is not set: anyone who can reach this port can read the Traefik config", {
+      host: config.HOST,
+    });
+  }
   const running = await startServer(config, { logger });
   let stopping = false;
   const stop = (signal: string) => {

@@ -7,6 +7,7 @@ import { migrate } from "./db/migrate.js";
 import { loadSnapshot } from "./db/repo/snapshot.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { createLogger, type Logger } from "./lib/logger.js";
+import { packageVersion } from "./lib/package-root.js";
 import { startChangeFeed } from "./provider/change-feed.js";
 import { ConfigCache } from "./provider/config-cache.js";
 import { PollTracker } from "./provider/pollers.js";
@@ -51,7 +52,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   });
   await cache.ensureFresh();
   const stopFeed = await startChangeFeed({ handle, cache, logger, intervalMs: config.CONFIG_REFRESH_SECONDS * 1000 });
-  const app = createApp({ config, handle, cache, pollers: new PollTracker(), clock, logger, nodeOf: defaultNodeOf });
+  const app = createApp({
+    config,
+    handle,
+    cache,
+    pollers: new PollTracker(),
+    clock,
+    logger,
+    version: packageVersion(),
+    nodeOf: defaultNodeOf,
+  });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT });
   await new Promise<void>((resolve, reject) => {

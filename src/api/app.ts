@@ -1,13 +1,21 @@
 import { randomBytes } from "node:crypto";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { Config } from "../config/env.js";
 import type { DbHandle } from "../db/client.js";
+import { Conflict, Invalid, NotFound } from "../db/errors.js";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { ConfigCache } from "../provider/config-cache.js";
 import type { PollTracker } from "../provider/pollers.js";
-import { HttpProblem, notFoundProblem, problemResponse } from "./problem.js";
+import { requireBearer } from "./auth.js";
+import { openApiDocument } from "./openapi.js";
+import { HttpProblem, notFoundProblem, type ProblemInit, problemResponse } from "./problem.js";
+import { deploymentsApi } from "./routes/deployments.js";
+import { locationsApi } from "./routes/locations.js";
+import { routingApi } from "./routes/routing.js";
+import { statsApi } from "./routes/stats.js";
 import { traefikApi } from "./routes/traefik.js";
 
 export interface Deps {
@@ -17,6 +25,7 @@ export interface Deps {
   pollers: PollTracker;
   clock: Clock;
   logger: Logger;
+  version: string;
   /** Names the Traefik instance behind a request (header or remote address). */
   nodeOf: (c: Context) => string;
 }
@@ -69,13 +78,44 @@ export function createApp(deps: Deps): Hono<AppEnv> {
       ready ? 200 : 503,
     );
   });
+  app.get("/openapi.json", (c) => c.json(openApiDocument(deps.version)));
   app.route("/traefik", traefikApi(deps));
-  allowOnly(app, ["/traefik/config", "/healthz", "/readyz"], ["GET", "HEAD"]);
+
+  const api = new Hono<AppEnv>();
+  api.use(requireBearer("admin-api", deps.config.ADMIN_TOKEN));
+  api.use(
+    bodyLimit({
+      maxSize: 1024 * 1024,
+      onError: () => {
+        throw new HttpProblem({
+          status: 413,
+          code: "BODY_TOO_LARGE",
+          title: "Payload Too Large",
+          detail: "Request bodies are limited to 1 MiB.",
+        });
+      },
+    }),
+  );
+  api.route("/deployments", deploymentsApi(deps));
+  api.route("/deployments", routingApi(deps));
+  api.route("/deployments", locationsApi(deps));
+  api.route("/routing", statsApi(deps));
+  allowOnly(api, ["/deployments"], ["GET", "POST"]);
+  allowOnly(api, ["/deployments/:id"], ["GET", "DELETE"]);
+  allowOnly(api, ["/deployments/:id/routing"], ["GET", "PUT"]);
+  allowOnly(api, ["/deployments/:id/domains"], ["GET", "POST"]);
+  allowOnly(api, ["/deployments/:id/domains/:domain"], ["DELETE"]);
+  allowOnly(api, ["/deployments/:id/locations"], ["GET"]);
+  allowOnly(api, ["/deployments/:id/locations/:location_id"], ["PUT", "DELETE"]);
+  allowOnly(api, ["/routing/stats", "/routing/resolve"], ["GET", "HEAD"]);
+  app.route("/api/v1", api);
+  allowOnly(app, ["/traefik/config", "/healthz", "/readyz", "/openapi.json"], ["GET", "HEAD"]);
 
   app.notFound((c) => problemResponse(c, notFoundProblem));
   app.onError((err, c) => {
-    if (err instanceof HttpProblem) {
-      return problemResponse(c, err.init);
+    const known = domainProblem(err);
+    if (known) {
+      return problemResponse(c, known);
     }
     logger.error("unhandled error", { requestId: c.get("requestId"), err, stack: err.stack });
     return problemResponse(c, {
@@ -86,6 +126,35 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     });
   });
   return app;
+}
+
+/** Maps errors that carry meaning for the client; anything else is a 500 with a generic message. */
+function domainProblem(err: Error): ProblemInit | undefined {
+  if (err instanceof HttpProblem) {
+    return err.init;
+  }
+  if (err instanceof NotFound) {
+    const code = `${err.resource.toUpperCase()}_NOT_FOUND`;
+    return {
+      status: 404,
+      code,
+      title: `${err.resource[0]?.toUpperCase()}${err.resource.slice(1)} not found`,
+      detail: `No ${err.resource} ${err.id}.`,
+    };
+  }
+  if (err instanceof Conflict) {
+    return { status: 409, code: err.code, title: "Conflict", detail: err.message, extra: err.details };
+  }
+  if (err instanceof Invalid) {
+    return {
+      status: 400,
+      code: "VALIDATION_FAILED",
+      title: "Invalid request",
+      detail: err.message,
+      errors: [{ location: err.location, message: err.message }],
+    };
+  }
+  return undefined;
 }
 
 /** Registers 405 answers (with `Allow`) for other methods on known paths; call after the real handlers. */

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 
@@ -33,6 +34,19 @@ export const Env = z.object({
   PROVIDER_TOKEN: tokenList, // Traefik's bearer token(s) for GET /traefik/config
   ADMIN_TOKEN: tokenList, // bearer token(s) for /api/v1
   PUBLIC_URL: optional,
+  /** Public IPs of the Traefik edge: the A/AAAA records users create for apex domains. */
+  PUBLIC_IPS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0),
+    )
+    .refine((list) => list.every((ip) => isIP(ip) !== 0), "must be a comma-separated list of IP addresses"),
+  /** Host name users point subdomains at with a CNAME (e.g. edge.example.net). */
+  PUBLIC_CNAME_TARGET: optional,
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   ENTRYPOINT_WEB: entryPointName.default("web"),
   ENTRYPOINT_WEBSECURE: entryPointName.default("websecure"),

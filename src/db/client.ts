@@ -36,7 +36,14 @@ export async function openDb(opts: DbOptions): Promise<DbHandle> {
 }
 
 function openPostgres(url: string, max: number): DbHandle {
-  const sql = postgres(url, { max, onnotice: () => {}, connect_timeout: 10, idle_timeout: 60 });
+  const sql = postgres(url, {
+    max,
+    onnotice: () => {},
+    connect_timeout: 10,
+    idle_timeout: 60,
+    // A hung query must not hold a render (or a poll) forever.
+    connection: { statement_timeout: 30_000, application_name: "obiente-router" },
+  });
   return {
     driver: "postgres",
     db: drizzlePg(sql, { schema }) as unknown as Db,

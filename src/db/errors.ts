@@ -34,3 +34,14 @@ export function isUniqueViolation(err: unknown): boolean {
 export function isForeignKeyViolation(err: unknown): boolean {
   return pgCode(err) === "23503";
 }
+
+/** Input that is well-formed but cannot be applied (e.g. a first route without a port). */
+export class Invalid extends Error {
+  constructor(
+    readonly location: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "Invalid";
+  }
+}

@@ -22,6 +22,7 @@ export interface RenderedConfig {
   renderedAt: Date;
   renderMs: number;
   routeCount: number;
+  serviceCount: number;
   warnings: RenderWarning[];
 }
 
@@ -88,6 +89,22 @@ export class ConfigCache {
     return this.cur;
   }
 
+  /**
+   * Like ensureFresh, but waits at most `maxWaitMs`: a poll must not hang on a slow database while a good
+   * config sits in memory (Traefik would time out and back off).
+   */
+  async freshWithin(maxWaitMs: number): Promise<RenderedConfig | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), maxWaitMs);
+    });
+    try {
+      return (await Promise.race([this.ensureFresh(), waited])) ?? this.cur;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async refresh(): Promise<void> {
     const gen = this.gen;
     let snapshot: Snapshot;
@@ -120,6 +137,7 @@ export class ConfigCache {
       renderedAt: this.deps.clock.now(),
       renderMs,
       routeCount: snapshot.routes.length - warnings.filter((w) => w.kind === "route").length,
+      serviceCount: Object.keys(config.http.services).length,
       warnings,
     };
     this.variants.clear();

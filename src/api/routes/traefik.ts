@@ -4,6 +4,8 @@ import type { AppEnv, Deps } from "../app.js";
 import { requireBearer } from "../auth.js";
 import { HttpProblem } from "../problem.js";
 
+/** How long a poll waits for a pending re-render before it gets the config already in memory. */
+const FRESH_WAIT_MS = 2000;
 const YAML_TYPES = /\b(application|text)\/(x-)?yaml\b/i;
 
 function wantedFormat(query: string | undefined, accept: string | undefined): ConfigFormat {
@@ -43,7 +45,7 @@ export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
     )
     .get("/config", async (c) => {
       const format = wantedFormat(c.req.query("format"), c.req.header("accept"));
-      const cfg = await cache.ensureFresh();
+      const cfg = await cache.freshWithin(FRESH_WAIT_MS);
       pollers.record(nodeOf(c), clock.now(), cfg?.hash, c.req.header("user-agent"));
       if (!cfg) {
         // Never 200 with an empty document: Traefik would drop every route. On 503 it keeps what it has.

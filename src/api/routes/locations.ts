@@ -1,0 +1,41 @@
+import { Hono } from "hono";
+import { getDeployment } from "../../db/repo/deployments.js";
+import { deleteLocation, listLocations, upsertLocation } from "../../db/repo/locations.js";
+import type { AppEnv, Deps } from "../app.js";
+import { DeploymentId, LocationId, PutLocationBody } from "../schemas.js";
+import { parseBody, parseParam } from "../validate.js";
+import { locationView } from "../views.js";
+
+/** Replicas of a deployment: the orchestrator's write path and the operator's view of their health. */
+export function locationsApi({ handle, cache }: Deps) {
+  const { db } = handle;
+  return new Hono<AppEnv>()
+    .get("/:id/locations", async (c) => {
+      const id = parseParam(c, "id", DeploymentId);
+      await getDeployment(db, id);
+      return c.json({ items: (await listLocations(db, id)).map(locationView) });
+    })
+    .put("/:id/locations/:location_id", async (c) => {
+      const id = parseParam(c, "id", DeploymentId);
+      const locationId = parseParam(c, "location_id", LocationId);
+      const b = await parseBody(c, PutLocationBody);
+      const { row, created, routingChanged } = await upsertLocation(db, id, locationId, {
+        nodeId: b.node_id,
+        nodeHostname: b.node_hostname,
+        address: b.address,
+        port: b.port,
+        containerId: b.container_id,
+        status: b.status,
+        cpuUsage: b.cpu_usage,
+      });
+      if (routingChanged) {
+        cache.invalidate();
+      }
+      return c.json(locationView(row), created ? 201 : 200);
+    })
+    .delete("/:id/locations/:location_id", async (c) => {
+      await deleteLocation(db, parseParam(c, "id", DeploymentId), parseParam(c, "location_id", LocationId));
+      cache.invalidate();
+      return c.body(null, 204);
+    });
+}

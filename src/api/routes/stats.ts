@@ -1,0 +1,99 @@
+import { Hono } from "hono";
+import { countDeployments } from "../../db/repo/deployments.js";
+import { countReplicasByHealth } from "../../db/repo/locations.js";
+import { loadSnapshot } from "../../db/repo/snapshot.js";
+import { routeName } from "../../render/names.js";
+import { checkRoute } from "../../render/render.js";
+import { hostMatches, matchRoute, priorityFor, ruleFor } from "../../render/rules.js";
+import type { AppEnv, Deps } from "../app.js";
+import { normalizeDomain, ResolveQuery } from "../schemas.js";
+import { parseQuery } from "../validate.js";
+
+/** `/routing/stats` and `/routing/resolve`: what is served, to whom, and why a host lands where it does. */
+export function statsApi({ handle, cache, pollers, clock }: Deps) {
+  const { db } = handle;
+  return new Hono<AppEnv>()
+    .get("/stats", async (c) => {
+      const cfg = cache.current();
+      const [deployments, replicas] = await Promise.all([countDeployments(db), countReplicasByHealth(db)]);
+      return c.json({
+        total_routes: cfg?.routeCount ?? 0,
+        cached_proxies: cfg?.serviceCount ?? 0,
+        timestamp: clock.now().toISOString(),
+        deployments,
+        replicas,
+        config: cfg
+          ? {
+              revision: cfg.revision,
+              hash: cfg.hash,
+              bytes: cfg.json.length,
+              rendered_at: cfg.renderedAt.toISOString(),
+              render_ms: Math.round(cfg.renderMs * 10) / 10,
+              stale: cache.stale,
+              skipped_rows: cfg.warnings,
+            }
+          : null,
+        pollers: pollers.list().map((p) => ({
+          node: p.node,
+          last_poll_at: p.lastPollAt,
+          polls: p.polls,
+          serving_current: p.lastHash === cfg?.hash,
+          user_agent: p.userAgent ?? null,
+        })),
+      });
+    })
+    .get("/resolve", async (c) => {
+      const q = parseQuery(c, ResolveQuery);
+      const host = normalizeDomain(q.host.replace(/:\d+$/, ""));
+      const path = q.path.startsWith("/") ? q.path : `/${q.path}`;
+      const snap = await loadSnapshot(db);
+      const valid = snap.routes.filter((r) => checkRoute(r) === undefined);
+      const candidates = valid
+        .filter((r) => hostMatches(r.domain, host) && path.startsWith(r.pathPrefix))
+        .map((r) => ({
+          route_id: r.id,
+          deployment_id: r.deploymentId,
+          domain: r.domain,
+          path_prefix: r.pathPrefix,
+          priority: priorityFor(r.domain, r.pathPrefix),
+        }))
+        .sort((a, b) => b.priority - a.priority);
+      const route = matchRoute(valid, host, path);
+      if (!route) {
+        const sameHost = valid.filter((r) => hostMatches(r.domain, host)).length;
+        return c.json({
+          host,
+          path,
+          matched: false,
+          outcome: 404,
+          reason:
+            sameHost > 0
+              ? `${sameHost} route(s) claim ${host}, but none has a path prefix that ${path} starts with: Traefik answers 404.`
+              : `No route claims ${host}: Traefik answers 404. Add it with POST /api/v1/deployments/{id}/domains.`,
+          candidates,
+        });
+      }
+      const healthy = snap.replicas.filter(
+        (r) => r.deploymentId === route.deploymentId && r.status === "running" && r.healthStatus === "healthy",
+      ).length;
+      const kind = route.domain.startsWith("*.") ? `wildcard ${route.domain}` : `exact host ${route.domain}`;
+      const beat = candidates.length - 1;
+      return c.json({
+        host,
+        path,
+        matched: true,
+        outcome: healthy > 0 ? 200 : 503,
+        deployment_id: route.deploymentId,
+        route_id: route.id,
+        router: routeName(route),
+        rule: ruleFor(route.domain, route.pathPrefix),
+        priority: priorityFor(route.domain, route.pathPrefix),
+        healthy_replicas: healthy,
+        reason:
+          `${kind} with path prefix ${route.pathPrefix} (priority ${priorityFor(route.domain, route.pathPrefix)})` +
+          (beat > 0 ? ` beat ${beat} other matching route(s)` : " is the only matching route") +
+          (healthy > 0 ? `; ${healthy} healthy replica(s).` : "; no healthy replica, so Traefik answers 503."),
+        candidates,
+      });
+    });
+}

@@ -1,0 +1,191 @@
+import { domainToASCII } from "node:url";
+import { z } from "zod";
+import { HEALTH, LB_ALGOS, PROTOCOLS, REPLICA_STATUS } from "../../schema/enums.js";
+import { checkAddress, checkDomain, checkId, checkPathPrefix, checkResolverName } from "../render/validate.js";
+
+// Request and response shapes. The same zod schemas validate requests and generate /openapi.json.
+
+/** Lower-cases, drops a trailing dot and converts IDN labels to punycode; returns "" when not convertible. */
+export function normalizeDomain(raw: string): string {
+  let d = raw.trim().toLowerCase();
+  if (d.endsWith(".")) {
+    d = d.slice(0, -1);
+  }
+  const wildcard = d.startsWith("*.");
+  const rest = wildcard ? d.slice(2) : d;
+  // domainToASCII applies UTS #46 (IDNA) mapping; anything it cannot map (or that smuggles URL syntax) fails.
+  if (/[^\p{L}\p{N}\p{M}.-]/u.test(rest)) {
+    return raw; // keep it as given so the error names the real value
+  }
+  const ascii = domainToASCII(rest);
+  return ascii === "" ? raw : `${wildcard ? "*." : ""}${ascii}`;
+}
+
+/** Drops a trailing slash (except on "/") so `/api/` and `/api` are one route. */
+export function normalizePathPrefix(raw: string): string {
+  return raw.length > 1 && raw.endsWith("/") ? raw.replace(/\/+$/, "") || "/" : raw;
+}
+
+const fromCheck = (check: (v: string) => string | undefined) => (v: string, ctx: z.RefinementCtx) => {
+  const reason = check(v);
+  if (reason) {
+    ctx.addIssue({ code: "custom", message: reason });
+  }
+};
+
+export const Domain = z.string().max(1000).overwrite(normalizeDomain).superRefine(fromCheck(checkDomain)).meta({
+  description: "Host name, optionally `*.` + name for a one-label wildcard. IDNs are stored as punycode.",
+  example: "app.example.com",
+});
+
+export const PathPrefix = z
+  .string()
+  .max(1100)
+  .overwrite(normalizePathPrefix)
+  .superRefine(fromCheck(checkPathPrefix))
+  .meta({ description: "URL path prefix starting with `/`.", example: "/api" });
+
+export const Port = z.number().int().min(1).max(65535);
+export const Protocol = z.enum(PROTOCOLS).meta({ description: "`h2c` for gRPC without TLS." });
+/** `least-cpu` is accepted as an alias of `least-conn` (lowest CPU usage wins). */
+export const LbAlgo = z
+  .enum([...LB_ALGOS, "least-cpu"])
+  .overwrite((v) => (v === "least-cpu" ? "least-conn" : v))
+  .meta({ description: "round-robin (default), least-conn (alias least-cpu: lowest CPU usage), ip-hash." });
+export const ResolverName = z.string().superRefine(fromCheck(checkResolverName));
+
+export const DeploymentId = z.string().superRefine(fromCheck(checkId)).meta({ example: "dep_abc123" });
+export const LocationId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, "1–128 of letters, digits, '_', '.', ':' and '-'")
+  .meta({ example: "loc_node1_web_1" });
+const Label = z
+  .string()
+  .max(253)
+  .regex(/^[^\p{Cc}]*$/u, "no control characters");
+
+export const CreateDeploymentBody = z.strictObject({
+  id: DeploymentId.optional(),
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .regex(/^[^\p{Cc}]*$/u, "no control characters"),
+});
+export type CreateDeploymentBody = z.infer<typeof CreateDeploymentBody>;
+
+export const PutRoutingBody = z.strictObject({
+  domain: Domain.optional(),
+  path_prefix: PathPrefix.optional(),
+  target_port: Port.optional(),
+  protocol: Protocol.optional(),
+  load_balancer_algo: LbAlgo.optional(),
+  ssl_enabled: z.boolean().optional(),
+  ssl_cert_resolver: ResolverName.optional(),
+});
+export type PutRoutingBody = z.infer<typeof PutRoutingBody>;
+
+export const AddDomainBody = z.strictObject({
+  domain: Domain,
+  path_prefix: PathPrefix.default("/"),
+  target_port: Port.optional(),
+  ssl_enabled: z.boolean().optional(),
+  ssl_cert_resolver: ResolverName.optional(),
+});
+export type AddDomainBody = z.infer<typeof AddDomainBody>;
+
+export const PutLocationBody = z.strictObject({
+  node_id: Label.optional(),
+  node_hostname: Label.optional(),
+  address: z.string().superRefine(fromCheck(checkAddress)),
+  port: Port.nullable().optional(),
+  container_id: Label.optional(),
+  status: z.enum(REPLICA_STATUS).default("running"),
+  cpu_usage: z.number().min(0).max(100).nullable().optional(),
+});
+export type PutLocationBody = z.infer<typeof PutLocationBody>;
+
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  after: z.string().max(64).optional(),
+});
+
+export const ResolveQuery = z.strictObject({
+  host: z.string().min(1).max(1000),
+  path: z.string().max(8192).default("/"),
+});
+
+export const DeleteDomainQuery = z.strictObject({ path_prefix: PathPrefix.optional() });
+
+// ── Responses ────────────────────────────────────────────────────────────────────────────────────
+
+export const DeploymentView = z.object({
+  id: z.string(),
+  name: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const RouteView = z.object({
+  id: z.string(),
+  deployment_id: z.string(),
+  domain: z.string(),
+  path_prefix: z.string(),
+  target_port: z.number(),
+  protocol: Protocol,
+  load_balancer_algo: z.enum(LB_ALGOS),
+  ssl_enabled: z.boolean(),
+  ssl_cert_resolver: z.string(),
+  is_primary: z.boolean(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const RoutingView = z.object({
+  deployment_id: z.string(),
+  domain: z.string().nullable(),
+  path_prefix: z.string().nullable(),
+  target_port: z.number().nullable(),
+  protocol: Protocol.nullable(),
+  load_balancer_algo: z.enum(LB_ALGOS).nullable(),
+  ssl_enabled: z.boolean().nullable(),
+  ssl_cert_resolver: z.string().nullable(),
+  domains: z.array(RouteView),
+});
+
+export const DnsRecord = z.object({
+  type: z.enum(["A", "AAAA", "CNAME", "ALIAS"]),
+  name: z.string(),
+  value: z.string(),
+});
+
+export const LocationView = z.object({
+  id: z.string(),
+  deployment_id: z.string(),
+  node_id: z.string(),
+  node_hostname: z.string(),
+  address: z.string(),
+  port: z.number().nullable(),
+  container_id: z.string(),
+  status: z.enum(REPLICA_STATUS),
+  health_status: z.enum(HEALTH),
+  cpu_usage: z.number().nullable(),
+  consecutive_successes: z.number(),
+  consecutive_failures: z.number(),
+  last_check_at: z.string().nullable(),
+  last_error: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number(),
+  detail: z.string().optional(),
+  instance: z.string(),
+  code: z.string(),
+  requestId: z.string().optional(),
+  errors: z.array(z.object({ location: z.string(), message: z.string() })).optional(),
+});

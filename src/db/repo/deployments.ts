@@ -1,0 +1,58 @@
+import { asc, count, eq, gt } from "drizzle-orm";
+import { type DeploymentRow, deployments } from "../../../schema/tables.js";
+import type { Db } from "../client.js";
+import { Conflict, isUniqueViolation, NotFound } from "../errors.js";
+import { newId } from "../ids.js";
+
+export async function createDeployment(
+  db: Db,
+  input: { id?: string | undefined; name: string },
+): Promise<DeploymentRow> {
+  const id = input.id ?? newId("dep");
+  try {
+    const [row] = await db.insert(deployments).values({ id, name: input.name }).returning();
+    if (!row) {
+      throw new Error("insert returned no row");
+    }
+    return row;
+  } catch (err) {
+    if (isUniqueViolation(err)) {
+      throw new Conflict(`Deployment ${id} already exists.`, "DEPLOYMENT_EXISTS", { deployment_id: id });
+    }
+    throw err;
+  }
+}
+
+export async function getDeployment(db: Db, id: string): Promise<DeploymentRow> {
+  const [row] = await db.select().from(deployments).where(eq(deployments.id, id));
+  if (!row) {
+    throw new NotFound("deployment", id);
+  }
+  return row;
+}
+
+/** Keyset pagination by id: stable under concurrent inserts. */
+export async function listDeployments(db: Db, page: { limit: number; after?: string | undefined }) {
+  const rows = await db
+    .select()
+    .from(deployments)
+    .where(page.after ? gt(deployments.id, page.after) : undefined)
+    .orderBy(asc(deployments.id))
+    .limit(page.limit + 1);
+  const more = rows.length > page.limit;
+  const items = more ? rows.slice(0, page.limit) : rows;
+  return { items, nextCursor: more ? (items.at(-1)?.id ?? null) : null };
+}
+
+/** Deletes a deployment; its routes and replicas go with it (ON DELETE CASCADE). */
+export async function deleteDeployment(db: Db, id: string): Promise<void> {
+  const gone = await db.delete(deployments).where(eq(deployments.id, id)).returning({ id: deployments.id });
+  if (gone.length === 0) {
+    throw new NotFound("deployment", id);
+  }
+}
+
+export async function countDeployments(db: Db): Promise<number> {
+  const [row] = await db.select({ n: count() }).from(deployments);
+  return row?.n ?? 0;
+}

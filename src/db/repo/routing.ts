@@ -1,0 +1,240 @@
+import { and, asc, desc, eq, type SQL } from "drizzle-orm";
+import type { LbAlgo, Protocol } from "../../../schema/enums.js";
+import { deploymentRouting, deployments, type RoutingRow } from "../../../schema/tables.js";
+import type { Db } from "../client.js";
+import { Conflict, Invalid, isUniqueViolation, NotFound } from "../errors.js";
+import { newId } from "../ids.js";
+
+export interface RoutingPatch {
+  domain?: string | undefined;
+  pathPrefix?: string | undefined;
+  targetPort?: number | undefined;
+  protocol?: Protocol | undefined;
+  loadBalancerAlgo?: LbAlgo | undefined;
+  sslEnabled?: boolean | undefined;
+  sslCertResolver?: string | undefined;
+}
+
+export interface NewDomain {
+  domain: string;
+  pathPrefix: string;
+  targetPort?: number | undefined;
+  sslEnabled?: boolean | undefined;
+  sslCertResolver?: string | undefined;
+}
+
+/** Every route of a deployment, primary first, then oldest first. */
+export async function listRoutes(db: Db, deploymentId: string): Promise<RoutingRow[]> {
+  return db
+    .select()
+    .from(deploymentRouting)
+    .where(eq(deploymentRouting.deploymentId, deploymentId))
+    .orderBy(desc(deploymentRouting.isPrimary), asc(deploymentRouting.createdAt), asc(deploymentRouting.id));
+}
+
+export async function listAllRoutes(db: Db): Promise<RoutingRow[]> {
+  return db.select().from(deploymentRouting);
+}
+
+async function assertDeployment(db: Db, id: string): Promise<void> {
+  const [row] = await db.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, id)).for("update");
+  if (!row) {
+    throw new NotFound("deployment", id);
+  }
+}
+
+/** Who owns (domain, path)? Used to name the owner in a 409. */
+export async function routeOwner(db: Db, domain: string, pathPrefix: string): Promise<RoutingRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(deploymentRouting)
+    .where(and(eq(deploymentRouting.domain, domain), eq(deploymentRouting.pathPrefix, pathPrefix)));
+  return row;
+}
+
+/** Runs a write; a unique violation on (domain, path_prefix) becomes DOMAIN_CONFLICT naming the owner. */
+async function withDomainConflict<T>(
+  db: Db,
+  domain: string,
+  pathPrefix: string,
+  deploymentId: string,
+  write: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (!isUniqueViolation(err)) {
+      throw err;
+    }
+    // The failed transaction is gone; look the owner up outside it.
+    const owner = await routeOwner(db, domain, pathPrefix);
+    const who = owner?.deploymentId ?? "another deployment";
+    throw new Conflict(
+      owner?.deploymentId === deploymentId
+        ? `${domain} on path ${pathPrefix} is already a route of this deployment.`
+        : `${domain} on path ${pathPrefix} belongs to deployment ${who}.`,
+      "DOMAIN_CONFLICT",
+      { owner_deployment_id: owner?.deploymentId ?? null, domain, path_prefix: pathPrefix },
+    );
+  }
+}
+
+/**
+ * Creates or updates the primary route. `target_port`, `protocol` and `load_balancer_algo` describe the app and
+ * apply to every route of the deployment; domain, path and TLS settings apply to the primary route only.
+ */
+export async function putPrimaryRouting(db: Db, deploymentId: string, patch: RoutingPatch): Promise<void> {
+  const domain = patch.domain;
+  const run = () =>
+    db.transaction(async (tx) => {
+      const t = tx as unknown as Db;
+      await assertDeployment(t, deploymentId);
+      const [primary] = await t
+        .select()
+        .from(deploymentRouting)
+        .where(and(eq(deploymentRouting.deploymentId, deploymentId), eq(deploymentRouting.isPrimary, true)));
+      const now = new Date();
+      const appWide = pick(patch, ["targetPort", "protocol", "loadBalancerAlgo"]);
+      if (Object.keys(appWide).length > 0) {
+        await t
+          .update(deploymentRouting)
+          .set({ ...appWide, updatedAt: now })
+          .where(eq(deploymentRouting.deploymentId, deploymentId));
+      }
+      const own = pick(patch, ["domain", "pathPrefix", "sslEnabled", "sslCertResolver"]);
+      if (primary) {
+        if (Object.keys(own).length > 0) {
+          await t
+            .update(deploymentRouting)
+            .set({ ...own, updatedAt: now })
+            .where(eq(deploymentRouting.id, primary.id));
+        }
+        return;
+      }
+      if (!domain) {
+        throw new Invalid("body.domain", "The deployment has no route yet: domain is required.");
+      }
+      const existing = await listRoutes(t, deploymentId);
+      const targetPort = patch.targetPort ?? existing[0]?.targetPort;
+      if (targetPort === undefined) {
+        throw new Invalid("body.target_port", "The deployment has no route yet: target_port is required.");
+      }
+      await t.insert(deploymentRouting).values({
+        id: newId("rt"),
+        deploymentId,
+        domain,
+        pathPrefix: patch.pathPrefix ?? "/",
+        targetPort,
+        protocol: patch.protocol ?? existing[0]?.protocol,
+        loadBalancerAlgo: patch.loadBalancerAlgo ?? existing[0]?.loadBalancerAlgo,
+        sslEnabled: patch.sslEnabled,
+        sslCertResolver: patch.sslCertResolver,
+        isPrimary: true,
+      });
+    });
+  if (domain === undefined && patch.pathPrefix === undefined) {
+    return run();
+  }
+  // For the 409 message: the (domain, path) the write would claim.
+  const current = (await listRoutes(db, deploymentId)).find((r) => r.isPrimary);
+  return withDomainConflict(
+    db,
+    domain ?? current?.domain ?? "",
+    patch.pathPrefix ?? current?.pathPrefix ?? "/",
+    deploymentId,
+    run,
+  );
+}
+
+/** Adds a custom domain; it inherits port, protocol and algorithm from the primary route. */
+export async function addDomain(
+  db: Db,
+  deploymentId: string,
+  input: NewDomain,
+  defaultResolver: string,
+): Promise<{ route: RoutingRow; created: boolean }> {
+  try {
+    return await withDomainConflict(db, input.domain, input.pathPrefix, deploymentId, () =>
+      db.transaction(async (tx) => {
+        const t = tx as unknown as Db;
+        await assertDeployment(t, deploymentId);
+        const existing = await listRoutes(t, deploymentId);
+        const primary = existing.find((r) => r.isPrimary);
+        const targetPort = input.targetPort ?? primary?.targetPort;
+        if (targetPort === undefined) {
+          throw new Invalid(
+            "body.target_port",
+            "The deployment has no routing yet: give target_port or PUT …/routing first.",
+          );
+        }
+        const [route] = await t
+          .insert(deploymentRouting)
+          .values({
+            id: newId("rt"),
+            deploymentId,
+            domain: input.domain,
+            pathPrefix: input.pathPrefix,
+            targetPort,
+            protocol: primary?.protocol,
+            loadBalancerAlgo: primary?.loadBalancerAlgo,
+            sslEnabled: input.sslEnabled ?? primary?.sslEnabled,
+            sslCertResolver: input.sslCertResolver ?? primary?.sslCertResolver ?? defaultResolver,
+            isPrimary: !primary,
+          })
+          .returning();
+        if (!route) {
+          throw new Error("insert returned no row");
+        }
+        return { route, created: true };
+      }),
+    );
+  } catch (err) {
+    // Adding a domain the deployment already has is idempotent: answer with the existing route.
+    if (err instanceof Conflict && err.details.owner_deployment_id === deploymentId) {
+      const route = await routeOwner(db, input.domain, input.pathPrefix);
+      if (route) {
+        return { route, created: false };
+      }
+    }
+    throw err;
+  }
+}
+
+/** Removes a domain (one path, or all its paths); a removed primary hands over to the oldest remaining route. */
+export async function removeDomain(db: Db, deploymentId: string, domain: string, pathPrefix?: string): Promise<number> {
+  return db.transaction(async (tx) => {
+    const t = tx as unknown as Db;
+    await assertDeployment(t, deploymentId);
+    const conds: SQL[] = [eq(deploymentRouting.deploymentId, deploymentId), eq(deploymentRouting.domain, domain)];
+    if (pathPrefix !== undefined) {
+      conds.push(eq(deploymentRouting.pathPrefix, pathPrefix));
+    }
+    const gone = await t
+      .delete(deploymentRouting)
+      .where(and(...conds))
+      .returning();
+    if (gone.length === 0) {
+      throw new NotFound("domain", pathPrefix ? `${domain} ${pathPrefix}` : domain);
+    }
+    if (gone.some((r) => r.isPrimary)) {
+      const [next] = await listRoutes(t, deploymentId);
+      if (next) {
+        await t
+          .update(deploymentRouting)
+          .set({ isPrimary: true, updatedAt: new Date() })
+          .where(eq(deploymentRouting.id, next.id));
+      }
+    }
+    return gone.length;
+  });
+}
+
+function pick<T extends object, K extends keyof T>(obj: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) {
+    if (obj[k] !== undefined) {
+      out[k] = obj[k];
+    }
+  }
+  return out;
+}
