@@ -15,12 +15,3 @@ export function canonical<T>(value: T): T {
   }
   return value;
 }
-
-/** Sorts a copy by a string key, in code-point order (locale-independent, so every machine agrees). */
-export function sortBy<T>(items: readonly T[], key: (item: T) => string): T[] {
-  return [...items].sort((a, b) => {
-    const ka = key(a);
-    const kb = key(b);
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
-  });
-}

@@ -1,8 +1,6 @@
-import { canonical, sortBy } from "./canonical.js";
 import { REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "./names.js";
 import { priorityFor, ruleFor } from "./rules.js";
 import type {
-  DynamicConfig,
   Middleware,
   RenderInput,
   RenderResult,
@@ -23,6 +21,10 @@ import {
   urlHost,
 } from "./validate.js";
 
+// Output is canonical by construction, not by a second pass: map keys are inserted in sorted order and every
+// object literal below lists its keys alphabetically, so JSON.stringify emits sorted keys. A unit test checks
+// `toJson(cfg) === toJson(canonical(cfg))`. (A recursive canonical() copy cost ~40% of render time at 100k.)
+
 /** Why a route row cannot be rendered, or undefined when it is fine. */
 export function checkRoute(route: RouteInput): string | undefined {
   return (
@@ -35,9 +37,15 @@ export function checkRoute(route: RouteInput): string | undefined {
   );
 }
 
-function groupReplicas(replicas: readonly ReplicaInput[], warnings: RenderWarning[]): Map<string, ReplicaInput[]> {
+const byKey = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** Healthy, running replicas per deployment (input order; servers are sorted per service later). */
+function healthyByDeployment(
+  replicas: readonly ReplicaInput[],
+  warnings: RenderWarning[],
+): Map<string, ReplicaInput[]> {
   const byDeployment = new Map<string, ReplicaInput[]>();
-  for (const r of sortBy(replicas, (x) => x.id)) {
+  for (const r of replicas) {
     if (r.status !== "running" || r.healthStatus !== "healthy") {
       continue; // only healthy, running replicas get traffic
     }
@@ -61,66 +69,82 @@ function serversFor(route: RouteInput, up: readonly ReplicaInput[] | undefined, 
     // Traefik skips weight-0 servers, leaving the balancer empty: it answers 503 while the router keeps the host.
     return [{ url: noReplicaUrl, weight: 0 }];
   }
-  const urls = new Set<string>();
+  const urls: string[] = [];
   for (const r of up) {
-    urls.add(`${route.protocol}://${urlHost(r.address)}:${r.port ?? route.targetPort}`);
+    const url = `${route.protocol}://${urlHost(r.address)}:${r.port ?? route.targetPort}`;
+    if (!urls.includes(url)) {
+      urls.push(url);
+    }
   }
-  return [...urls].sort().map((url) => ({ url }));
+  urls.sort();
+  return urls.map((url) => ({ url }));
 }
 
 function serviceFor(route: RouteInput, servers: Server[]): Service {
-  return {
-    loadBalancer: {
-      servers,
-      passHostHeader: true,
-      ...(route.loadBalancerAlgo === "ip-hash" ? { strategy: "hrw" as const } : {}),
-    },
-  };
+  const loadBalancer =
+    route.loadBalancerAlgo === "ip-hash"
+      ? { passHostHeader: true, servers, strategy: "hrw" as const }
+      : { passHostHeader: true, servers };
+  return { loadBalancer };
 }
 
 /** Builds the Traefik dynamic config from routing rows and health. Pure: same input, same bytes, any row order. */
 export function renderDynamicConfig(input: RenderInput): RenderResult {
   const { entryPoints, noReplicaUrl } = input.settings;
   const warnings: RenderWarning[] = [];
-  const routers: Record<string, Router> = {};
-  const services: Record<string, Service> = {};
-  const middlewares: Record<string, Middleware> = {};
-  const upByDeployment = groupReplicas(input.replicas, warnings);
+  const up = healthyByDeployment(input.replicas, warnings);
 
-  for (const route of sortBy(input.routes, (r) => r.id)) {
+  const valid: [string, RouteInput][] = [];
+  for (const route of input.routes) {
     const reason = checkRoute(route);
     if (reason) {
       warnings.push({ kind: "route", id: route.id, reason }); // skip one row, keep the rest
-      continue;
+    } else {
+      valid.push([routeName(route), route]);
     }
-    const name = routeName(route);
+  }
+  valid.sort(byKey);
+
+  // Routes are visited in name order, and `name--to-https` sorts right after `name` (slugs never contain
+  // "--", and any other name sharing the prefix continues with an alphanumeric, which sorts after "-").
+  const routers: Record<string, Router> = {};
+  const services: Record<string, Service> = {};
+  let redirects = false;
+  for (const [name, route] of valid) {
     const rule = ruleFor(route.domain, route.pathPrefix);
     const priority = priorityFor(route.domain, route.pathPrefix);
-    services[name] = serviceFor(route, serversFor(route, upByDeployment.get(route.deploymentId), noReplicaUrl));
+    services[name] = serviceFor(route, serversFor(route, up.get(route.deploymentId), noReplicaUrl));
     if (route.sslEnabled) {
       routers[name] = {
-        rule,
-        priority,
-        service: name,
         entryPoints: [entryPoints.websecure],
+        priority,
+        rule,
+        service: name,
         tls: { certResolver: route.sslCertResolver },
       };
       routers[redirectRouterName(name)] = {
-        rule,
-        priority,
-        service: name,
         entryPoints: [entryPoints.web],
         middlewares: [REDIRECT_TO_HTTPS],
+        priority,
+        rule,
+        service: name,
       };
-      middlewares[REDIRECT_TO_HTTPS] = { redirectScheme: { scheme: "https", permanent: true } };
+      redirects = true;
     } else {
-      routers[name] = { rule, priority, service: name, entryPoints: [entryPoints.web] };
+      routers[name] = { entryPoints: [entryPoints.web], priority, rule, service: name };
     }
   }
+  sortWarnings(warnings);
 
-  const http: DynamicConfig["http"] = { routers, services };
-  if (Object.keys(middlewares).length > 0) {
-    http.middlewares = middlewares;
+  if (!redirects) {
+    return { config: { http: { routers, services } }, warnings };
   }
-  return { config: canonical({ http }), warnings };
+  const middlewares: Record<string, Middleware> = {
+    [REDIRECT_TO_HTTPS]: { redirectScheme: { permanent: true, scheme: "https" } },
+  };
+  return { config: { http: { middlewares, routers, services } }, warnings };
+}
+
+function sortWarnings(warnings: RenderWarning[]): void {
+  warnings.sort((a, b) => (a.kind + a.id < b.kind + b.id ? -1 : a.kind + a.id > b.kind + b.id ? 1 : 0));
 }

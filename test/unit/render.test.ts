@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { canonical } from "../../src/render/canonical.js";
 import { redirectRouterName, routeName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { toJson, toYaml } from "../../src/render/serialize.js";
@@ -203,6 +204,7 @@ describe("renderDynamicConfig", () => {
     }
     const first = render(routes, replicas).config;
     const bytes = toJson(first);
+    expect(toJson(canonical(first))).toBe(bytes); // keys already sorted, by construction
     for (const seed of [1, 2, 3]) {
       const again = renderDynamicConfig(anInput(shuffled(routes, seed), shuffled(replicas, seed + 10))).config;
       expect(toJson(again)).toBe(bytes);
