@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { boolean, check, index, integer, pgTable, real, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { bigserial, boolean, check, index, integer, pgTable, real, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { HEALTH, type Health, LB_ALGOS, type LbAlgo, PROTOCOLS, type Protocol, REPLICA_STATUS } from "./enums.js";
 
 const timestamps = {
@@ -12,6 +12,12 @@ const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`
 export const deployments = pgTable("deployments", {
   id: text("id").primaryKey(), // dep_abc123
   name: text("name").notNull(),
+  // Health-check overrides; null means the service-wide default (HEALTH_* settings).
+  healthPath: text("health_path"),
+  healthIntervalSeconds: integer("health_interval_seconds"),
+  healthTimeoutSeconds: integer("health_timeout_seconds"),
+  /** `2xx` (default), a code (`204`), a range (`200-399`) or a comma list of those. */
+  healthExpectedStatus: text("health_expected_status"),
   ...timestamps,
 });
 
@@ -66,14 +72,39 @@ export const deploymentLocations = pgTable(
     consecutiveFailures: integer("consecutive_failures").notNull().default(0),
     lastCheckAt: timestamp("last_check_at", { withTimezone: true }),
     lastError: text("last_error"),
+    /** When the next active probe is due; null = at once (new or moved replica). */
+    nextProbeAt: timestamp("next_probe_at", { withTimezone: true }),
+    /** A checker instance holds the replica's probe until then (lease; see src/health/checker.ts). */
+    probeLeaseUntil: timestamp("probe_lease_until", { withTimezone: true }),
+    probeLeaseOwner: text("probe_lease_owner"),
+    lastFailureReportAt: timestamp("last_failure_report_at", { withTimezone: true }),
     ...timestamps,
   },
   (t) => [
     index("deployment_locations_deployment_idx").on(t.deploymentId),
+    index("deployment_locations_due_idx").on(t.nextProbeAt),
     check("deployment_locations_port_ck", sql`${t.port} is null or ${t.port} between 1 and 65535`),
     check("deployment_locations_health_ck", sql`${t.healthStatus} in (${inList(HEALTH)})`),
     check("deployment_locations_status_ck", sql`${t.status} in (${inList(REPLICA_STATUS)})`),
   ],
+);
+
+/** Every health transition of a replica, newest last: the first thing an operator reads on a 502/503. */
+export const locationHealthEvents = pgTable(
+  "location_health_events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    locationId: text("location_id")
+      .notNull()
+      .references(() => deploymentLocations.id, { onDelete: "cascade" }),
+    deploymentId: text("deployment_id").notNull(),
+    fromStatus: text("from_status", { enum: HEALTH }).$type<Health>().notNull(),
+    toStatus: text("to_status", { enum: HEALTH }).$type<Health>().notNull(),
+    at: timestamp("at", { withTimezone: true }).notNull(),
+    reason: text("reason").notNull(),
+    source: text("source", { enum: ["probe", "report", "registration"] }).notNull(),
+  },
+  (t) => [index("location_health_events_location_idx").on(t.locationId, t.at)],
 );
 
 // Room for later capabilities (each gets its own table and migration when built):
@@ -83,3 +114,4 @@ export const deploymentLocations = pgTable(
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type RoutingRow = typeof deploymentRouting.$inferSelect;
 export type LocationRow = typeof deploymentLocations.$inferSelect;
+export type HealthEventRow = typeof locationHealthEvents.$inferSelect;

@@ -1,10 +1,13 @@
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { serve } from "@hono/node-server";
 import { createApp, defaultNodeOf } from "./api/app.js";
 import type { Config } from "./config/env.js";
 import { type DbHandle, openDb } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { loadSnapshot } from "./db/repo/snapshot.js";
+import { type CheckDefaults, cronSchedule, HealthChecker } from "./health/checker.js";
+import { createHttpProbe, type Probe } from "./health/probe.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { createLogger, type Logger } from "./lib/logger.js";
 import { packageVersion } from "./lib/package-root.js";
@@ -27,6 +30,7 @@ export interface Running {
   url: string;
   handle: DbHandle;
   cache: ConfigCache;
+  checker: HealthChecker;
   close(): Promise<void>;
 }
 
@@ -35,6 +39,21 @@ export interface StartOptions {
   clock?: Clock;
   /** Use this database instead of opening one from the config (tests). It is not closed on close(). */
   handle?: DbHandle;
+  /** Replace the HTTP probe (tests). */
+  probe?: Probe;
+  /** Replace the node-cron schedule (tests drive rounds with checker.runRound()). */
+  schedule?: (tick: () => void) => () => void;
+}
+
+export function healthDefaults(config: Config): CheckDefaults {
+  return {
+    path: config.HEALTH_PATH,
+    intervalSeconds: config.HEALTH_INTERVAL_SECONDS,
+    timeoutSeconds: config.HEALTH_TIMEOUT_SECONDS,
+    expectedStatus: config.HEALTH_EXPECTED_STATUS,
+    concurrency: config.HEALTH_CONCURRENCY,
+    rise: config.HEALTH_RISE,
+  };
 }
 
 /** Opens the database, migrates, renders once, then serves the API and the provider endpoint. */
@@ -51,12 +70,28 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     coalesceMs: config.RENDER_COALESCE_MS,
   });
   await cache.ensureFresh();
+  const owner = config.INSTANCE_ID ?? `${hostname()}-${process.pid}`;
+  const { probe, close: closeProbe } = createHttpProbe(clock);
+  const checker = new HealthChecker({
+    db: handle.db,
+    probe: opts.probe ?? probe,
+    clock,
+    logger,
+    schedule: opts.schedule ?? (await cronSchedule(config.HEALTH_TICK_SECONDS)),
+    owner,
+    defaults: healthDefaults(config),
+    onTransitions: () => cache.invalidate(),
+  });
+  if (config.HEALTH_ENABLED) {
+    checker.start();
+  }
   const stopFeed = await startChangeFeed({ handle, cache, logger, intervalMs: config.CONFIG_REFRESH_SECONDS * 1000 });
   const app = createApp({
     config,
     handle,
     cache,
     pollers: new PollTracker(),
+    ...(config.HEALTH_ENABLED ? { checker } : {}),
     clock,
     logger,
     version: packageVersion(),
@@ -77,7 +112,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     url,
     handle,
     cache,
+    checker,
     async close() {
+      await checker.stop();
+      await closeProbe();
       await stopFeed();
       cache.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));

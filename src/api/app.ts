@@ -5,6 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { Config } from "../config/env.js";
 import type { DbHandle } from "../db/client.js";
 import { Conflict, Invalid, NotFound } from "../db/errors.js";
+import type { HealthChecker } from "../health/checker.js";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { ConfigCache } from "../provider/config-cache.js";
@@ -13,6 +14,7 @@ import { requireBearer } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { HttpProblem, notFoundProblem, type ProblemInit, problemResponse } from "./problem.js";
 import { deploymentsApi } from "./routes/deployments.js";
+import { healthApi } from "./routes/health.js";
 import { locationsApi } from "./routes/locations.js";
 import { routingApi } from "./routes/routing.js";
 import { statsApi } from "./routes/stats.js";
@@ -23,6 +25,8 @@ export interface Deps {
   handle: DbHandle;
   cache: ConfigCache;
   pollers: PollTracker;
+  /** Active health checker: probes a replica at once when it is registered or moves. */
+  checker?: HealthChecker;
   clock: Clock;
   logger: Logger;
   version: string;
@@ -99,6 +103,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   api.route("/deployments", deploymentsApi(deps));
   api.route("/deployments", routingApi(deps));
   api.route("/deployments", locationsApi(deps));
+  api.route("/deployments", healthApi(deps));
   api.route("/routing", statsApi(deps));
   allowOnly(api, ["/deployments"], ["GET", "POST"]);
   allowOnly(api, ["/deployments/:id"], ["GET", "DELETE"]);
@@ -107,6 +112,9 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   allowOnly(api, ["/deployments/:id/domains/:domain"], ["DELETE"]);
   allowOnly(api, ["/deployments/:id/locations"], ["GET"]);
   allowOnly(api, ["/deployments/:id/locations/:location_id"], ["PUT", "DELETE"]);
+  allowOnly(api, ["/deployments/:id/health-check"], ["GET", "PUT"]);
+  allowOnly(api, ["/deployments/:id/locations/:location_id/failures"], ["POST"]);
+  allowOnly(api, ["/deployments/:id/locations/:location_id/events"], ["GET"]);
   allowOnly(api, ["/routing/stats", "/routing/resolve"], ["GET", "HEAD"]);
   app.route("/api/v1", api);
   allowOnly(app, ["/traefik/config", "/healthz", "/readyz", "/openapi.json"], ["GET", "HEAD"]);

@@ -1,6 +1,7 @@
 import { domainToASCII } from "node:url";
 import { z } from "zod";
 import { HEALTH, LB_ALGOS, PROTOCOLS, REPLICA_STATUS } from "../../schema/enums.js";
+import { EXPECTED_STATUS_RE } from "../health/state.js";
 import { checkAddress, checkDomain, checkId, checkPathPrefix, checkResolverName } from "../render/validate.js";
 
 // Request and response shapes. The same zod schemas validate requests and generate /openapi.json.
@@ -189,3 +190,48 @@ export const Problem = z.object({
   requestId: z.string().optional(),
   errors: z.array(z.object({ location: z.string(), message: z.string() })).optional(),
 });
+
+export const ReportFailureBody = z.strictObject({
+  reason: z
+    .string()
+    .max(200)
+    .regex(/^[^\p{Cc}]*$/u, "no control characters")
+    .optional()
+    .meta({ description: "What failed, e.g. `connect ECONNREFUSED` or `HTTP 502 from upstream`." }),
+});
+
+export const HealthCheckBody = z.strictObject({
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$/, "must be a URL path")
+    .max(1024)
+    .nullable()
+    .optional(),
+  interval_seconds: z.number().int().min(1).max(86_400).nullable().optional(),
+  timeout_seconds: z.number().int().min(1).max(120).nullable().optional(),
+  expected_status: z
+    .string()
+    .max(100)
+    .regex(EXPECTED_STATUS_RE, "like 2xx, 204, 200-399 or a comma list")
+    .nullable()
+    .optional(),
+});
+
+export const HealthCheckView = z.object({
+  path: z.string(),
+  interval_seconds: z.number(),
+  timeout_seconds: z.number(),
+  expected_status: z.string(),
+  overrides: z.array(z.string()),
+});
+
+export const HealthEventView = z.object({
+  location_id: z.string(),
+  from: z.enum(HEALTH),
+  to: z.enum(HEALTH),
+  at: z.string(),
+  reason: z.string(),
+  source: z.string(),
+});
+
+export const EventsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });

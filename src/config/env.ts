@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
+import { EXPECTED_STATUS_RE } from "../health/state.js";
 
 const optional = z.string().trim().min(1).optional().catch(undefined); // "" counts as unset
 const flag = (fallback: boolean) =>
@@ -55,7 +56,29 @@ export const Env = z.object({
   CONFIG_REFRESH_SECONDS: z.coerce.number().min(0.1).max(3600).default(5),
   /** Changes arriving within this window are rendered once. */
   RENDER_COALESCE_MS: z.coerce.number().int().min(0).max(10_000).default(50),
-  HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(30),
+  HEALTH_ENABLED: flag(true),
+  /** Default seconds between active probes of one replica (per-deployment override: PUT …/health-check). */
+  HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
+  HEALTH_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(120).default(5),
+  /** Probes in flight at once, per instance. */
+  HEALTH_CONCURRENCY: z.coerce.number().int().min(1).max(4096).default(64),
+  /** Consecutive successes an unhealthy replica needs to be routed again. */
+  HEALTH_RISE: z.coerce.number().int().min(1).max(100).default(3),
+  HEALTH_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$/, "must be a URL path")
+    .default("/health"),
+  HEALTH_EXPECTED_STATUS: z.string().regex(EXPECTED_STATUS_RE, "like 2xx, 204, 200-399 or a comma list").default("2xx"),
+  /** How often the checker wakes to probe what is due (node-cron; must divide 60). */
+  HEALTH_TICK_SECONDS: z.coerce
+    .number()
+    .int()
+    .refine((n) => n >= 1 && n <= 60 && 60 % n === 0, "must divide 60")
+    .default(5),
+  /** Also emit Traefik's own `healthCheck` on services, so Traefik reacts between polls. */
+  TRAEFIK_HEALTHCHECK: flag(false),
+  /** Names this instance in probe leases; defaults to host name + pid. */
+  INSTANCE_ID: optional,
   FALLBACK_ENABLED: flag(true),
 });
 export type Config = z.infer<typeof Env>;

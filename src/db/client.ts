@@ -87,3 +87,11 @@ async function openPglite(dir: string | undefined): Promise<DbHandle> {
     close: () => client.close(),
   };
 }
+
+/** Rows of a `db.execute()` result: postgres-js returns an array, PGlite an object with `rows`. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) {
+    return result as T[];
+  }
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}

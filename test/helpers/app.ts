@@ -17,6 +17,8 @@ export function testConfig(over: Record<string, string> = {}): Config {
     CONFIG_REFRESH_SECONDS: "0.2",
     RENDER_COALESCE_MS: "10",
     LOG_LEVEL: "error",
+    // Off unless a test turns it on: test rows use documentation/private addresses that must never be dialled.
+    HEALTH_ENABLED: "false",
     ...over,
   });
 }

@@ -7,7 +7,7 @@ import { parseBody, parseParam } from "../validate.js";
 import { locationView } from "../views.js";
 
 /** Replicas of a deployment: the orchestrator's write path and the operator's view of their health. */
-export function locationsApi({ handle, cache }: Deps) {
+export function locationsApi({ handle, cache, checker }: Deps) {
   const { db } = handle;
   return new Hono<AppEnv>()
     .get("/:id/locations", async (c) => {
@@ -30,6 +30,10 @@ export function locationsApi({ handle, cache }: Deps) {
       });
       if (routingChanged) {
         cache.invalidate();
+      }
+      // A new or moved replica is probed at once rather than at the next tick (its health is `unknown`).
+      if (row.status === "running" && row.healthStatus === "unknown" && row.nextProbeAt === null) {
+        checker?.probeNow(row.id);
       }
       return c.json(locationView(row), created ? 201 : 200);
     })

@@ -23,15 +23,20 @@ export function routingApi({ handle, cache, config }: Deps) {
     .put("/:id/routing", async (c) => {
       const id = parseParam(c, "id", DeploymentId);
       const b = await parseBody(c, PutRoutingBody);
-      await putPrimaryRouting(db, id, {
-        domain: b.domain,
-        pathPrefix: b.path_prefix,
-        targetPort: b.target_port,
-        protocol: b.protocol,
-        loadBalancerAlgo: b.load_balancer_algo as "round-robin" | "least-conn" | "ip-hash" | undefined,
-        sslEnabled: b.ssl_enabled,
-        sslCertResolver: b.ssl_cert_resolver ?? (b.domain ? config.DEFAULT_CERT_RESOLVER : undefined),
-      });
+      await putPrimaryRouting(
+        db,
+        id,
+        {
+          domain: b.domain,
+          pathPrefix: b.path_prefix,
+          targetPort: b.target_port,
+          protocol: b.protocol,
+          loadBalancerAlgo: b.load_balancer_algo as "round-robin" | "least-conn" | "ip-hash" | undefined,
+          sslEnabled: b.ssl_enabled,
+          sslCertResolver: b.ssl_cert_resolver,
+        },
+        config.DEFAULT_CERT_RESOLVER,
+      );
       cache.invalidate();
       return c.json(await show(id));
     })

@@ -81,6 +81,7 @@ export async function upsertLocation(
           healthStatus: sql`case when ${moved} then 'unknown' else ${t.healthStatus} end`,
           consecutiveSuccesses: sql`case when ${moved} then 0 else ${t.consecutiveSuccesses} end`,
           consecutiveFailures: sql`case when ${moved} then 0 else ${t.consecutiveFailures} end`,
+          nextProbeAt: sql`case when ${moved} then null else ${t.nextProbeAt} end`, // probe a moved replica at once
           updatedAt: now,
         },
         setWhere: sql`${t.deploymentId} = excluded.deployment_id`,

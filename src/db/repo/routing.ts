@@ -83,7 +83,12 @@ async function withDomainConflict<T>(
  * Creates or updates the primary route. `target_port`, `protocol` and `load_balancer_algo` describe the app and
  * apply to every route of the deployment; domain, path and TLS settings apply to the primary route only.
  */
-export async function putPrimaryRouting(db: Db, deploymentId: string, patch: RoutingPatch): Promise<void> {
+export async function putPrimaryRouting(
+  db: Db,
+  deploymentId: string,
+  patch: RoutingPatch,
+  defaultResolver: string,
+): Promise<void> {
   const domain = patch.domain;
   const run = () =>
     db.transaction(async (tx) => {
@@ -128,7 +133,8 @@ export async function putPrimaryRouting(db: Db, deploymentId: string, patch: Rou
         protocol: patch.protocol ?? existing[0]?.protocol,
         loadBalancerAlgo: patch.loadBalancerAlgo ?? existing[0]?.loadBalancerAlgo,
         sslEnabled: patch.sslEnabled,
-        sslCertResolver: patch.sslCertResolver,
+        // The default applies to a new route only: a partial update must not reset a chosen resolver.
+        sslCertResolver: patch.sslCertResolver ?? defaultResolver,
         isPrimary: true,
       });
     });

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { deploymentLocations, deploymentRouting } from "../../../schema/tables.js";
 import type { ReplicaInput, RouteInput } from "../../render/types.js";
-import type { Db } from "../client.js";
+import { type Db, rowsOf } from "../client.js";
 
 export interface RoutingSnapshot {
   routes: RouteInput[];
@@ -49,6 +49,5 @@ export async function readChangeSeq(db: Db): Promise<string> {
   const rows = await db.execute<{ v: string }>(
     sql`select (case when is_called then last_value else 0 end)::text as v from routing_change_seq`,
   );
-  const list = (Array.isArray(rows) ? rows : (rows as { rows: { v: string }[] }).rows) as { v: string }[];
-  return list[0]?.v ?? "0";
+  return rowsOf<{ v: string }>(rows)[0]?.v ?? "0";
 }

@@ -1,0 +1,227 @@
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { deploymentLocations, deployments, type HealthEventRow, locationHealthEvents } from "../../../schema/tables.js";
+import { type HealthPolicy, nextHealth, type Observation, type Transition } from "../../health/state.js";
+import { type Db, rowsOf } from "../client.js";
+import { NotFound } from "../errors.js";
+
+/** A replica claimed for probing, with its deployment's check settings (null = service default). */
+export interface ClaimedReplica {
+  id: string;
+  deploymentId: string;
+  address: string;
+  port: number | null;
+  healthPath: string | null;
+  healthIntervalSeconds: number | null;
+  healthTimeoutSeconds: number | null;
+  healthExpectedStatus: string | null;
+}
+
+/**
+ * Claims up to `limit` running replicas whose probe is due and not leased by a live instance: `FOR UPDATE SKIP
+ * LOCKED` lets several instances claim disjoint sets, and the lease lets another take over a dead one's share.
+ * `onlyId` claims one replica regardless of its due time (probe at once on registration).
+ */
+export async function claimDueReplicas(
+  db: Db,
+  opts: { owner: string; now: Date; leaseUntil: Date; limit: number; onlyId?: string },
+): Promise<ClaimedReplica[]> {
+  const now = opts.now.toISOString();
+  const due = opts.onlyId
+    ? sql`l.id = ${opts.onlyId}`
+    : sql`(l.next_probe_at is null or l.next_probe_at <= ${now}::timestamptz)`;
+  const result = await db.execute(sql`
+    with due as (
+      select l.id from deployment_locations l
+      where l.status = 'running' and ${due}
+        and (l.probe_lease_until is null or l.probe_lease_until < ${now}::timestamptz)
+      order by l.next_probe_at nulls first, l.id
+      limit ${opts.limit}
+      for update skip locked
+    )
+    update deployment_locations l
+       set probe_lease_until = ${opts.leaseUntil.toISOString()}::timestamptz, probe_lease_owner = ${opts.owner}
+      from due, deployments d
+     where l.id = due.id and d.id = l.deployment_id
+    returning l.id, l.deployment_id as "deploymentId", l.address,
+      coalesce(l.port, (select r.target_port from deployment_routing r where r.deployment_id = l.deployment_id
+                        order by r.is_primary desc, r.created_at, r.id limit 1)) as port,
+      d.health_path as "healthPath", d.health_interval_seconds as "healthIntervalSeconds",
+      d.health_timeout_seconds as "healthTimeoutSeconds", d.health_expected_status as "healthExpectedStatus"`);
+  return rowsOf<ClaimedReplica>(result).map((r) => ({ ...r, port: r.port === null ? null : Number(r.port) }));
+}
+
+export interface ObservationInput {
+  locationId: string;
+  obs: Observation;
+  source: "probe" | "report";
+  /** Probes only: the endpoint that was probed; a replica that moved meanwhile keeps its (reset) state. */
+  probed?: { address: string };
+  cpu?: number | undefined;
+  nextProbeAt?: Date;
+  /** Probes only: release this owner's lease. */
+  leaseOwner?: string;
+}
+
+export interface RecordedTransition extends Transition {
+  locationId: string;
+  deploymentId: string;
+}
+
+/** Applies observations under row locks, persists counters and transitions; returns the transitions. */
+export async function recordObservations(
+  db: Db,
+  items: ObservationInput[],
+  policy: HealthPolicy,
+): Promise<RecordedTransition[]> {
+  if (items.length === 0) {
+    return [];
+  }
+  const t = deploymentLocations;
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .select({
+        id: t.id,
+        deploymentId: t.deploymentId,
+        address: t.address,
+        healthStatus: t.healthStatus,
+        okStreak: t.consecutiveSuccesses,
+        failStreak: t.consecutiveFailures,
+        leaseOwner: t.probeLeaseOwner,
+      })
+      .from(t)
+      .where(
+        inArray(
+          t.id,
+          items.map((i) => i.locationId),
+        ),
+      )
+      .orderBy(t.id) // one lock order for every writer: no deadlocks between instances
+      .for("update");
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const transitions: RecordedTransition[] = [];
+    for (const item of items) {
+      const row = byId.get(item.locationId);
+      if (!row) {
+        continue; // deleted meanwhile
+      }
+      const release =
+        item.leaseOwner !== undefined && row.leaseOwner === item.leaseOwner
+          ? { probeLeaseUntil: null, probeLeaseOwner: null }
+          : {};
+      if (item.probed && item.probed.address !== row.address) {
+        await tx.update(t).set(release).where(eq(t.id, row.id));
+        continue;
+      }
+      const { state, transition } = nextHealth(
+        { status: row.healthStatus, okStreak: row.okStreak, failStreak: row.failStreak },
+        item.obs,
+        policy,
+      );
+      await tx
+        .update(t)
+        .set({
+          healthStatus: state.status,
+          consecutiveSuccesses: state.okStreak,
+          consecutiveFailures: state.failStreak,
+          lastCheckAt: item.obs.at,
+          lastError: item.obs.ok ? null : (item.obs.error ?? "check failed"),
+          ...(item.cpu === undefined ? {} : { cpuUsage: item.cpu, cpuUpdatedAt: item.obs.at }),
+          ...(item.nextProbeAt ? { nextProbeAt: item.nextProbeAt } : {}),
+          ...(item.source === "report" ? { lastFailureReportAt: item.obs.at } : {}),
+          ...release,
+        })
+        .where(eq(t.id, row.id));
+      row.healthStatus = state.status; // a second observation of the same row in this batch builds on this one
+      row.okStreak = state.okStreak;
+      row.failStreak = state.failStreak;
+      if (transition) {
+        transitions.push({ ...transition, locationId: row.id, deploymentId: row.deploymentId });
+        await tx.insert(locationHealthEvents).values({
+          locationId: row.id,
+          deploymentId: row.deploymentId,
+          fromStatus: transition.from,
+          toStatus: transition.to,
+          at: transition.at,
+          reason: transition.reason.slice(0, 500),
+          source: item.source,
+        });
+      }
+    }
+    return transitions;
+  });
+}
+
+/** Gives up leases without recording anything (a probe round aborted or a replica skipped). */
+export async function releaseLeases(db: Db, owner: string, ids: string[], nextProbeAt?: Date): Promise<void> {
+  if (ids.length === 0) {
+    return;
+  }
+  const t = deploymentLocations;
+  await db
+    .update(t)
+    .set({ probeLeaseUntil: null, probeLeaseOwner: null, ...(nextProbeAt ? { nextProbeAt } : {}) })
+    .where(and(inArray(t.id, ids), eq(t.probeLeaseOwner, owner)));
+}
+
+/**
+ * A request failure reported by someone else (fallback proxy, log processor): unhealthy at once. Reports for
+ * the same replica within `collapseMs` of the last one collapse into it.
+ */
+export async function reportFailure(
+  db: Db,
+  deploymentId: string,
+  locationId: string,
+  obs: Observation,
+  policy: HealthPolicy,
+  collapseMs = 1000,
+): Promise<{ collapsed: boolean; transition: RecordedTransition | undefined }> {
+  const t = deploymentLocations;
+  const [row] = await db
+    .select({ last: t.lastFailureReportAt })
+    .from(t)
+    .where(and(eq(t.id, locationId), eq(t.deploymentId, deploymentId)));
+  if (!row) {
+    throw new NotFound("location", locationId);
+  }
+  if (row.last && Math.abs(obs.at.getTime() - row.last.getTime()) < collapseMs) {
+    return { collapsed: true, transition: undefined };
+  }
+  const [transition] = await recordObservations(db, [{ locationId, obs, source: "report" }], policy);
+  return { collapsed: false, transition };
+}
+
+export async function listHealthEvents(
+  db: Db,
+  deploymentId: string,
+  locationId: string,
+  limit: number,
+): Promise<HealthEventRow[]> {
+  return db
+    .select()
+    .from(locationHealthEvents)
+    .where(and(eq(locationHealthEvents.deploymentId, deploymentId), eq(locationHealthEvents.locationId, locationId)))
+    .orderBy(desc(locationHealthEvents.at), desc(locationHealthEvents.id))
+    .limit(limit);
+}
+
+export interface HealthSettings {
+  path?: string | null | undefined;
+  intervalSeconds?: number | null | undefined;
+  timeoutSeconds?: number | null | undefined;
+  expectedStatus?: string | null | undefined;
+}
+
+export async function setHealthSettings(db: Db, deploymentId: string, s: HealthSettings) {
+  const set = {
+    ...(s.path === undefined ? {} : { healthPath: s.path }),
+    ...(s.intervalSeconds === undefined ? {} : { healthIntervalSeconds: s.intervalSeconds }),
+    ...(s.timeoutSeconds === undefined ? {} : { healthTimeoutSeconds: s.timeoutSeconds }),
+    ...(s.expectedStatus === undefined ? {} : { healthExpectedStatus: s.expectedStatus }),
+    updatedAt: new Date(),
+  };
+  const [row] = await db.update(deployments).set(set).where(eq(deployments.id, deploymentId)).returning();
+  if (!row) {
+    throw new NotFound("deployment", deploymentId);
+  }
+  return row;
+}
