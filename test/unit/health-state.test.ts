@@ -31,7 +31,12 @@ describe("nextHealth", () => {
   it("marks a healthy replica unhealthy on the first failure", () => {
     const { state, transitions } = run(fresh, [ok(0), ok(30), fail(60, "timeout after 5000 ms")]);
     expect(state).toEqual({ status: "unhealthy", okStreak: 0, failStreak: 1 });
-    expect(transitions.at(-1)).toEqual({ from: "healthy", to: "unhealthy", at: t(60), reason: "timeout after 5000 ms" });
+    expect(transitions.at(-1)).toEqual({
+      from: "healthy",
+      to: "unhealthy",
+      at: t(60),
+      reason: "timeout after 5000 ms",
+    });
   });
 
   it("needs `rise` consecutive successes to recover, and a failure restarts the count", () => {
@@ -40,7 +45,12 @@ describe("nextHealth", () => {
     expect(run(down, [ok(0), ok(1), fail(2), ok(3), ok(4)]).state.status).toBe("unhealthy");
     const back = run(down, [ok(0), ok(1), fail(2), ok(3), ok(4), ok(5)]);
     expect(back.state.status).toBe("healthy");
-    expect(back.transitions.at(-1)).toEqual({ from: "unhealthy", to: "healthy", at: t(5), reason: "3 consecutive successful checks" });
+    expect(back.transitions.at(-1)).toEqual({
+      from: "unhealthy",
+      to: "healthy",
+      at: t(5),
+      reason: "3 consecutive successful checks",
+    });
   });
 
   it("honours another rise threshold", () => {
