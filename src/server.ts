@@ -23,6 +23,15 @@ export function renderSettings(config: Config): RenderSettings {
   return {
     entryPoints: { web: config.ENTRYPOINT_WEB, websecure: config.ENTRYPOINT_WEBSECURE },
     noReplicaUrl: NO_REPLICA_URL,
+    ...(config.TRAEFIK_HEALTHCHECK
+      ? {
+          traefikHealthCheck: {
+            path: config.HEALTH_PATH,
+            intervalSeconds: config.HEALTH_INTERVAL_SECONDS,
+            timeoutSeconds: config.HEALTH_TIMEOUT_SECONDS,
+          },
+        }
+      : {}),
   };
 }
 

@@ -1,9 +1,12 @@
 import { REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "./names.js";
 import { priorityFor, ruleFor } from "./rules.js";
 import type {
+  HealthCheck,
+  LoadBalancer,
   Middleware,
   RenderInput,
   RenderResult,
+  RenderSettings,
   RenderWarning,
   ReplicaInput,
   RouteInput,
@@ -80,11 +83,29 @@ function serversFor(route: RouteInput, up: readonly ReplicaInput[] | undefined, 
   return urls.map((url) => ({ url }));
 }
 
-function serviceFor(route: RouteInput, servers: Server[]): Service {
-  const loadBalancer =
-    route.loadBalancerAlgo === "ip-hash"
-      ? { passHostHeader: true, servers, strategy: "hrw" as const }
-      : { passHostHeader: true, servers };
+const HEALTH_PATH_RE = /^\/[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*$/;
+
+/** Traefik's own active check, between our polls; never on the weight-0 placeholder. */
+function healthCheckFor(route: RouteInput, defaults: RenderSettings["traefikHealthCheck"]): HealthCheck | undefined {
+  if (!defaults) {
+    return undefined;
+  }
+  const path = route.healthPath ?? defaults.path;
+  return {
+    interval: `${route.healthIntervalSeconds ?? defaults.intervalSeconds}s`,
+    path: HEALTH_PATH_RE.test(path) && !path.includes("{{") ? path : defaults.path,
+    timeout: `${route.healthTimeoutSeconds ?? defaults.timeoutSeconds}s`,
+  };
+}
+
+function serviceFor(route: RouteInput, servers: Server[], settings: RenderSettings): Service {
+  const healthCheck = servers[0]?.weight === 0 ? undefined : healthCheckFor(route, settings.traefikHealthCheck);
+  const loadBalancer: LoadBalancer = healthCheck
+    ? { healthCheck, passHostHeader: true, servers }
+    : { passHostHeader: true, servers };
+  if (route.loadBalancerAlgo === "ip-hash") {
+    loadBalancer.strategy = "hrw"; // last key: keeps alphabetical order
+  }
   return { loadBalancer };
 }
 
@@ -113,7 +134,7 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   for (const [name, route] of valid) {
     const rule = ruleFor(route.domain, route.pathPrefix);
     const priority = priorityFor(route.domain, route.pathPrefix);
-    services[name] = serviceFor(route, serversFor(route, up.get(route.deploymentId), noReplicaUrl));
+    services[name] = serviceFor(route, serversFor(route, up.get(route.deploymentId), noReplicaUrl), input.settings);
     if (route.sslEnabled) {
       routers[name] = {
         entryPoints: [entryPoints.websecure],

@@ -12,6 +12,10 @@ export interface RouteInput {
   loadBalancerAlgo: LbAlgo;
   sslEnabled: boolean;
   sslCertResolver: string;
+  /** The deployment's health-check overrides (null = service default); used only for Traefik's own healthCheck. */
+  healthPath?: string | null;
+  healthIntervalSeconds?: number | null;
+  healthTimeoutSeconds?: number | null;
 }
 
 export interface ReplicaInput {
@@ -27,6 +31,8 @@ export interface RenderSettings {
   entryPoints: { web: string; websecure: string };
   /** Listed with weight 0 when a deployment has no healthy replica: Traefik then answers 503, not 404. */
   noReplicaUrl: string;
+  /** When set, services also carry Traefik's own active `healthCheck` (TRAEFIK_HEALTHCHECK=true). */
+  traefikHealthCheck?: { path: string; intervalSeconds: number; timeoutSeconds: number };
 }
 
 export interface RenderInput {
@@ -53,7 +59,14 @@ export interface Server {
   weight?: number;
 }
 
+export interface HealthCheck {
+  interval: string;
+  path: string;
+  timeout: string;
+}
+
 export interface LoadBalancer {
+  healthCheck?: HealthCheck;
   servers: Server[];
   passHostHeader?: boolean;
   /** Traefik ≥ 3.6: `wrr` (default), `p2c`, `hrw` (client-IP affinity), `leasttime`. */

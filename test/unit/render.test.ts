@@ -151,6 +151,33 @@ describe("renderDynamicConfig", () => {
     expect(config.http.services[routeName(rr)]?.loadBalancer.strategy).toBeUndefined();
   });
 
+  it("adds Traefik's own healthCheck only when switched on, with per-deployment overrides", () => {
+    const plain = aRoute({ id: "plain" });
+    const tuned = aRoute({ id: "tuned", domain: "b.example.com", healthPath: "/ready", healthIntervalSeconds: 10 });
+    const replicas = [aReplica()];
+    expect(render([plain], replicas).config.http.services[routeName(plain)]?.loadBalancer.healthCheck).toBeUndefined();
+    const input = anInput([plain, tuned], replicas);
+    input.settings = {
+      ...input.settings,
+      traefikHealthCheck: { path: "/health", intervalSeconds: 30, timeoutSeconds: 5 },
+    };
+    const { config } = renderDynamicConfig(input);
+    expect(traefikSchemaErrors(config)).toEqual([]);
+    expect(config.http.services[routeName(plain)]?.loadBalancer.healthCheck).toEqual({
+      interval: "30s",
+      path: "/health",
+      timeout: "5s",
+    });
+    expect(config.http.services[routeName(tuned)]?.loadBalancer.healthCheck).toEqual({
+      interval: "10s",
+      path: "/ready",
+      timeout: "5s",
+    });
+    expect(toJson(canonical(config))).toBe(toJson(config));
+    const empty = renderDynamicConfig({ ...input, replicas: [] }).config;
+    expect(empty.http.services[routeName(plain)]?.loadBalancer.healthCheck).toBeUndefined();
+  });
+
   it("names everything with [a-z0-9-] slugs, never the raw domain", () => {
     const route = aRoute({ id: "rt_weird_1", deploymentId: "dep_abc_1", domain: "*.x.example.com" });
     const { config } = render([route]);

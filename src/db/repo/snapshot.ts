@@ -1,5 +1,5 @@
-import { sql } from "drizzle-orm";
-import { deploymentLocations, deploymentRouting } from "../../../schema/tables.js";
+import { eq, sql } from "drizzle-orm";
+import { deploymentLocations, deploymentRouting, deployments } from "../../../schema/tables.js";
 import type { ReplicaInput, RouteInput } from "../../render/types.js";
 import { type Db, rowsOf } from "../client.js";
 
@@ -26,8 +26,12 @@ export async function loadSnapshot(db: Db): Promise<RoutingSnapshot> {
           loadBalancerAlgo: deploymentRouting.loadBalancerAlgo,
           sslEnabled: deploymentRouting.sslEnabled,
           sslCertResolver: deploymentRouting.sslCertResolver,
+          healthPath: deployments.healthPath,
+          healthIntervalSeconds: deployments.healthIntervalSeconds,
+          healthTimeoutSeconds: deployments.healthTimeoutSeconds,
         })
-        .from(deploymentRouting);
+        .from(deploymentRouting)
+        .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
       const replicas = await tx
         .select({
           id: deploymentLocations.id,
