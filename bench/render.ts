@@ -261,6 +261,7 @@ async function benchPolls(snapshot: Snapshot, polls: number): Promise<{ first: s
     clock: systemClock,
     logger: silentLogger,
     version: "bench",
+    certKey: Buffer.alloc(32), // unused: no certificates in the bench
     nodeOf: defaultNodeOf,
   });
   const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 });

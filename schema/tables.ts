@@ -5,6 +5,7 @@ import {
   check,
   index,
   integer,
+  jsonb,
   pgTable,
   real,
   text,
@@ -47,6 +48,8 @@ export const deploymentRouting = pgTable(
     loadBalancerAlgo: text("load_balancer_algo", { enum: LB_ALGOS }).$type<LbAlgo>().notNull().default("round-robin"),
     sslEnabled: boolean("ssl_enabled").notNull().default(true),
     sslCertResolver: text("ssl_cert_resolver").notNull().default("letsencrypt"),
+    /** Wildcard routes only: also ask the resolver for the apex (`app.example.com`) as a SAN. */
+    tlsIncludeApex: boolean("tls_include_apex").notNull().default(false),
     /** The route `GET/PUT …/routing` shows and edits; at most one per deployment. */
     isPrimary: boolean("is_primary").notNull().default(false),
     ...timestamps,
@@ -118,11 +121,38 @@ export const locationHealthEvents = pgTable(
   (t) => [index("location_health_events_location_idx").on(t.locationId, t.at)],
 );
 
+/** Certificates customers upload for their own domains. The key is AES-256-GCM encrypted (see src/tls/crypto.ts). */
+export const certificates = pgTable(
+  "certificates",
+  {
+    id: text("id").primaryKey(), // crt_…
+    certPem: text("cert_pem").notNull(), // leaf first, then the chain
+    keyEncrypted: text("key_encrypted").notNull(), // v1:<key id>:<iv>:<tag>:<ciphertext>, base64url parts
+    subject: text("subject").notNull(),
+    issuer: text("issuer").notNull(),
+    sans: jsonb("sans").$type<string[]>().notNull(),
+    notBefore: timestamp("not_before", { withTimezone: true }).notNull(),
+    notAfter: timestamp("not_after", { withTimezone: true }).notNull(),
+    fingerprintSha256: text("fingerprint_sha256").notNull(),
+    ...timestamps,
+  },
+  (t) => [uniqueIndex("certificates_fingerprint_uq").on(t.fingerprintSha256)],
+);
+
+/** Per-deployment middleware settings, validated by the API (src/api/middleware-schemas.ts) and again at render. */
+export const deploymentMiddlewares = pgTable("deployment_middlewares", {
+  deploymentId: text("deployment_id")
+    .primaryKey()
+    .references(() => deployments.id, { onDelete: "cascade" }),
+  config: jsonb("config").$type<Record<string, unknown>>().notNull(),
+  ...timestamps,
+});
+
 // Room for later capabilities (each gets its own table and migration when built):
-// certificates (uploaded PEM, key encrypted at rest), deployment_middlewares, traffic_splits (canary / A-B),
-// config_revisions (rendered config history for preview and rollback).
+// traffic_splits (canary / A-B), config_revisions (rendered config history for preview and rollback).
 
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type RoutingRow = typeof deploymentRouting.$inferSelect;
 export type LocationRow = typeof deploymentLocations.$inferSelect;
 export type HealthEventRow = typeof locationHealthEvents.$inferSelect;
+export type CertificateRow = typeof certificates.$inferSelect;

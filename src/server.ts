@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { serve } from "@hono/node-server";
 import { createApp, defaultNodeOf } from "./api/app.js";
 import type { Config } from "./config/env.js";
+import { certEncryptionKey } from "./config/secrets.js";
 import { type DbHandle, openDb } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { loadSnapshot } from "./db/repo/snapshot.js";
@@ -15,6 +16,7 @@ import { startChangeFeed } from "./provider/change-feed.js";
 import { ConfigCache } from "./provider/config-cache.js";
 import { PollTracker } from "./provider/pollers.js";
 import type { RenderSettings } from "./render/types.js";
+import { startExpiryWarnings } from "./tls/expiry.js";
 
 /** Weight-0 placeholder for deployments without a healthy replica (never dialled: Traefik skips weight 0). */
 export const NO_REPLICA_URL = "http://127.0.0.1:9";
@@ -71,8 +73,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const clock = opts.clock ?? systemClock;
   const handle = opts.handle ?? (await openDb(config));
   await migrate(handle);
+  const certKey = certEncryptionKey(config, logger);
   const cache = new ConfigCache({
-    load: () => loadSnapshot(handle.db),
+    load: () => loadSnapshot(handle.db, certKey),
     settings: renderSettings(config),
     clock,
     logger,
@@ -94,6 +97,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   if (config.HEALTH_ENABLED) {
     checker.start();
   }
+  const stopExpiry = await startExpiryWarnings({ db: handle.db, logger, clock, days: config.CERT_EXPIRY_WARN_DAYS });
   const stopFeed = await startChangeFeed({ handle, cache, logger, intervalMs: config.CONFIG_REFRESH_SECONDS * 1000 });
   const app = createApp({
     config,
@@ -104,6 +108,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     clock,
     logger,
     version: packageVersion(),
+    certKey,
     nodeOf: defaultNodeOf,
   });
 
@@ -123,6 +128,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     cache,
     checker,
     async close() {
+      stopExpiry();
       await checker.stop();
       await closeProbe();
       await stopFeed();

@@ -13,9 +13,11 @@ import type { PollTracker } from "../provider/pollers.js";
 import { requireBearer } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { HttpProblem, notFoundProblem, type ProblemInit, problemResponse } from "./problem.js";
+import { certificatesApi } from "./routes/certificates.js";
 import { deploymentsApi } from "./routes/deployments.js";
 import { healthApi } from "./routes/health.js";
 import { locationsApi } from "./routes/locations.js";
+import { middlewaresApi } from "./routes/middlewares.js";
 import { routingApi } from "./routes/routing.js";
 import { statsApi } from "./routes/stats.js";
 import { traefikApi } from "./routes/traefik.js";
@@ -30,6 +32,8 @@ export interface Deps {
   clock: Clock;
   logger: Logger;
   version: string;
+  /** AES-256 key for uploaded private keys. */
+  certKey: Buffer;
   /** Names the Traefik instance behind a request (header or remote address). */
   nodeOf: (c: Context) => string;
 }
@@ -96,6 +100,9 @@ export function createApp(deps: Deps): Hono<AppEnv> {
           code: "BODY_TOO_LARGE",
           title: "Payload Too Large",
           detail: "Request bodies are limited to 1 MiB.",
+          // The unread body leaves the connection unusable (the server drops it shortly after); say so, so a
+          // keep-alive client does not send its next request down it (RFC 9110 §15.5.14).
+          headers: { Connection: "close" },
         });
       },
     }),
@@ -104,6 +111,8 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   api.route("/deployments", routingApi(deps));
   api.route("/deployments", locationsApi(deps));
   api.route("/deployments", healthApi(deps));
+  api.route("/deployments", middlewaresApi(deps));
+  api.route("/certificates", certificatesApi(deps));
   api.route("/routing", statsApi(deps));
   allowOnly(api, ["/deployments"], ["GET", "POST"]);
   allowOnly(api, ["/deployments/:id"], ["GET", "DELETE"]);
@@ -112,7 +121,9 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   allowOnly(api, ["/deployments/:id/domains/:domain"], ["DELETE"]);
   allowOnly(api, ["/deployments/:id/locations"], ["GET"]);
   allowOnly(api, ["/deployments/:id/locations/:location_id"], ["PUT", "DELETE"]);
-  allowOnly(api, ["/deployments/:id/health-check"], ["GET", "PUT"]);
+  allowOnly(api, ["/deployments/:id/health-check", "/deployments/:id/middlewares"], ["GET", "PUT"]);
+  allowOnly(api, ["/certificates"], ["GET", "POST"]);
+  allowOnly(api, ["/certificates/:id"], ["GET", "DELETE"]);
   allowOnly(api, ["/deployments/:id/locations/:location_id/failures"], ["POST"]);
   allowOnly(api, ["/deployments/:id/locations/:location_id/events"], ["GET"]);
   allowOnly(api, ["/routing/stats", "/routing/resolve"], ["GET", "HEAD"]);

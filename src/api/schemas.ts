@@ -2,6 +2,7 @@ import { domainToASCII } from "node:url";
 import { z } from "zod";
 import { HEALTH, LB_ALGOS, PROTOCOLS, REPLICA_STATUS } from "../../schema/enums.js";
 import { EXPECTED_STATUS_RE } from "../health/state.js";
+import { HtpasswdLine, StoredMiddlewares } from "../render/middlewares.js";
 import { checkAddress, checkDomain, checkId, checkPathPrefix, checkResolverName } from "../render/validate.js";
 
 // Request and response shapes. The same zod schemas validate requests and generate /openapi.json.
@@ -84,6 +85,7 @@ export const PutRoutingBody = z.strictObject({
   load_balancer_algo: LbAlgo.optional(),
   ssl_enabled: z.boolean().optional(),
   ssl_cert_resolver: ResolverName.optional(),
+  tls_include_apex: z.boolean().optional().meta({ description: "Wildcard domains: also request the apex as a SAN." }),
 });
 export type PutRoutingBody = z.infer<typeof PutRoutingBody>;
 
@@ -93,6 +95,7 @@ export const AddDomainBody = z.strictObject({
   target_port: Port.optional(),
   ssl_enabled: z.boolean().optional(),
   ssl_cert_resolver: ResolverName.optional(),
+  tls_include_apex: z.boolean().optional(),
 });
 export type AddDomainBody = z.infer<typeof AddDomainBody>;
 
@@ -138,6 +141,7 @@ export const RouteView = z.object({
   load_balancer_algo: z.enum(LB_ALGOS),
   ssl_enabled: z.boolean(),
   ssl_cert_resolver: z.string(),
+  tls_include_apex: z.boolean(),
   is_primary: z.boolean(),
   created_at: z.string(),
   updated_at: z.string(),
@@ -235,3 +239,47 @@ export const HealthEventView = z.object({
 });
 
 export const EventsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+
+export const UploadCertificateBody = z.strictObject({
+  cert_pem: z.string().min(1).max(200_000).meta({ description: "Leaf certificate first, then the chain (PEM)." }),
+  key_pem: z.string().min(1).max(50_000).meta({ description: "Unencrypted private key (PEM); stored encrypted." }),
+});
+
+export const CertificateView = z.object({
+  id: z.string(),
+  subject: z.string(),
+  issuer: z.string(),
+  sans: z.array(z.string()),
+  not_before: z.string(),
+  not_after: z.string(),
+  fingerprint_sha256: z.string(),
+  expires_in_days: z.number(),
+  expiring_soon: z.boolean(),
+  used_by: z.array(z.object({ route_id: z.string(), deployment_id: z.string(), domain: z.string() })),
+  created_at: z.string(),
+});
+
+const BasicAuthUser = z.strictObject({
+  username: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, "1–64 of letters, digits, '.', '_', '@', '-'"),
+  password: z.string().min(1).max(256),
+});
+
+/** Input of PUT …/middlewares: like the stored form, but basic-auth users come with passwords (hashed on arrival). */
+export const MiddlewaresBody = StoredMiddlewares.extend({
+  basic_auth: z
+    .strictObject({
+      users: z.array(BasicAuthUser).max(100).default([]),
+      htpasswd: z.array(HtpasswdLine).max(100).default([]),
+      realm: z
+        .string()
+        .min(1)
+        .max(64)
+        .regex(/^[\x20-\x21\x23-\x7E]*$/, "printable ASCII, no quotes")
+        .refine((s) => !s.includes("{{"), "must not contain {{")
+        .optional(),
+      remove_header: z.boolean().default(true),
+    })
+    .refine((b) => b.users.length + b.htpasswd.length > 0, "give users or htpasswd lines")
+    .optional(),
+});
+export type MiddlewaresBody = z.infer<typeof MiddlewaresBody>;

@@ -20,6 +20,7 @@ export function routeView(r: RoutingRow) {
     load_balancer_algo: r.loadBalancerAlgo,
     ssl_enabled: r.sslEnabled,
     ssl_cert_resolver: r.sslCertResolver,
+    tls_include_apex: r.tlsIncludeApex,
     is_primary: r.isPrimary,
     created_at: r.createdAt.toISOString(),
     updated_at: r.updatedAt.toISOString(),

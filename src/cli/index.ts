@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/env.js";
+import { certEncryptionKey } from "../config/secrets.js";
 import { openDb } from "../db/client.js";
 import { migrate } from "../db/migrate.js";
 import { loadSnapshot } from "../db/repo/snapshot.js";
+import { silentLogger } from "../lib/logger.js";
 import { renderDynamicConfig } from "../render/render.js";
 import { type ConfigFormat, serialize } from "../render/serialize.js";
 import { renderSettings } from "../server.js";
@@ -44,7 +46,8 @@ async function run(argv: string[]): Promise<number> {
       const handle = await openDb(config);
       try {
         await migrate(handle);
-        const result = renderDynamicConfig({ ...(await loadSnapshot(handle.db)), settings: renderSettings(config) });
+        const snap = await loadSnapshot(handle.db, certEncryptionKey(config, silentLogger));
+        const result = renderDynamicConfig({ ...snap, settings: renderSettings(config) });
         for (const w of result.warnings) {
           process.stderr.write(`skipped ${w.kind} ${w.id}: ${w.reason}\n`);
         }

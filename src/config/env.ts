@@ -52,6 +52,12 @@ export const Env = z.object({
   ENTRYPOINT_WEB: entryPointName.default("web"),
   ENTRYPOINT_WEBSECURE: entryPointName.default("websecure"),
   DEFAULT_CERT_RESOLVER: resolverName.default("letsencrypt"),
+  /** Resolver for new wildcard routes that do not name one: wildcard certificates need DNS-01. */
+  DEFAULT_WILDCARD_CERT_RESOLVER: resolverName.default("letsencrypt-dns"),
+  /** 32 bytes (64 hex chars or base64) encrypting uploaded private keys; unset: generated into DATA_DIR. */
+  CERT_ENCRYPTION_KEY: optional,
+  /** Certificates expiring within this many days are flagged in stats and warned about daily. */
+  CERT_EXPIRY_WARN_DAYS: z.coerce.number().int().min(1).max(365).default(21),
   /** How often each instance checks the database for changes it was not notified of. */
   CONFIG_REFRESH_SECONDS: z.coerce.number().min(0.1).max(3600).default(5),
   /** Changes arriving within this window are rendered once. */

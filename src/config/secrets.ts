@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../lib/logger.js";
+import { parseEncryptionKey } from "../tls/crypto.js";
 import type { Config } from "./env.js";
 
 export const ADMIN_TOKEN_FILE = "admin-token";
@@ -32,4 +33,37 @@ export function withAdminToken(config: Config, logger: Logger, print: (line: str
 /** Bind addresses other than loopback expose the provider endpoint to the network. */
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+export const CERT_KEY_FILE = "cert-encryption-key";
+
+/**
+ * The AES-256 key for uploaded private keys: CERT_ENCRYPTION_KEY, else DATA_DIR/cert-encryption-key (generated
+ * once, 0600). Instances sharing a database must share the key, so with DATABASE_URL set a generated key warns.
+ */
+export function certEncryptionKey(config: Config, logger: Logger): Buffer {
+  if (config.CERT_ENCRYPTION_KEY) {
+    const key = parseEncryptionKey(config.CERT_ENCRYPTION_KEY);
+    if (!key) {
+      throw new Error("CERT_ENCRYPTION_KEY must be 32 bytes: 64 hex characters or base64");
+    }
+    return key;
+  }
+  const file = join(config.DATA_DIR, CERT_KEY_FILE);
+  if (!existsSync(file)) {
+    mkdirSync(config.DATA_DIR, { recursive: true, mode: 0o700 });
+    writeFileSync(file, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+    logger.info("certificate encryption key generated", { file });
+  }
+  const key = parseEncryptionKey(readFileSync(file, "utf8"));
+  if (!key) {
+    throw new Error(`${file} does not hold a 32-byte key`);
+  }
+  if (config.DATABASE_URL) {
+    logger.warn(
+      "CERT_ENCRYPTION_KEY is not set: using a key from the data folder; every instance sharing the database needs the same key",
+      { file },
+    );
+  }
+  return key;
 }

@@ -5,13 +5,16 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import { renderDynamicConfig } from "../render/render.js";
 import { type ConfigFormat, toJson, toYaml } from "../render/serialize.js";
-import type { RenderSettings, RenderWarning, ReplicaInput, RouteInput } from "../render/types.js";
+import type { RenderSettings, RenderWarning, ReplicaInput, RouteInput, TlsCertificateInput } from "../render/types.js";
 
 const gzip = promisify(gzipCb);
 
 export interface Snapshot {
   routes: RouteInput[];
   replicas: ReplicaInput[];
+  certificates?: TlsCertificateInput[];
+  certificateFailures?: { id: string; reason: string }[];
+  middlewares?: Map<string, unknown>;
 }
 
 /** One rendered config, immutable. `hash` identifies the bytes across instances; `revision` counts changes here. */
@@ -23,6 +26,8 @@ export interface RenderedConfig {
   renderMs: number;
   routeCount: number;
   serviceCount: number;
+  /** The body holds secrets (private keys): the endpoint then always requires the provider token. */
+  hasSecrets: boolean;
   warnings: RenderWarning[];
 }
 
@@ -117,7 +122,16 @@ export class ConfigCache {
       return;
     }
     const started = performance.now();
-    const { config, warnings } = renderDynamicConfig({ ...snapshot, settings: this.deps.settings });
+    const { config, warnings } = renderDynamicConfig({
+      routes: snapshot.routes,
+      replicas: snapshot.replicas,
+      certificates: snapshot.certificates ?? [],
+      middlewares: snapshot.middlewares ?? new Map(),
+      settings: this.deps.settings,
+    });
+    for (const f of snapshot.certificateFailures ?? []) {
+      warnings.push({ kind: "certificate", id: f.id, reason: f.reason });
+    }
     const json = Buffer.from(toJson(config));
     const renderMs = performance.now() - started;
     const hash = createHash("sha256").update(json).digest("hex");
@@ -138,6 +152,7 @@ export class ConfigCache {
       renderMs,
       routeCount: snapshot.routes.length - warnings.filter((w) => w.kind === "route").length,
       serviceCount: Object.keys(config.http.services).length,
+      hasSecrets: (config.tls?.certificates.length ?? 0) > 0,
       warnings,
     };
     this.variants.clear();

@@ -1,6 +1,10 @@
+import { canonical } from "./canonical.js";
+import { middlewaresFor, StoredMiddlewares } from "./middlewares.js";
 import { REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "./names.js";
 import { priorityFor, ruleFor } from "./rules.js";
+import { routerTls } from "./tls.js";
 import type {
+  DynamicConfig,
   HealthCheck,
   LoadBalancer,
   Middleware,
@@ -13,6 +17,7 @@ import type {
   Router,
   Server,
   Service,
+  TlsCertificateInput,
 } from "./types.js";
 import {
   checkAddress,
@@ -109,15 +114,45 @@ function serviceFor(route: RouteInput, servers: Server[], settings: RenderSettin
   return { loadBalancer };
 }
 
+const PEM_RE =
+  /^-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\r?\n?(?:-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\r?\n?)*$/;
+
+function validCertificates(certs: readonly TlsCertificateInput[], warnings: RenderWarning[]): TlsCertificateInput[] {
+  const ok: TlsCertificateInput[] = [];
+  for (const c of certs) {
+    if (PEM_RE.test(c.certPem) && PEM_RE.test(c.keyPem)) {
+      ok.push(c);
+    } else {
+      warnings.push({ kind: "certificate", id: c.id, reason: "certificate or key is not clean PEM" });
+    }
+  }
+  return ok.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Parses each deployment's stored middlewares once; `null` marks an invalid config (its routes are skipped). */
+function parsedMiddlewares(raw: ReadonlyMap<string, unknown> | undefined): Map<string, StoredMiddlewares | null> {
+  const out = new Map<string, StoredMiddlewares | null>();
+  for (const [dep, value] of raw ?? []) {
+    const r = StoredMiddlewares.safeParse(value);
+    out.set(dep, r.success ? r.data : null);
+  }
+  return out;
+}
+
 /** Builds the Traefik dynamic config from routing rows and health. Pure: same input, same bytes, any row order. */
 export function renderDynamicConfig(input: RenderInput): RenderResult {
   const { entryPoints, noReplicaUrl } = input.settings;
   const warnings: RenderWarning[] = [];
   const up = healthyByDeployment(input.replicas, warnings);
+  const certs = validCertificates(input.certificates ?? [], warnings);
+  const mwConfigs = parsedMiddlewares(input.middlewares);
+  const mwDefs = new Map<string, Middleware>();
 
   const valid: [string, RouteInput][] = [];
   for (const route of input.routes) {
-    const reason = checkRoute(route);
+    // Fail closed: a deployment whose middleware settings do not validate (say, auth) is not served without them.
+    const reason =
+      checkRoute(route) ?? (mwConfigs.get(route.deploymentId) === null ? "middleware settings are invalid" : undefined);
     if (reason) {
       warnings.push({ kind: "route", id: route.id, reason }); // skip one row, keep the rest
     } else {
@@ -135,13 +170,24 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
     const rule = ruleFor(route.domain, route.pathPrefix);
     const priority = priorityFor(route.domain, route.pathPrefix);
     services[name] = serviceFor(route, serversFor(route, up.get(route.deploymentId), noReplicaUrl), input.settings);
+    const mwCfg = mwConfigs.get(route.deploymentId);
+    const chain: string[] = [];
+    if (mwCfg) {
+      const { defs, chain: names } = middlewaresFor(route, mwCfg);
+      for (const [n, def] of defs) {
+        mwDefs.set(n, def);
+      }
+      chain.push(...names);
+    }
+    const withChain = chain.length > 0 ? { middlewares: chain } : {};
     if (route.sslEnabled) {
       routers[name] = {
         entryPoints: [entryPoints.websecure],
+        ...withChain,
         priority,
         rule,
         service: name,
-        tls: { certResolver: route.sslCertResolver },
+        tls: routerTls(route, certs),
       };
       routers[redirectRouterName(name)] = {
         entryPoints: [entryPoints.web],
@@ -152,18 +198,30 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
       };
       redirects = true;
     } else {
-      routers[name] = { entryPoints: [entryPoints.web], priority, rule, service: name };
+      routers[name] = { entryPoints: [entryPoints.web], ...withChain, priority, rule, service: name };
     }
   }
   sortWarnings(warnings);
 
-  if (!redirects) {
-    return { config: { http: { routers, services } }, warnings };
+  if (redirects) {
+    mwDefs.set(REDIRECT_TO_HTTPS, { redirectScheme: { permanent: true, scheme: "https" } });
   }
-  const middlewares: Record<string, Middleware> = {
-    [REDIRECT_TO_HTTPS]: { redirectScheme: { permanent: true, scheme: "https" } },
-  };
-  return { config: { http: { middlewares, routers, services } }, warnings };
+  const http: DynamicConfig["http"] =
+    mwDefs.size === 0 ? { routers, services } : { middlewares: sortedRecord(mwDefs), routers, services };
+  if (certs.length === 0) {
+    return { config: { http }, warnings };
+  }
+  const tls = { certificates: certs.map((c) => ({ certFile: c.certPem, keyFile: c.keyPem })) };
+  return { config: { http, tls }, warnings };
+}
+
+/** Small maps (middlewares): sorted keys, each value canonical. */
+function sortedRecord<T>(m: Map<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const k of [...m.keys()].sort()) {
+    out[k] = canonical(m.get(k) as T);
+  }
+  return out;
 }
 
 function sortWarnings(warnings: RenderWarning[]): void {

@@ -16,6 +16,8 @@ export interface RouteInput {
   healthPath?: string | null;
   healthIntervalSeconds?: number | null;
   healthTimeoutSeconds?: number | null;
+  /** Wildcard routes: request the apex as a SAN too. */
+  tlsIncludeApex?: boolean;
 }
 
 export interface ReplicaInput {
@@ -39,10 +41,14 @@ export interface RenderInput {
   routes: readonly RouteInput[];
   replicas: readonly ReplicaInput[];
   settings: RenderSettings;
+  /** Uploaded certificates with decrypted keys (the shell decrypts; render only places them). */
+  certificates?: readonly TlsCertificateInput[];
+  /** Stored middleware settings per deployment id (unvalidated: render checks them). */
+  middlewares?: ReadonlyMap<string, unknown>;
 }
 
 export interface RenderWarning {
-  kind: "route" | "replica";
+  kind: "route" | "replica" | "certificate";
   id: string;
   reason: string;
 }
@@ -92,7 +98,30 @@ export interface Router {
 }
 
 export interface Middleware {
-  redirectScheme?: { scheme: "https"; permanent: boolean };
+  basicAuth?: { realm?: string; removeHeader: boolean; users: string[] };
+  compress?: { encodings?: string[]; minResponseBodyBytes?: number };
+  headers?: Record<string, unknown>;
+  ipAllowList?: { ipStrategy?: { depth: number }; sourceRange: string[] };
+  rateLimit?: {
+    average: number;
+    burst: number;
+    period: string;
+    sourceCriterion?: { ipStrategy?: { depth: number }; requestHeaderName?: string };
+  };
+  redirectRegex?: { permanent: boolean; regex: string; replacement: string };
+  redirectScheme?: { permanent: boolean; scheme: "https" };
+  stripPrefix?: { prefixes: string[] };
+}
+
+export interface TlsCertificateInput {
+  id: string;
+  certPem: string;
+  keyPem: string;
+  sans: string[];
+}
+
+export interface TlsConfig {
+  certificates: { certFile: string; keyFile: string }[];
 }
 
 export interface HttpConfig {
@@ -103,4 +132,5 @@ export interface HttpConfig {
 
 export interface DynamicConfig {
   http: HttpConfig;
+  tls?: TlsConfig;
 }

@@ -18,6 +18,8 @@ export function routingApi({ handle, cache, config }: Deps) {
     await getDeployment(db, id); // 404 for an unknown deployment, even with no routes
     return routingView(id, await listRoutes(db, id));
   };
+  const defaultResolver = (domain: string) =>
+    domain.startsWith("*.") ? config.DEFAULT_WILDCARD_CERT_RESOLVER : config.DEFAULT_CERT_RESOLVER;
   return new Hono<AppEnv>()
     .get("/:id/routing", async (c) => c.json(await show(parseParam(c, "id", DeploymentId))))
     .put("/:id/routing", async (c) => {
@@ -34,8 +36,9 @@ export function routingApi({ handle, cache, config }: Deps) {
           loadBalancerAlgo: b.load_balancer_algo as "round-robin" | "least-conn" | "ip-hash" | undefined,
           sslEnabled: b.ssl_enabled,
           sslCertResolver: b.ssl_cert_resolver,
+          tlsIncludeApex: b.tls_include_apex,
         },
-        config.DEFAULT_CERT_RESOLVER,
+        defaultResolver,
       );
       cache.invalidate();
       return c.json(await show(id));
@@ -62,8 +65,9 @@ export function routingApi({ handle, cache, config }: Deps) {
           targetPort: b.target_port,
           sslEnabled: b.ssl_enabled,
           sslCertResolver: b.ssl_cert_resolver,
+          tlsIncludeApex: b.tls_include_apex,
         },
-        config.DEFAULT_CERT_RESOLVER,
+        defaultResolver,
       );
       cache.invalidate();
       return c.json(

@@ -1,27 +1,39 @@
 import { Hono } from "hono";
+import { listCertificates } from "../../db/repo/certificates.js";
 import { countDeployments } from "../../db/repo/deployments.js";
 import { countReplicasByHealth } from "../../db/repo/locations.js";
 import { loadSnapshot } from "../../db/repo/snapshot.js";
 import { routeName } from "../../render/names.js";
 import { checkRoute } from "../../render/render.js";
 import { hostMatches, matchRoute, priorityFor, ruleFor } from "../../render/rules.js";
+import { expiringSoon } from "../../tls/expiry.js";
 import type { AppEnv, Deps } from "../app.js";
 import { normalizeDomain, ResolveQuery } from "../schemas.js";
 import { parseQuery } from "../validate.js";
 
 /** `/routing/stats` and `/routing/resolve`: what is served, to whom, and why a host lands where it does. */
-export function statsApi({ handle, cache, pollers, clock }: Deps) {
+export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
   const { db } = handle;
   return new Hono<AppEnv>()
     .get("/stats", async (c) => {
-      const cfg = cache.current();
-      const [deployments, replicas] = await Promise.all([countDeployments(db), countReplicasByHealth(db)]);
+      // Like a poll, wait briefly for a pending re-render: right after a write, the old revision would make every
+      // poller look current.
+      const cfg = await cache.freshWithin(2000);
+      const [deployments, replicas, certs] = await Promise.all([
+        countDeployments(db),
+        countReplicasByHealth(db),
+        listCertificates(db),
+      ]);
       return c.json({
         total_routes: cfg?.routeCount ?? 0,
         cached_proxies: cfg?.serviceCount ?? 0,
         timestamp: clock.now().toISOString(),
         deployments,
         replicas,
+        certificates: {
+          total: certs.length,
+          expiring_soon: expiringSoon(certs, clock.now(), config.CERT_EXPIRY_WARN_DAYS),
+        },
         config: cfg
           ? {
               revision: cfg.revision,

@@ -46,6 +46,16 @@ export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
     .get("/config", async (c) => {
       const format = wantedFormat(c.req.query("format"), c.req.header("accept"));
       const cfg = await cache.freshWithin(FRESH_WAIT_MS);
+      if (cfg?.hasSecrets && config.PROVIDER_TOKEN.length === 0) {
+        // Re-checked after the render: a poll racing a certificate upload must not get the keys.
+        throw new HttpProblem({
+          status: 401,
+          code: "UNAUTHORIZED",
+          title: "Unauthorized",
+          detail: "The configuration holds private keys: set PROVIDER_TOKEN and send it as a bearer token.",
+          headers: { "WWW-Authenticate": 'Bearer realm="traefik-provider"' },
+        });
+      }
       pollers.record(nodeOf(c), clock.now(), cfg?.hash, c.req.header("user-agent"));
       if (!cfg) {
         // Never 200 with an empty document: Traefik would drop every route. On 503 it keeps what it has.

@@ -13,6 +13,7 @@ export interface RoutingPatch {
   loadBalancerAlgo?: LbAlgo | undefined;
   sslEnabled?: boolean | undefined;
   sslCertResolver?: string | undefined;
+  tlsIncludeApex?: boolean | undefined;
 }
 
 export interface NewDomain {
@@ -21,6 +22,7 @@ export interface NewDomain {
   targetPort?: number | undefined;
   sslEnabled?: boolean | undefined;
   sslCertResolver?: string | undefined;
+  tlsIncludeApex?: boolean | undefined;
 }
 
 /** Every route of a deployment, primary first, then oldest first. */
@@ -87,7 +89,7 @@ export async function putPrimaryRouting(
   db: Db,
   deploymentId: string,
   patch: RoutingPatch,
-  defaultResolver: string,
+  defaultResolver: (domain: string) => string,
 ): Promise<void> {
   const domain = patch.domain;
   const run = () =>
@@ -106,7 +108,16 @@ export async function putPrimaryRouting(
           .set({ ...appWide, updatedAt: now })
           .where(eq(deploymentRouting.deploymentId, deploymentId));
       }
-      const own = pick(patch, ["domain", "pathPrefix", "sslEnabled", "sslCertResolver"]);
+      const own = pick(patch, ["domain", "pathPrefix", "sslEnabled", "sslCertResolver", "tlsIncludeApex"]);
+      // A domain change that makes the route a wildcard (or not) moves a default resolver to the matching default.
+      if (
+        primary &&
+        own.domain &&
+        !own.sslCertResolver &&
+        primary.sslCertResolver === defaultResolver(primary.domain)
+      ) {
+        own.sslCertResolver = defaultResolver(own.domain);
+      }
       if (primary) {
         if (Object.keys(own).length > 0) {
           await t
@@ -134,7 +145,8 @@ export async function putPrimaryRouting(
         loadBalancerAlgo: patch.loadBalancerAlgo ?? existing[0]?.loadBalancerAlgo,
         sslEnabled: patch.sslEnabled,
         // The default applies to a new route only: a partial update must not reset a chosen resolver.
-        sslCertResolver: patch.sslCertResolver ?? defaultResolver,
+        sslCertResolver: patch.sslCertResolver ?? defaultResolver(domain),
+        tlsIncludeApex: patch.tlsIncludeApex,
         isPrimary: true,
       });
     });
@@ -157,7 +169,7 @@ export async function addDomain(
   db: Db,
   deploymentId: string,
   input: NewDomain,
-  defaultResolver: string,
+  defaultResolver: (domain: string) => string,
 ): Promise<{ route: RoutingRow; created: boolean }> {
   try {
     return await withDomainConflict(db, input.domain, input.pathPrefix, deploymentId, () =>
@@ -184,7 +196,13 @@ export async function addDomain(
             protocol: primary?.protocol,
             loadBalancerAlgo: primary?.loadBalancerAlgo,
             sslEnabled: input.sslEnabled ?? primary?.sslEnabled,
-            sslCertResolver: input.sslCertResolver ?? primary?.sslCertResolver ?? defaultResolver,
+            // A wildcard needs a DNS-01 resolver, so it never inherits the primary's (likely HTTP-01) one.
+            sslCertResolver:
+              input.sslCertResolver ??
+              (input.domain.startsWith("*.")
+                ? defaultResolver(input.domain)
+                : (primary?.sslCertResolver ?? defaultResolver(input.domain))),
+            tlsIncludeApex: input.tlsIncludeApex ?? false,
             isPrimary: !primary,
           })
           .returning();

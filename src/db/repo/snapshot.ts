@@ -1,17 +1,23 @@
 import { eq, sql } from "drizzle-orm";
 import { deploymentLocations, deploymentRouting, deployments } from "../../../schema/tables.js";
-import type { ReplicaInput, RouteInput } from "../../render/types.js";
+import type { ReplicaInput, RouteInput, TlsCertificateInput } from "../../render/types.js";
 import { type Db, rowsOf } from "../client.js";
+import { loadCertificatesForRender } from "./certificates.js";
+import { loadAllMiddlewares } from "./middlewares.js";
 
 export interface RoutingSnapshot {
   routes: RouteInput[];
   replicas: ReplicaInput[];
+  certificates: TlsCertificateInput[];
+  /** Certificates this instance could not decrypt (wrong CERT_ENCRYPTION_KEY): reported, not rendered. */
+  certificateFailures: { id: string; reason: string }[];
+  middlewares: Map<string, unknown>;
   /** Value of routing_change_seq when the snapshot was read. */
   changeSeq: string;
 }
 
 /** Reads everything the renderer needs in one consistent (repeatable read) view. */
-export async function loadSnapshot(db: Db): Promise<RoutingSnapshot> {
+export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSnapshot> {
   return db.transaction(
     async (tx) => {
       const changeSeq = await readChangeSeq(tx as unknown as Db);
@@ -29,6 +35,7 @@ export async function loadSnapshot(db: Db): Promise<RoutingSnapshot> {
           healthPath: deployments.healthPath,
           healthIntervalSeconds: deployments.healthIntervalSeconds,
           healthTimeoutSeconds: deployments.healthTimeoutSeconds,
+          tlsIncludeApex: deploymentRouting.tlsIncludeApex,
         })
         .from(deploymentRouting)
         .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
@@ -42,7 +49,10 @@ export async function loadSnapshot(db: Db): Promise<RoutingSnapshot> {
           healthStatus: deploymentLocations.healthStatus,
         })
         .from(deploymentLocations);
-      return { routes, replicas, changeSeq };
+      const t = tx as unknown as Db;
+      const { certs, failed } = certKey ? await loadCertificatesForRender(t, certKey) : { certs: [], failed: [] };
+      const middlewares = await loadAllMiddlewares(t);
+      return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, changeSeq };
     },
     { isolationLevel: "repeatable read", accessMode: "read only" },
   );

@@ -1,0 +1,60 @@
+import bcrypt from "bcryptjs";
+import { Hono } from "hono";
+import { getDeployment } from "../../db/repo/deployments.js";
+import { getMiddlewares, putMiddlewares } from "../../db/repo/middlewares.js";
+import { CHAIN_ORDER, type StoredMiddlewares } from "../../render/middlewares.js";
+import type { AppEnv, Deps } from "../app.js";
+import { DeploymentId, type MiddlewaresBody, MiddlewaresBody as MiddlewaresBodySchema } from "../schemas.js";
+import { parseBody, parseParam } from "../validate.js";
+
+const BCRYPT_COST = 10;
+
+/** Plaintext basic-auth passwords become bcrypt htpasswd lines here; nothing else ever sees them. */
+async function toStored(body: MiddlewaresBody): Promise<StoredMiddlewares> {
+  const { basic_auth, ...rest } = body;
+  if (!basic_auth) {
+    return rest;
+  }
+  const hashed = await Promise.all(
+    basic_auth.users.map(
+      async (u) => `${u.username}:${(await bcrypt.hash(u.password, BCRYPT_COST)).replace(/^\$2b\$/, "$2y$")}`,
+    ),
+  );
+  return {
+    ...rest,
+    basic_auth: {
+      users: [...hashed, ...basic_auth.htpasswd],
+      ...(basic_auth.realm ? { realm: basic_auth.realm } : {}),
+      remove_header: basic_auth.remove_header,
+    },
+  };
+}
+
+/** What GET shows: settings as stored, with basic-auth hashes reduced to user names. */
+export function middlewaresView(stored: Record<string, unknown>) {
+  const basic = stored.basic_auth as { users?: string[] } | undefined;
+  return {
+    ...stored,
+    ...(basic ? { basic_auth: { ...basic, users: (basic.users ?? []).map((line) => line.split(":")[0]) } } : {}),
+    chain_order: CHAIN_ORDER,
+  };
+}
+
+export function middlewaresApi({ handle, cache }: Deps) {
+  const { db } = handle;
+  return new Hono<AppEnv>()
+    .get("/:id/middlewares", async (c) => {
+      const id = parseParam(c, "id", DeploymentId);
+      await getDeployment(db, id);
+      return c.json(middlewaresView(await getMiddlewares(db, id)));
+    })
+    .put("/:id/middlewares", async (c) => {
+      const id = parseParam(c, "id", DeploymentId);
+      const body = await parseBody(c, MiddlewaresBodySchema);
+      await getDeployment(db, id);
+      const stored = await toStored(body);
+      await putMiddlewares(db, id, stored);
+      cache.invalidate();
+      return c.json(middlewaresView(stored));
+    });
+}

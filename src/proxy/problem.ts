@@ -1,0 +1,141 @@
+import { randomBytes } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
+import { problemType } from "../api/problem.js";
+
+/** A failure the proxy answers itself, as an RFC 9457 problem. */
+export interface ProxyProblem {
+  status: number;
+  code: string;
+  title: string;
+  detail: string;
+  /** Extra response headers, e.g. `Retry-After`. */
+  headers?: Record<string, string>;
+}
+
+const RETRY_AFTER_SECONDS = "5";
+
+export const problems = {
+  notFound: (what: string): ProxyProblem => ({
+    status: 404,
+    code: "DEPLOYMENT_NOT_FOUND",
+    title: "Deployment not found",
+    detail: `No deployment is routed for ${what}.`,
+  }),
+  noHealthyReplica: (deploymentId: string): ProxyProblem => ({
+    status: 503,
+    code: "NO_HEALTHY_REPLICA",
+    title: "No healthy replica",
+    detail: `Deployment ${deploymentId} has no healthy replica right now. Try again shortly.`,
+    headers: { "retry-after": RETRY_AFTER_SECONDS },
+  }),
+  badUpstream: (detail: string): ProxyProblem => ({ status: 502, code: "BAD_UPSTREAM", title: "Bad upstream", detail }),
+  upstreamTimeout: (detail: string): ProxyProblem => ({
+    status: 504,
+    code: "UPSTREAM_TIMEOUT",
+    title: "Upstream timeout",
+    detail,
+  }),
+  untrusted: (): ProxyProblem => ({
+    status: 403,
+    code: "UNTRUSTED_ROUTING_HEADER",
+    title: "Untrusted routing header",
+    detail: "X-Obiente-Deployment is accepted only from the edge proxy, with the shared secret.",
+  }),
+  invalidPath: (): ProxyProblem => ({
+    status: 400,
+    code: "INVALID_PATH",
+    title: "Invalid path",
+    detail: "The request target must be a path without '..' segments.",
+  }),
+  badRequest: (detail: string, status = 400): ProxyProblem => ({
+    status,
+    code: "BAD_REQUEST",
+    title: STATUS_CODES[status] ?? "Bad Request",
+    detail,
+  }),
+};
+
+const requestIdPrefix = `req_${randomBytes(3).toString("hex")}`;
+let requestCounter = 0;
+
+/** A short id for a problem response, unique within this process (correlates logs and bodies). */
+export function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 0x7fff_ffff;
+  return `${requestIdPrefix}${requestCounter.toString(36).padStart(6, "0")}`;
+}
+
+/** The `instance` member: the request path without its query. */
+export function instanceOf(url: string | undefined): string {
+  if (!url) {
+    return "/";
+  }
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** The problem+json body (RFC 9457: type, title, status, detail, instance, plus our code and requestId). */
+export function problemBody(p: ProxyProblem, instance: string, requestId: string): string {
+  return JSON.stringify({
+    type: problemType(p.code),
+    title: p.title,
+    status: p.status,
+    detail: p.detail,
+    instance,
+    code: p.code,
+    requestId,
+  });
+}
+
+const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
+
+/** The branded page browsers get for the same problem (they ask for text/html first). */
+export function problemPage(p: ProxyProblem, requestId: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${p.status} ${escapeHtml(p.title)}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;margin:0;display:grid;place-items:center;min-height:100vh;background:#f6f7f9;color:#1d232b}
+main{max-width:32rem;padding:2rem}h1{font-size:1.4rem;margin:0 0 .5rem}small{color:#6b7480}</style></head>
+<body><main><h1>${p.status} · ${escapeHtml(p.title)}</h1><p>${escapeHtml(p.detail)}</p>
+<small>obiente · ${escapeHtml(p.code)} · ${escapeHtml(requestId)}</small></main></body></html>
+`;
+}
+
+function wantsHtml(accept: string | undefined): boolean {
+  return accept !== undefined && accept.startsWith("text/html");
+}
+
+/** Answers a request with a problem (or its HTML page for browsers); returns the request id. */
+export function sendProblem(res: ServerResponse, p: ProxyProblem, url: string | undefined, accept?: string): string {
+  const requestId = nextRequestId();
+  const html = wantsHtml(accept);
+  const body = html ? problemPage(p, requestId) : problemBody(p, instanceOf(url), requestId);
+  res.writeHead(p.status, {
+    ...p.headers,
+    "content-type": html ? "text/html; charset=utf-8" : "application/problem+json",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  });
+  res.end(body);
+  return requestId;
+}
+
+/** Writes a problem straight onto a socket (upgrade requests and unparsable ones) and closes it. */
+export function writeRawProblem(socket: Duplex, p: ProxyProblem, url: string | undefined): string {
+  const requestId = nextRequestId();
+  const body = problemBody(p, instanceOf(url), requestId);
+  let head = `HTTP/1.1 ${p.status} ${STATUS_CODES[p.status] ?? "Error"}\r\n`;
+  for (const [k, v] of Object.entries(p.headers ?? {})) {
+    head += `${k}: ${v}\r\n`;
+  }
+  head += `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
+  head += "cache-control: no-store\r\nconnection: close\r\n\r\n";
+  if (socket.writable) {
+    socket.end(head + body);
+  } else {
+    socket.destroy();
+  }
+  return requestId;
+}

@@ -1,0 +1,117 @@
+import { classifyRequestHeader, connectionListed, dropListed, H } from "./headers.js";
+
+/** One pass over a request's raw headers: what to forward, and what the proxy itself acts on. */
+export interface RequestScan {
+  /** End-to-end headers to forward, flat `[name, value, …]` (Host included, hop-by-hop and ours removed). */
+  headers: string[];
+  host: string | undefined;
+  /** More than one Host header (RFC 9112 §3.2: answered with 400). */
+  hostRepeated: boolean;
+  deployment: string | undefined;
+  secret: string | undefined;
+  /** The routing or secret header appeared more than once: never trusted. */
+  routingRepeated: boolean;
+  forwardedFor: string | undefined;
+  forwardedProto: string | undefined;
+  forwardedHost: string | undefined;
+  upgrade: string | undefined;
+  /** Content-Length above 0 or any Transfer-Encoding: the request has a body (never retried). */
+  hasBody: boolean;
+}
+
+/** Splits a request's raw headers into what is forwarded and what the proxy reads. */
+export function scanRequest(raw: readonly string[]): RequestScan {
+  const scan: RequestScan = {
+    headers: [],
+    host: undefined,
+    hostRepeated: false,
+    deployment: undefined,
+    secret: undefined,
+    routingRepeated: false,
+    forwardedFor: undefined,
+    forwardedProto: undefined,
+    forwardedHost: undefined,
+    upgrade: undefined,
+    hasBody: false,
+  };
+  const out = scan.headers;
+  let connection: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    switch (classifyRequestHeader(name)) {
+      case H.Pass:
+        out.push(name, value);
+        break;
+      case H.Host:
+        if (scan.host === undefined) {
+          scan.host = value;
+          out.push(name, value);
+        } else {
+          scan.hostRepeated = true;
+        }
+        break;
+      case H.ContentLength:
+        out.push(name, value);
+        if (value !== "0") {
+          scan.hasBody = true;
+        }
+        break;
+      case H.TransferEncoding:
+        scan.hasBody = true; // Node decodes the body; undici re-chunks the stream
+        break;
+      case H.ForwardedFor:
+        scan.forwardedFor = scan.forwardedFor === undefined ? value : `${scan.forwardedFor}, ${value}`;
+        break;
+      case H.ForwardedProto:
+        scan.forwardedProto ??= value;
+        break;
+      case H.ForwardedHost:
+        scan.forwardedHost ??= value;
+        break;
+      case H.Deployment:
+        scan.routingRepeated ||= scan.deployment !== undefined;
+        scan.deployment = value;
+        break;
+      case H.Secret:
+        scan.routingRepeated ||= scan.secret !== undefined;
+        scan.secret = value;
+        break;
+      case H.Connection:
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        break;
+      case H.Upgrade:
+        scan.upgrade = value;
+        break;
+      default:
+        break; // hop-by-hop
+    }
+  }
+  if (connection !== undefined && connection.length > 10) {
+    // Anything beyond "keep-alive"/"close"/"upgrade" names more hop-by-hop headers (rare: slow path).
+    const listed = connectionListed(connection);
+    if (listed.length > 0) {
+      dropListed(out, listed);
+    }
+  }
+  return scan;
+}
+
+/**
+ * Adds X-Forwarded-For (appended), -Proto and -Host. Values from the edge (a request with the valid secret)
+ * are kept; anyone else's -Proto and -Host are replaced with what this listener saw.
+ */
+export function appendForwarding(scan: RequestScan, peer: string | undefined, fromEdge: boolean): void {
+  const out = scan.headers;
+  const xff = scan.forwardedFor;
+  if (peer !== undefined) {
+    out.push("x-forwarded-for", xff === undefined ? peer : `${xff}, ${peer}`);
+  } else if (xff !== undefined) {
+    out.push("x-forwarded-for", xff);
+  }
+  out.push("x-forwarded-proto", fromEdge && scan.forwardedProto !== undefined ? scan.forwardedProto : "http");
+  const host = fromEdge && scan.forwardedHost !== undefined ? scan.forwardedHost : scan.host;
+  if (host !== undefined) {
+    out.push("x-forwarded-host", host);
+  }
+}

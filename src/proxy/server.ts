@@ -1,0 +1,463 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, BlockList, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { type Dispatcher, Pool } from "undici";
+import type { Clock } from "../lib/clock.js";
+import type { Logger } from "../lib/logger.js";
+import { Exchange, type ExchangeHost } from "./exchange.js";
+import { isRefusedPath } from "./headers.js";
+import { type ProxyProblem, problems, sendProblem, writeRawProblem } from "./problem.js";
+import { appendForwarding, type RequestScan, scanRequest } from "./request.js";
+import { normalizeHost, RoutingTable, type ProxySnapshot, type TableBackend, type TableReplica } from "./table.js";
+import { isTrustedPeer, secretMatcher, trustedPeers } from "./trust.js";
+import { openTunnel } from "./tunnel.js";
+
+/** A failed connect to a replica, handed to the passive health path. */
+export interface ReplicaFailure {
+  deploymentId: string;
+  replicaId: string;
+  at: Date;
+  /** e.g. `connection failed: ECONNREFUSED`. */
+  error: string;
+}
+
+export interface ProxyOptions {
+  port: number;
+  host: string;
+  /** Reads the routing state: at start, after a change notification, and every `refreshMs`. */
+  loadSnapshot: () => Promise<ProxySnapshot>;
+  /** Subscribes to routing changes (LISTEN); returns the unsubscribe. Optional: polling alone also works. */
+  listen?: (onChange: () => void) => Promise<() => Promise<void>>;
+  /** Records a replica the proxy could not connect to (the passive failure path). */
+  reportFailure: (failure: ReplicaFailure) => Promise<void>;
+  /** The value Traefik's headers middleware sends in X-Obiente-Proxy-Secret. */
+  secret: string;
+  /** When set, the routing header is trusted only from these peers (CIDR ranges or addresses). */
+  trustedCidrs?: readonly string[];
+  logger: Logger;
+  clock: Clock;
+  /** HEALTH_INTERVAL_SECONDS: CPU readings of deployments without an override count for 3 of these. */
+  defaultIntervalSeconds: number;
+  /** Safety-net refresh (CPU readings send no NOTIFY). */
+  refreshMs: number;
+  /** Coalesces bursts of change notifications into one refresh. */
+  debounceMs?: number;
+  connectTimeoutMs: number;
+  /** Time to the upstream's response headers (and between body chunks). */
+  responseTimeoutMs: number;
+  /** How long close() lets in-flight requests finish. */
+  closeGraceMs?: number;
+}
+
+export interface RunningProxy {
+  url: string;
+  /** The table requests are routed with right now. */
+  table(): RoutingTable;
+  /** Reloads the table now; resolves when a load that started after this call has finished. */
+  refresh(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A locally observed connect failure keeps a replica out for this long, across refreshes that may lag. */
+const LOCAL_DOWN_MS = 5000;
+
+const CONNECT_ERRORS = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "ETIMEDOUT",
+  "EADDRNOTAVAIL",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_SOCKET",
+]);
+
+function isConnectError(err: Error & { code?: string }): boolean {
+  const code = err.code ?? "";
+  return CONNECT_ERRORS.has(code) || code.startsWith("ERR_TLS") || code.includes("CERT");
+}
+
+function describe(err: Error & { code?: string }): string {
+  if (err.code === "UND_ERR_CONNECT_TIMEOUT") {
+    return "connect timeout";
+  }
+  return `connection failed: ${err.code ?? err.message}`;
+}
+
+class Proxy implements ExchangeHost {
+  current: RoutingTable;
+  readonly pools = new Map<string, Pool>();
+  readonly tunnels = new Set<{ destroy(): void }>();
+  private readonly downUntil = new Map<string, number>();
+  private readonly secretOk: (provided: string) => boolean;
+  private readonly trusted: BlockList | undefined;
+  private readonly peerTrust = new WeakMap<Socket, boolean>();
+
+  constructor(
+    private readonly opts: ProxyOptions,
+    first: ProxySnapshot,
+  ) {
+    this.secretOk = secretMatcher(opts.secret);
+    this.trusted = opts.trustedCidrs && opts.trustedCidrs.length > 0 ? trustedPeers(opts.trustedCidrs) : undefined;
+    this.current = RoutingTable.build(first, { defaultIntervalSeconds: opts.defaultIntervalSeconds });
+  }
+
+  /** Swaps in a table built from a new snapshot; closes the pools of origins that left. */
+  install(snapshot: ProxySnapshot): void {
+    const next = RoutingTable.build(snapshot, { defaultIntervalSeconds: this.opts.defaultIntervalSeconds }, this.current);
+    const now = this.opts.clock.now().getTime();
+    for (const [id, until] of this.downUntil) {
+      if (until <= now) {
+        this.downUntil.delete(id);
+      } else {
+        next.markUnhealthy(id);
+      }
+    }
+    this.current = next;
+    for (const [origin, pool] of this.pools) {
+      if (!next.origins.has(origin)) {
+        this.pools.delete(origin);
+        pool.close().catch(() => {}); // lets in-flight requests finish
+      }
+    }
+  }
+
+  dispatcherFor(origin: string): Dispatcher {
+    let pool = this.pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connectTimeout: this.opts.connectTimeoutMs,
+        headersTimeout: this.opts.responseTimeoutMs,
+        bodyTimeout: this.opts.responseTimeoutMs,
+        keepAliveTimeout: 4_000,
+        keepAliveMaxTimeout: 600_000,
+        pipelining: 1,
+      });
+      this.pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** Resolves the backend for a request, or the problem to answer with. */
+  private resolve(socket: Socket, scan: RequestScan, url: string): TableBackend | ProxyProblem {
+    if (scan.hostRepeated) {
+      return problems.badRequest("More than one Host header.");
+    }
+    const host = scan.host === undefined ? "" : normalizeHost(scan.host);
+    if (scan.deployment !== undefined) {
+      if (scan.routingRepeated || scan.secret === undefined || !this.secretOk(scan.secret) || !this.peerAllowed(socket)) {
+        return problems.untrusted();
+      }
+      return this.current.byDeployment(scan.deployment, host, url) ?? problems.notFound(`deployment ${scan.deployment}`);
+    }
+    return this.current.byHost(host, url) ?? problems.notFound(host === "" ? "this request" : `host ${host}`);
+  }
+
+  private peerAllowed(socket: Socket): boolean {
+    if (!this.trusted) {
+      return true;
+    }
+    let ok = this.peerTrust.get(socket);
+    if (ok === undefined) {
+      ok = isTrustedPeer(this.trusted, socket.remoteAddress);
+      this.peerTrust.set(socket, ok);
+    }
+    return ok;
+  }
+
+  /** Resolves and picks a replica; answers the problem itself through `fail` when there is none. */
+  private route(
+    socket: Socket,
+    scan: RequestScan,
+    url: string,
+  ): { backend: TableBackend; replica: TableReplica } | ProxyProblem {
+    const found = this.resolve(socket, scan, url);
+    if ("status" in found) {
+      return found;
+    }
+    if (found.protocol === "h2c") {
+      return problems.badUpstream("This deployment speaks h2c (gRPC), which the fallback proxy does not carry.");
+    }
+    const replica = this.current.pickReplica(found, this.opts.clock.now());
+    if (!replica) {
+      return problems.noHealthyReplica(found.deploymentId);
+    }
+    appendForwarding(scan, socket.remoteAddress, scan.deployment !== undefined);
+    return { backend: found, replica };
+  }
+
+  readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? "/";
+    if (isRefusedPath(url)) {
+      this.answer(req, res, problems.invalidPath());
+      return;
+    }
+    const scan = scanRequest(req.rawHeaders);
+    const routed = this.route(req.socket, scan, url);
+    if ("status" in routed) {
+      this.answer(req, res, routed);
+      return;
+    }
+    new Exchange(this, req, res, scan, routed.backend, routed.replica).dispatch();
+  };
+
+  private answer(req: IncomingMessage, res: ServerResponse, p: ProxyProblem): void {
+    const id = sendProblem(res, p, req.url, req.headers.accept);
+    if (p.status >= 500) {
+      this.opts.logger.warn("proxy answered with a problem", {
+        requestId: id,
+        status: p.status,
+        code: p.code,
+        method: req.method,
+        path: req.url,
+      });
+    }
+  }
+
+  upstreamFailed(ex: Exchange, err: Error & { code?: string }): void {
+    const { res } = ex;
+    if (ex.cancelled || res.destroyed) {
+      return; // the client left first
+    }
+    if (res.headersSent) {
+      res.destroy(); // mid-body: all we can do is cut the response
+      return;
+    }
+    const code = err.code;
+    if (!ex.connected && isConnectError(err)) {
+      this.replicaFailed(ex.replica, describe(err));
+      if (this.retry(ex)) {
+        return;
+      }
+      this.answer(
+        ex.req,
+        res,
+        code === "UND_ERR_CONNECT_TIMEOUT"
+          ? problems.upstreamTimeout("The replica did not accept the connection in time.")
+          : problems.badUpstream("The replica could not be reached."),
+      );
+      return;
+    }
+    if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
+      this.answer(ex.req, res, problems.upstreamTimeout("The replica did not answer in time."));
+      return;
+    }
+    if (ex.connected && !ex.responded && (code === "UND_ERR_SOCKET" || code === "ECONNRESET") && this.retry(ex)) {
+      return; // a kept-alive connection closed under us: not the replica's health
+    }
+    if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH") {
+      this.answer(ex.req, res, problems.badRequest("The request could not be forwarded as sent."));
+      return;
+    }
+    this.opts.logger.debug("upstream failed", { replica: ex.replica.id, err });
+    this.answer(ex.req, res, problems.badUpstream("The replica sent no valid response."));
+  }
+
+  /** One retry on the next-best replica, for requests without a body that never reached the first one. */
+  private retry(ex: Exchange): boolean {
+    if (ex.attempt > 0 || !ex.retryable) {
+      return false;
+    }
+    const next = this.current.pickReplica(ex.backend, this.opts.clock.now(), ex.replica.id);
+    if (!next) {
+      return false;
+    }
+    ex.attempt++;
+    ex.replica = next;
+    ex.dispatch();
+    return true;
+  }
+
+  /** Takes the replica out at once and reports it once (the database write collapses repeats anyway). */
+  replicaFailed(replica: TableReplica, error: string): void {
+    replica.healthy = false;
+    this.current.markUnhealthy(replica.id);
+    const now = this.opts.clock.now();
+    if ((this.downUntil.get(replica.id) ?? 0) > now.getTime()) {
+      return;
+    }
+    this.downUntil.set(replica.id, now.getTime() + LOCAL_DOWN_MS);
+    this.opts.logger.warn("replica unreachable, taken out of rotation", {
+      deploymentId: replica.deploymentId,
+      replicaId: replica.id,
+      error,
+    });
+    this.opts
+      .reportFailure({ deploymentId: replica.deploymentId, replicaId: replica.id, at: now, error })
+      .catch((err: unknown) => this.opts.logger.warn("failure report failed", { replicaId: replica.id, err }));
+  }
+
+  readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on("error", () => socket.destroy());
+    const url = req.url ?? "/";
+    if (isRefusedPath(url)) {
+      writeRawProblem(socket, problems.invalidPath(), url);
+      return;
+    }
+    const scan = scanRequest(req.rawHeaders);
+    const routed = this.route(req.socket, scan, url);
+    if ("status" in routed) {
+      writeRawProblem(socket, routed, url);
+      return;
+    }
+    let lines = `${req.method ?? "GET"} ${url} HTTP/1.1\r\n`;
+    const h = scan.headers;
+    for (let i = 0; i + 1 < h.length; i += 2) {
+      lines += `${h[i]}: ${h[i + 1]}\r\n`;
+    }
+    lines += `connection: upgrade\r\nupgrade: ${scan.upgrade ?? "websocket"}\r\n\r\n`;
+    this.tunnel(socket, head, lines, url, routed.backend, routed.replica, 0);
+  };
+
+  private tunnel(
+    client: Duplex,
+    head: Buffer,
+    requestHead: string,
+    url: string,
+    backend: TableBackend,
+    replica: TableReplica,
+    attempt: number,
+  ): void {
+    const t = openTunnel({
+      client,
+      head,
+      requestHead,
+      target: { address: replica.address, port: replica.port, tls: backend.protocol === "https" },
+      connectTimeoutMs: this.opts.connectTimeoutMs,
+      responseTimeoutMs: this.opts.responseTimeoutMs,
+      onClose: () => this.tunnels.delete(t),
+      onFail: (f) => {
+        if (f.kind === "connect") {
+          this.replicaFailed(replica, describe(f.err));
+          const next = attempt === 0 ? this.current.pickReplica(backend, this.opts.clock.now(), replica.id) : undefined;
+          if (next) {
+            this.tunnel(client, head, requestHead, url, backend, next, attempt + 1);
+            return;
+          }
+        }
+        const p =
+          f.kind === "timeout" || (f.kind === "connect" && f.err.code === "UND_ERR_CONNECT_TIMEOUT")
+            ? problems.upstreamTimeout("The replica did not answer the upgrade in time.")
+            : problems.badUpstream("The replica could not be reached for the upgrade.");
+        writeRawProblem(client, p, url);
+      },
+    });
+    this.tunnels.add(t);
+  }
+
+  readonly onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
+    if (err.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // A response already started on this connection cannot be followed by a 400 (Node's own check).
+    const pending = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (pending?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const p =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? problems.badRequest("Request headers are too large.", 431)
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? problems.badRequest("The request was not received in time.", 408)
+          : problems.badRequest("The request could not be parsed.");
+    writeRawProblem(socket, p, undefined);
+  };
+}
+
+/** Starts the fallback proxy: loads the table, listens, and keeps the table fresh until close(). */
+export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  const { logger } = opts;
+  const proxy = new Proxy(opts, await opts.loadSnapshot());
+
+  let inflight: Promise<void> | undefined;
+  let again = false;
+  const refresh = (): Promise<void> => {
+    if (inflight) {
+      again = true;
+      return inflight;
+    }
+    inflight = (async () => {
+      try {
+        do {
+          again = false;
+          proxy.install(await opts.loadSnapshot());
+        } while (again);
+      } catch (err) {
+        logger.warn("proxy table refresh failed; keeping the last table", { err });
+      } finally {
+        inflight = undefined;
+      }
+    })();
+    return inflight;
+  };
+  let debounce: NodeJS.Timeout | undefined;
+  const onChange = () => {
+    if (debounce) {
+      return;
+    }
+    debounce = setTimeout(() => {
+      debounce = undefined;
+      void refresh();
+    }, opts.debounceMs ?? 25);
+  };
+  let unlisten: (() => Promise<void>) | undefined;
+  if (opts.listen) {
+    try {
+      unlisten = await opts.listen(onChange);
+    } catch (err) {
+      logger.warn("proxy LISTEN failed; relying on the refresh interval", { err });
+    }
+  }
+  const timer = setInterval(() => void refresh(), opts.refreshMs);
+  timer.unref();
+
+  const server: Server = createServer(
+    {
+      keepAliveTimeout: 120_000, // longer than Traefik's idle timeout to its backends (90 s)
+      headersTimeout: 60_000,
+      requestTimeout: 0, // long uploads are fine; the upstream decides
+    },
+    proxy.onRequest,
+  );
+  server.on("upgrade", proxy.onUpgrade);
+  server.on("clientError", proxy.onClientError);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  logger.info("fallback proxy listening", { url, deployments: proxy.current.deploymentCount });
+
+  return {
+    url,
+    table: () => proxy.current,
+    refresh,
+    async close() {
+      clearInterval(timer);
+      clearTimeout(debounce);
+      await unlisten?.().catch(() => {});
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 5000);
+      for (const t of proxy.tunnels) {
+        t.destroy();
+      }
+      await closed;
+      clearTimeout(force);
+      await inflight;
+      await Promise.all([...proxy.pools.values()].map((p) => p.destroy().catch(() => {})));
+      proxy.pools.clear();
+    },
+  };
+}

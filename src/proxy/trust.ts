@@ -1,0 +1,61 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { BlockList, isIP, isIPv4 } from "node:net";
+
+/**
+ * A constant-time check of the shared secret. Both sides are hashed first, so the comparison never depends
+ * on where the strings differ nor leaks the secret's length.
+ */
+export function secretMatcher(secret: string): (provided: string) => boolean {
+  const expected = createHash("sha256").update(secret).digest();
+  return (provided) => timingSafeEqual(createHash("sha256").update(provided).digest(), expected);
+}
+
+/** Why a trusted-source entry is invalid (`10.0.0.0/8`, `fd00::/8`, or a single address), or undefined. */
+export function checkCidr(entry: string): string | undefined {
+  const slash = entry.indexOf("/");
+  const address = slash === -1 ? entry : entry.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) {
+    return `${entry}: not an IP address or CIDR range`;
+  }
+  if (slash !== -1) {
+    const bits = entry.slice(slash + 1);
+    const max = family === 4 ? 32 : 128;
+    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) {
+      return `${entry}: prefix length must be 0–${max}`;
+    }
+  }
+  return undefined;
+}
+
+/** Builds the allow-list of peers that may send the routing header; throws on an invalid entry. */
+export function trustedPeers(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const reason = checkCidr(entry);
+    if (reason) {
+      throw new Error(`invalid trusted CIDR ${reason}`);
+    }
+    const slash = entry.indexOf("/");
+    const address = slash === -1 ? entry : entry.slice(0, slash);
+    const type = isIP(address) === 4 ? "ipv4" : "ipv6";
+    if (slash === -1) {
+      list.addAddress(address, type);
+    } else {
+      list.addSubnet(address, Number(entry.slice(slash + 1)), type);
+    }
+  }
+  return list;
+}
+
+/** Whether a socket's peer address is on the list; IPv4-mapped IPv6 (`::ffff:10.0.0.1`) counts as IPv4. */
+export function isTrustedPeer(list: BlockList, address: string | undefined): boolean {
+  if (!address) {
+    return false;
+  }
+  if (address.startsWith("::ffff:") && isIPv4(address.slice(7))) {
+    return list.check(address.slice(7), "ipv4");
+  }
+  const family = isIP(address);
+  return family !== 0 && list.check(address, family === 4 ? "ipv4" : "ipv6");
+}

@@ -1,0 +1,221 @@
+import { isIP } from "node:net";
+import { z } from "zod";
+import { routeName } from "./names.js";
+import type { Middleware, RouteInput } from "./types.js";
+
+// Per-deployment middlewares as stored (deployment_middlewares.config): the API validates and hashes input into
+// this shape; the renderer validates it again before it reaches Traefik (rows can be edited by hand).
+
+const noTemplate = (s: string) => !s.includes("{{") && !s.includes("}}"); // the file provider runs Go templates
+const printable = z
+  .string()
+  .regex(/^[\x20-\x7E]*$/, "printable ASCII only")
+  .refine(noTemplate, "must not contain {{ or }}");
+
+/** Headers a deployment may not set: they steer routing or framing, or forge the fallback proxy's trust. */
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "te",
+  "trailer",
+  "keep-alive",
+  "proxy-connection",
+]);
+
+export const HeaderName = z
+  .string()
+  .regex(/^[A-Za-z0-9-]{1,64}$/, "letters, digits and '-' only (≤ 64)")
+  .refine(
+    (h) => !RESERVED_HEADERS.has(h.toLowerCase()) && !h.toLowerCase().startsWith("x-obiente-"),
+    "this header is reserved",
+  );
+const HeaderMap = z
+  .record(HeaderName, printable.max(1024))
+  .refine((m) => Object.keys(m).length <= 50, "at most 50 headers");
+
+export const Cidr = z.string().refine((v) => {
+  const [addr, bits, ...rest] = v.split("/");
+  const family = isIP(addr ?? "");
+  if (family === 0 || rest.length > 0) {
+    return false;
+  }
+  if (bits === undefined) {
+    return true;
+  }
+  const n = Number(bits);
+  return /^\d{1,3}$/.test(bits) && n <= (family === 4 ? 32 : 128);
+}, "must be an IP address or CIDR range");
+
+const HTPASSWD_LINE =
+  /^[A-Za-z0-9._@-]{1,64}:(?:\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}|\$apr1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}|\{SHA\}[A-Za-z0-9+/]{27}=)$/;
+export const HtpasswdLine = z.string().regex(HTPASSWD_LINE, "must be user:hash with a bcrypt, apr1 or {SHA} hash");
+
+export const StoredMiddlewares = z.strictObject({
+  redirect_www: z.enum(["to-www", "to-apex"]).optional(),
+  ip_allow_list: z
+    .strictObject({ source_range: z.array(Cidr).min(1).max(100), ip_depth: z.number().int().min(0).max(10).optional() })
+    .optional(),
+  rate_limit: z
+    .strictObject({
+      average: z.number().int().min(1).max(1_000_000),
+      burst: z.number().int().min(1).max(1_000_000).default(1),
+      period_seconds: z.number().int().min(1).max(3600).default(1),
+      ip_depth: z.number().int().min(0).max(10).optional(),
+      request_header: HeaderName.optional(),
+    })
+    .refine(
+      (r) => r.ip_depth === undefined || r.request_header === undefined,
+      "use ip_depth or request_header, not both",
+    )
+    .optional(),
+  basic_auth: z
+    .strictObject({
+      users: z.array(HtpasswdLine).min(1).max(100),
+      realm: printable
+        .min(1)
+        .max(64)
+        .refine((s) => !s.includes('"'), "no quotes")
+        .optional(),
+      remove_header: z.boolean().default(true),
+    })
+    .optional(),
+  headers: z
+    .strictObject({
+      request: HeaderMap.default({}),
+      response: HeaderMap.default({}),
+      security_preset: z.boolean().default(false),
+    })
+    .optional(),
+  compress: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      min_response_body_bytes: z.number().int().min(0).max(100_000_000).optional(),
+      encodings: z
+        .array(z.enum(["gzip", "br", "zstd"]))
+        .min(1)
+        .max(3)
+        .optional(),
+    })
+    .optional(),
+  strip_prefix: z.boolean().optional(),
+});
+export type StoredMiddlewares = z.infer<typeof StoredMiddlewares>;
+
+/** The documented chain order: cheap refusals first, then identity, then rewriting, then encoding. */
+export const CHAIN_ORDER = [
+  "redirect-www",
+  "ip-allow-list",
+  "rate-limit",
+  "basic-auth",
+  "headers",
+  "strip-prefix",
+  "compress",
+] as const;
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * Traefik middlewares for one route: definitions (stable names) and the chain in CHAIN_ORDER. Deployment-wide
+ * ones are named after the deployment; those that depend on the route (strip prefix, www redirect) after the route.
+ */
+export function middlewaresFor(
+  route: RouteInput,
+  cfg: StoredMiddlewares,
+): { defs: [string, Middleware][]; chain: string[] } {
+  const dep = routeName(route).split("--")[0] ?? "x";
+  const own = routeName(route);
+  const defs: [string, Middleware][] = [];
+  const add = (name: string, mw: Middleware) => {
+    defs.push([name, mw]);
+  };
+  const wild = route.domain.startsWith("*.");
+  if (cfg.redirect_www && !wild) {
+    const isWww = route.domain.startsWith("www.");
+    if (cfg.redirect_www === "to-apex" && isWww) {
+      add(`${own}--redirect-www`, {
+        redirectRegex: {
+          permanent: true,
+          regex: `^(https?)://www\\.${escapeRe(route.domain.slice(4))}(:[0-9]+)?(.*)$`,
+          replacement: `$\{1}://${route.domain.slice(4)}$\{2}$\{3}`,
+        },
+      });
+    } else if (cfg.redirect_www === "to-www" && !isWww) {
+      add(`${own}--redirect-www`, {
+        redirectRegex: {
+          permanent: true,
+          regex: `^(https?)://${escapeRe(route.domain)}(:[0-9]+)?(.*)$`,
+          replacement: `$\{1}://www.${route.domain}$\{2}$\{3}`,
+        },
+      });
+    }
+  }
+  if (cfg.ip_allow_list) {
+    const { source_range, ip_depth } = cfg.ip_allow_list;
+    add(`${dep}--ip-allow-list`, {
+      ipAllowList: {
+        ...(ip_depth === undefined ? {} : { ipStrategy: { depth: ip_depth } }),
+        sourceRange: [...source_range].sort(),
+      },
+    });
+  }
+  if (cfg.rate_limit) {
+    const r = cfg.rate_limit;
+    const sourceCriterion = r.request_header
+      ? { requestHeaderName: r.request_header }
+      : r.ip_depth !== undefined
+        ? { ipStrategy: { depth: r.ip_depth } }
+        : undefined;
+    add(`${dep}--rate-limit`, {
+      rateLimit: {
+        average: r.average,
+        burst: r.burst,
+        period: `${r.period_seconds}s`,
+        ...(sourceCriterion ? { sourceCriterion } : {}),
+      },
+    });
+  }
+  if (cfg.basic_auth) {
+    const b = cfg.basic_auth;
+    add(`${dep}--basic-auth`, {
+      basicAuth: { ...(b.realm ? { realm: b.realm } : {}), removeHeader: b.remove_header, users: [...b.users].sort() },
+    });
+  }
+  if (cfg.headers) {
+    const h = cfg.headers;
+    const sorted = (m: Record<string, string>) =>
+      Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1)));
+    const preset = h.security_preset
+      ? {
+          contentTypeNosniff: true,
+          frameDeny: true,
+          referrerPolicy: "strict-origin-when-cross-origin",
+          stsIncludeSubdomains: true,
+          stsSeconds: 31_536_000,
+        }
+      : {};
+    const headers = {
+      ...preset,
+      ...(Object.keys(h.request).length > 0 ? { customRequestHeaders: sorted(h.request) } : {}),
+      ...(Object.keys(h.response).length > 0 ? { customResponseHeaders: sorted(h.response) } : {}),
+    };
+    if (Object.keys(headers).length > 0) {
+      add(`${dep}--headers`, { headers });
+    }
+  }
+  if (cfg.strip_prefix && route.pathPrefix !== "/") {
+    add(`${own}--strip-prefix`, { stripPrefix: { prefixes: [route.pathPrefix] } });
+  }
+  if (cfg.compress?.enabled) {
+    const c = cfg.compress;
+    add(`${dep}--compress`, {
+      compress: {
+        ...(c.encodings ? { encodings: c.encodings } : {}),
+        ...(c.min_response_body_bytes === undefined ? {} : { minResponseBodyBytes: c.min_response_body_bytes }),
+      },
+    });
+  }
+  return { defs, chain: defs.map(([name]) => name) };
+}
