@@ -122,7 +122,7 @@ export class ConfigCache {
       return;
     }
     const started = performance.now();
-    const { config, warnings } = renderDynamicConfig({
+    const { config, warnings, hasSecrets } = renderDynamicConfig({
       routes: snapshot.routes,
       replicas: snapshot.replicas,
       certificates: snapshot.certificates ?? [],
@@ -152,7 +152,7 @@ export class ConfigCache {
       renderMs,
       routeCount: snapshot.routes.length - warnings.filter((w) => w.kind === "route").length,
       serviceCount: Object.keys(config.http.services).length,
-      hasSecrets: (config.tls?.certificates.length ?? 0) > 0,
+      hasSecrets,
       warnings,
     };
     this.variants.clear();

@@ -1,9 +1,9 @@
 import type { DbHandle } from "../db/client.js";
 import { NotFound } from "../db/errors.js";
+import type { RecordedTransition } from "../db/repo/health.js";
 import { reportFailure } from "../db/repo/health.js";
 import { loadProxySnapshot } from "../db/repo/proxy-table.js";
 import { logTransitions } from "../health/checker.js";
-import type { RecordedTransition } from "../db/repo/health.js";
 import type { Logger } from "../lib/logger.js";
 import { ROUTING_CHANNEL } from "../provider/change-feed.js";
 import type { ProxyOptions, ReplicaFailure } from "./server.js";

@@ -104,7 +104,7 @@ main{max-width:32rem;padding:2rem}h1{font-size:1.4rem;margin:0 0 .5rem}small{col
 }
 
 function wantsHtml(accept: string | undefined): boolean {
-  return accept !== undefined && accept.startsWith("text/html");
+  return accept?.startsWith("text/html") === true;
 }
 
 /** Answers a request with a problem (or its HTML page for browsers); returns the request id. */

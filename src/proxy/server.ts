@@ -8,7 +8,7 @@ import { Exchange, type ExchangeHost } from "./exchange.js";
 import { isRefusedPath } from "./headers.js";
 import { type ProxyProblem, problems, sendProblem, writeRawProblem } from "./problem.js";
 import { appendForwarding, type RequestScan, scanRequest } from "./request.js";
-import { normalizeHost, RoutingTable, type ProxySnapshot, type TableBackend, type TableReplica } from "./table.js";
+import { normalizeHost, type ProxySnapshot, RoutingTable, type TableBackend, type TableReplica } from "./table.js";
 import { isTrustedPeer, secretMatcher, trustedPeers } from "./trust.js";
 import { openTunnel } from "./tunnel.js";
 
@@ -89,7 +89,7 @@ function describe(err: Error & { code?: string }): string {
   return `connection failed: ${err.code ?? err.message}`;
 }
 
-class Proxy implements ExchangeHost {
+class FallbackProxy implements ExchangeHost {
   current: RoutingTable;
   readonly pools = new Map<string, Pool>();
   readonly tunnels = new Set<{ destroy(): void }>();
@@ -109,7 +109,11 @@ class Proxy implements ExchangeHost {
 
   /** Swaps in a table built from a new snapshot; closes the pools of origins that left. */
   install(snapshot: ProxySnapshot): void {
-    const next = RoutingTable.build(snapshot, { defaultIntervalSeconds: this.opts.defaultIntervalSeconds }, this.current);
+    const next = RoutingTable.build(
+      snapshot,
+      { defaultIntervalSeconds: this.opts.defaultIntervalSeconds },
+      this.current,
+    );
     const now = this.opts.clock.now().getTime();
     for (const [id, until] of this.downUntil) {
       if (until <= now) {
@@ -150,10 +154,17 @@ class Proxy implements ExchangeHost {
     }
     const host = scan.host === undefined ? "" : normalizeHost(scan.host);
     if (scan.deployment !== undefined) {
-      if (scan.routingRepeated || scan.secret === undefined || !this.secretOk(scan.secret) || !this.peerAllowed(socket)) {
+      if (
+        scan.routingRepeated ||
+        scan.secret === undefined ||
+        !this.secretOk(scan.secret) ||
+        !this.peerAllowed(socket)
+      ) {
         return problems.untrusted();
       }
-      return this.current.byDeployment(scan.deployment, host, url) ?? problems.notFound(`deployment ${scan.deployment}`);
+      return (
+        this.current.byDeployment(scan.deployment, host, url) ?? problems.notFound(`deployment ${scan.deployment}`)
+      );
     }
     return this.current.byHost(host, url) ?? problems.notFound(host === "" ? "this request" : `host ${host}`);
   }
@@ -374,7 +385,7 @@ class Proxy implements ExchangeHost {
 /** Starts the fallback proxy: loads the table, listens, and keeps the table fresh until close(). */
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const { logger } = opts;
-  const proxy = new Proxy(opts, await opts.loadSnapshot());
+  const proxy = new FallbackProxy(opts, await opts.loadSnapshot());
 
   let inflight: Promise<void> | undefined;
   let again = false;

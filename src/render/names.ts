@@ -24,3 +24,7 @@ export function redirectRouterName(base: string): string {
 }
 
 export const REDIRECT_TO_HTTPS = "obiente-redirect-to-https";
+
+/** Request headers Traefik sets for the fallback proxy (see src/proxy): which deployment, and proof of origin. */
+export const DEPLOYMENT_HEADER = "X-Obiente-Deployment";
+export const PROXY_SECRET_HEADER = "X-Obiente-Proxy-Secret";

@@ -1,6 +1,6 @@
 import { canonical } from "./canonical.js";
 import { middlewaresFor, StoredMiddlewares } from "./middlewares.js";
-import { REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "./names.js";
+import { DEPLOYMENT_HEADER, PROXY_SECRET_HEADER, REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "./names.js";
 import { priorityFor, ruleFor } from "./rules.js";
 import { routerTls } from "./tls.js";
 import type {
@@ -166,10 +166,14 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   const routers: Record<string, Router> = {};
   const services: Record<string, Service> = {};
   let redirects = false;
+  let viaProxyRoutes = 0;
   for (const [name, route] of valid) {
     const rule = ruleFor(route.domain, route.pathPrefix);
     const priority = priorityFor(route.domain, route.pathPrefix);
-    services[name] = serviceFor(route, serversFor(route, up.get(route.deploymentId), noReplicaUrl), input.settings);
+    const viaProxy = route.loadBalancerAlgo === "least-conn" ? input.settings.fallbackProxy : undefined;
+    services[name] = viaProxy
+      ? { loadBalancer: { passHostHeader: true, servers: [{ url: viaProxy.url }] } }
+      : serviceFor(route, serversFor(route, up.get(route.deploymentId), noReplicaUrl), input.settings);
     const mwCfg = mwConfigs.get(route.deploymentId);
     const chain: string[] = [];
     if (mwCfg) {
@@ -178,6 +182,17 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
         mwDefs.set(n, def);
       }
       chain.push(...names);
+    }
+    if (viaProxy) {
+      // Last in the chain: Traefik overwrites any client-sent copy of these headers.
+      const fallbackName = `${name.split("--")[0]}--least-cpu`;
+      mwDefs.set(fallbackName, {
+        headers: {
+          customRequestHeaders: { [DEPLOYMENT_HEADER]: route.deploymentId, [PROXY_SECRET_HEADER]: viaProxy.secret },
+        },
+      });
+      chain.push(fallbackName);
+      viaProxyRoutes++;
     }
     const withChain = chain.length > 0 ? { middlewares: chain } : {};
     if (route.sslEnabled) {
@@ -208,11 +223,12 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   }
   const http: DynamicConfig["http"] =
     mwDefs.size === 0 ? { routers, services } : { middlewares: sortedRecord(mwDefs), routers, services };
+  const hasSecrets = certs.length > 0 || viaProxyRoutes > 0;
   if (certs.length === 0) {
-    return { config: { http }, warnings };
+    return { config: { http }, warnings, hasSecrets };
   }
   const tls = { certificates: certs.map((c) => ({ certFile: c.certPem, keyFile: c.keyPem })) };
-  return { config: { http, tls }, warnings };
+  return { config: { http, tls }, warnings, hasSecrets };
 }
 
 /** Small maps (middlewares): sorted keys, each value canonical. */

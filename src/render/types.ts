@@ -33,6 +33,11 @@ export interface RenderSettings {
   entryPoints: { web: string; websecure: string };
   /** Listed with weight 0 when a deployment has no healthy replica: Traefik then answers 503, not 404. */
   noReplicaUrl: string;
+  /**
+   * The bundled least-CPU proxy. When set, `least-conn` routes point at it, with a headers middleware telling it
+   * the deployment and proving the request came through Traefik. Unset: `least-conn` renders as round-robin.
+   */
+  fallbackProxy?: { url: string; secret: string };
   /** When set, services also carry Traefik's own active `healthCheck` (TRAEFIK_HEALTHCHECK=true). */
   traefikHealthCheck?: { path: string; intervalSeconds: number; timeoutSeconds: number };
 }
@@ -56,6 +61,8 @@ export interface RenderWarning {
 export interface RenderResult {
   config: DynamicConfig;
   warnings: RenderWarning[];
+  /** The config holds secrets (private keys, the fallback proxy secret): serve it only with a token. */
+  hasSecrets: boolean;
 }
 
 // ── Output: the subset of Traefik v3 dynamic configuration we emit (field names as Traefik spells them) ──

@@ -178,6 +178,34 @@ describe("renderDynamicConfig", () => {
     expect(empty.http.services[routeName(plain)]?.loadBalancer.healthCheck).toBeUndefined();
   });
 
+  it("routes least-conn through the fallback proxy with the deployment and secret headers, else round-robin", () => {
+    const lc = aRoute({ id: "lc", loadBalancerAlgo: "least-conn", sslEnabled: true });
+    const replicas = [aReplica(), aReplica({ id: "l2", address: "10.0.0.2" })];
+    const plain = renderDynamicConfig(anInput([lc], replicas));
+    expect(plain.hasSecrets).toBe(false);
+    expect(plain.config.http.services[routeName(lc)]?.loadBalancer.servers).toHaveLength(2);
+    const input = anInput([lc], replicas);
+    input.settings = {
+      ...input.settings,
+      fallbackProxy: { url: "http://10.9.9.9:8081", secret: "s3cret-s3cret-s3cret" },
+    };
+    const { config, hasSecrets } = renderDynamicConfig(input);
+    expect(traefikSchemaErrors(config)).toEqual([]);
+    expect(hasSecrets).toBe(true);
+    expect(config.http.services[routeName(lc)]?.loadBalancer.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
+    const router = routerFor(config, lc);
+    expect(router.middlewares).toEqual(["dep-a--least-cpu"]);
+    expect(config.http.middlewares?.["dep-a--least-cpu"]).toEqual({
+      headers: {
+        customRequestHeaders: { "X-Obiente-Deployment": "dep_a", "X-Obiente-Proxy-Secret": "s3cret-s3cret-s3cret" },
+      },
+    });
+    // The proxy answers 503 itself: no weight-0 placeholder even with no healthy replica.
+    const none = renderDynamicConfig({ ...input, replicas: [] }).config;
+    expect(none.http.services[routeName(lc)]?.loadBalancer.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
+    expect(toJson(canonical(config))).toBe(toJson(config));
+  });
+
   it("names everything with [a-z0-9-] slugs, never the raw domain", () => {
     const route = aRoute({ id: "rt_weird_1", deploymentId: "dep_abc_1", domain: "*.x.example.com" });
     const { config } = render([route]);

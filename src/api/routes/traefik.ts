@@ -52,7 +52,8 @@ export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
           status: 401,
           code: "UNAUTHORIZED",
           title: "Unauthorized",
-          detail: "The configuration holds private keys: set PROVIDER_TOKEN and send it as a bearer token.",
+          detail:
+            "The configuration holds secrets (private keys or the fallback proxy secret): set PROVIDER_TOKEN and send it as a bearer token.",
           headers: { "WWW-Authenticate": 'Bearer realm="traefik-provider"' },
         });
       }

@@ -1,0 +1,83 @@
+import { readFileSync } from "node:fs";
+import { systemClock } from "../lib/clock.js";
+import { createLogger } from "../lib/logger.js";
+import { startProxy } from "./server.js";
+import type { ProxyReplicaRow, ProxyRouteRow, ProxySnapshot } from "./table.js";
+
+// Benchmark entry for /work/shared/bench/run.sh (--extra): the real proxy code path (Host lookup, least-CPU
+// choice, header rewrite, pooled upstreams) on a fixed table instead of a database. Reads $BENCH_ROUTES_JSON
+// or the file $BENCH_ROUTES: {"app1.test":["127.0.0.1:19001",…],…}; serves on $BIND:$PORT.
+
+type Routes = Record<string, string[]>;
+
+function readRoutes(): Routes {
+  const inline = process.env.BENCH_ROUTES_JSON;
+  const file = process.env.BENCH_ROUTES;
+  const text = inline && inline.length > 0 ? inline : file ? readFileSync(file, "utf8") : undefined;
+  if (!text) {
+    throw new Error("set BENCH_ROUTES_JSON or BENCH_ROUTES");
+  }
+  return JSON.parse(text) as Routes;
+}
+
+/** Each host is a deployment whose replicas are healthy; two share the lowest CPU, one has no reading. */
+export function benchSnapshot(routes: Routes, now: Date): ProxySnapshot {
+  const out: { routes: ProxyRouteRow[]; replicas: ProxyReplicaRow[] } = { routes: [], replicas: [] };
+  let d = 0;
+  for (const [host, addrs] of Object.entries(routes)) {
+    const deploymentId = `dep_bench${++d}`;
+    out.routes.push({
+      id: `rt_bench${d}`,
+      deploymentId,
+      domain: host.toLowerCase(),
+      pathPrefix: "/",
+      targetPort: 80,
+      protocol: "http",
+      isPrimary: true,
+      healthIntervalSeconds: 3600,
+    });
+    addrs.forEach((addr, i) => {
+      const colon = addr.lastIndexOf(":");
+      out.replicas.push({
+        id: `${deploymentId}_r${i + 1}`,
+        deploymentId,
+        address: addr.slice(0, colon),
+        port: Number(addr.slice(colon + 1)),
+        status: "running",
+        healthStatus: "healthy",
+        cpuUsage: i === 2 ? null : 25,
+        cpuUpdatedAt: i === 2 ? null : now,
+      });
+    });
+  }
+  return out;
+}
+
+const routes = readRoutes();
+const started = new Date();
+const logger = createLogger("warn");
+startProxy({
+  port: Number(process.env.PORT ?? 8099),
+  host: process.env.BIND ?? "127.0.0.1",
+  loadSnapshot: async () => benchSnapshot(routes, started),
+  reportFailure: async (f) => logger.warn("replica failure", { ...f }),
+  secret: "bench-secret-not-used-0123456789",
+  logger,
+  clock: systemClock,
+  defaultIntervalSeconds: 3600,
+  refreshMs: 1000,
+  connectTimeoutMs: 3000,
+  responseTimeoutMs: 60_000,
+}).then(
+  (running) => {
+    const stop = () => {
+      running.close().finally(() => process.exit(0));
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench proxy: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

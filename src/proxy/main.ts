@@ -1,0 +1,59 @@
+import { loadConfig } from "../config/env.js";
+import { openDb } from "../db/client.js";
+import { systemClock } from "../lib/clock.js";
+import { createLogger } from "../lib/logger.js";
+import { loadProxyConfig, resolveProxySecret } from "./config.js";
+import { proxyDbDeps } from "./from-db.js";
+import { startProxy } from "./server.js";
+
+/** Standalone fallback proxy (`node dist/src/proxy/main.js`): needs PostgreSQL, which it shares with the server. */
+export async function main(): Promise<void> {
+  const config = loadConfig();
+  const proxyConfig = loadProxyConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  if (!config.DATABASE_URL) {
+    // PGlite is single-process: the server owns it, so the proxy then runs inside the server instead.
+    throw new Error("the standalone proxy needs DATABASE_URL (with embedded PGlite, run it inside the server)");
+  }
+  const handle = await openDb({ ...config, maxConnections: 2 });
+  const running = await startProxy({
+    port: proxyConfig.PROXY_PORT,
+    host: proxyConfig.PROXY_HOST ?? config.HOST,
+    ...proxyDbDeps(handle, { rise: config.HEALTH_RISE, logger }),
+    secret: resolveProxySecret(proxyConfig.FALLBACK_PROXY_SECRET, config.DATA_DIR, logger),
+    trustedCidrs: proxyConfig.FALLBACK_TRUSTED_CIDRS,
+    logger,
+    clock: systemClock,
+    defaultIntervalSeconds: config.HEALTH_INTERVAL_SECONDS,
+    refreshMs: proxyConfig.PROXY_REFRESH_MS,
+    connectTimeoutMs: proxyConfig.PROXY_CONNECT_TIMEOUT_MS,
+    responseTimeoutMs: proxyConfig.PROXY_RESPONSE_TIMEOUT_MS,
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    logger.info("shutting down", { signal });
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    running
+      .close()
+      .then(() => handle.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error("shutdown failed", { err });
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`obiente-router proxy: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
