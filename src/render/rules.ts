@@ -20,7 +20,7 @@ const WILDCARD_HOST = 10_000;
  * a shorter one. Path prefixes are ≤ 1024 bytes, so the two bands never overlap, whatever the rule lengths.
  */
 export function priorityFor(domain: string, pathPrefix: string): number {
-  return (isWildcard(domain) ? WILDCARD_HOST : EXACT_HOST) + Buffer.byteLength(pathPrefix);
+  return (isWildcard(domain) ? WILDCARD_HOST : EXACT_HOST) + pathPrefix.length; // validated prefixes are ASCII
 }
 
 /** Whether a request host (lower-case, no port) is claimed by a route's domain. */

@@ -62,7 +62,8 @@ const DNS_NAME_RE =
 
 /** A replica address: IPv4, IPv6 (without brackets) or a DNS name. */
 export function checkAddress(address: string): string | undefined {
-  if (isIPv4(address) || isIPv6(address) || DNS_NAME_RE.test(address)) {
+  const ok = address.includes(":") ? isIPv6(address) : isIPv4(address) || DNS_NAME_RE.test(address);
+  if (ok) {
     return undefined;
   }
   return "address must be an IPv4 or IPv6 address or a DNS name";
@@ -80,5 +81,6 @@ export function checkResolverName(name: string): string | undefined {
 
 /** Host part of a URL: IPv6 goes in brackets. */
 export function urlHost(address: string): string {
-  return isIPv6(address) ? `[${address}]` : address;
+  // Only IPv6 literals contain ':' (validated addresses): skip node's large IPv6 regexp for everything else.
+  return address.includes(":") ? `[${address}]` : address;
 }
