@@ -97,14 +97,9 @@ export class HealthChecker {
     let transitionCount = 0;
     let pending: RecordedTransition[] = [];
     let lastFlush = performance.now();
-    for (;;) {
-      const claimed = await this.claim(batch);
-      if (claimed.length === 0) {
-        break;
-      }
-      const results = await this.probeAll(claimed);
-      probed += results.length;
-      failed += results.filter((r) => !r.obs.ok).length;
+    // Recording batch N overlaps claiming and probing batch N+1: probes are never idle while the database writes.
+    let recording: Promise<void> = Promise.resolve();
+    const record = async (results: ObservationInput[]) => {
       const transitions = await recordObservations(this.deps.db, results, { rise: this.deps.defaults.rise });
       transitionCount += transitions.length;
       pending.push(...transitions);
@@ -114,9 +109,24 @@ export class HealthChecker {
         pending = [];
         lastFlush = performance.now();
       }
-      if (claimed.length < batch) {
-        break;
+    };
+    try {
+      for (;;) {
+        const claimed = await this.claim(batch);
+        if (claimed.length === 0) {
+          break;
+        }
+        const results = await this.probeAll(claimed);
+        probed += results.length;
+        failed += results.filter((r) => !r.obs.ok).length;
+        await recording;
+        recording = record(results);
+        if (claimed.length < batch) {
+          break;
+        }
       }
+    } finally {
+      await recording;
     }
     this.flush(pending);
     const durationMs = Math.round(performance.now() - started);

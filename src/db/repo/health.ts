@@ -99,17 +99,19 @@ export async function recordObservations(
       .for("update");
     const byId = new Map(rows.map((r) => [r.id, r]));
     const transitions: RecordedTransition[] = [];
+    const events: (typeof locationHealthEvents.$inferInsert)[] = [];
+    const updates = new Map<string, RowUpdate>(); // one final update per row, however many observations it had
+    const moved: string[] = [];
     for (const item of items) {
       const row = byId.get(item.locationId);
       if (!row) {
         continue; // deleted meanwhile
       }
-      const release =
-        item.leaseOwner !== undefined && row.leaseOwner === item.leaseOwner
-          ? { probeLeaseUntil: null, probeLeaseOwner: null }
-          : {};
+      const release = item.leaseOwner !== undefined && row.leaseOwner === item.leaseOwner;
       if (item.probed && item.probed.address !== row.address) {
-        await tx.update(t).set(release).where(eq(t.id, row.id));
+        if (release) {
+          moved.push(row.id); // probed the old address: keep the reset state, just give the lease back
+        }
         continue;
       }
       const { state, transition } = nextHealth(
@@ -117,26 +119,25 @@ export async function recordObservations(
         item.obs,
         policy,
       );
-      await tx
-        .update(t)
-        .set({
-          healthStatus: state.status,
-          consecutiveSuccesses: state.okStreak,
-          consecutiveFailures: state.failStreak,
-          lastCheckAt: item.obs.at,
-          lastError: item.obs.ok ? null : (item.obs.error ?? "check failed"),
-          ...(item.cpu === undefined ? {} : { cpuUsage: item.cpu, cpuUpdatedAt: item.obs.at }),
-          ...(item.nextProbeAt ? { nextProbeAt: item.nextProbeAt } : {}),
-          ...(item.source === "report" ? { lastFailureReportAt: item.obs.at } : {}),
-          ...release,
-        })
-        .where(eq(t.id, row.id));
+      const prev = updates.get(row.id);
+      updates.set(row.id, {
+        id: row.id,
+        health: state.status,
+        ok: state.okStreak,
+        fail: state.failStreak,
+        at: item.obs.at,
+        error: item.obs.ok ? null : (item.obs.error ?? "check failed"),
+        cpu: item.cpu ?? prev?.cpu,
+        next: item.nextProbeAt ?? prev?.next,
+        report: item.source === "report" || prev?.report === true,
+        release: release || prev?.release === true,
+      });
       row.healthStatus = state.status; // a second observation of the same row in this batch builds on this one
       row.okStreak = state.okStreak;
       row.failStreak = state.failStreak;
       if (transition) {
         transitions.push({ ...transition, locationId: row.id, deploymentId: row.deploymentId });
-        await tx.insert(locationHealthEvents).values({
+        events.push({
           locationId: row.id,
           deploymentId: row.deploymentId,
           fromStatus: transition.from,
@@ -147,8 +148,65 @@ export async function recordObservations(
         });
       }
     }
+    const t2 = tx as unknown as Db;
+    // One statement per batch, not one per replica: at 5,000 replicas per round the round trips dominate.
+    for (let i = 0; i < updates.size; i += UPDATE_CHUNK) {
+      await applyUpdates(t2, [...updates.values()].slice(i, i + UPDATE_CHUNK));
+    }
+    if (moved.length > 0) {
+      await tx.update(t).set({ probeLeaseUntil: null, probeLeaseOwner: null }).where(inArray(t.id, moved));
+    }
+    if (events.length > 0) {
+      await tx.insert(locationHealthEvents).values(events);
+    }
     return transitions;
   });
+}
+
+interface RowUpdate {
+  id: string;
+  health: string;
+  ok: number;
+  fail: number;
+  at: Date;
+  error: string | null;
+  cpu: number | undefined;
+  next: Date | undefined;
+  report: boolean;
+  release: boolean;
+}
+
+const UPDATE_CHUNK = 500;
+
+/** `UPDATE … FROM (VALUES …)`: every parameter travels as text and is cast in SET, the same on both drivers. */
+async function applyUpdates(db: Db, rows: RowUpdate[]): Promise<void> {
+  if (rows.length === 0) {
+    return;
+  }
+  const str = (v: string | number | boolean | Date | null | undefined) =>
+    v === undefined || v === null ? null : v instanceof Date ? v.toISOString() : String(v);
+  const values = sql.join(
+    rows.map(
+      (r) =>
+        sql`(${r.id}, ${r.health}, ${str(r.ok)}, ${str(r.fail)}, ${str(r.at)}, ${r.error}, ${str(r.cpu)}, ${str(r.next)}, ${str(r.report)}, ${str(r.release)})`,
+    ),
+    sql`, `,
+  );
+  await db.execute(sql`
+    update deployment_locations as l set
+      health_status = v.health,
+      consecutive_successes = v.ok::int,
+      consecutive_failures = v.fail::int,
+      last_check_at = v.at::timestamptz,
+      last_error = v.err,
+      cpu_usage = coalesce(v.cpu::real, l.cpu_usage),
+      cpu_updated_at = case when v.cpu is null then l.cpu_updated_at else v.at::timestamptz end,
+      next_probe_at = coalesce(v.next::timestamptz, l.next_probe_at),
+      last_failure_report_at = case when v.report::boolean then v.at::timestamptz else l.last_failure_report_at end,
+      probe_lease_until = case when v.release::boolean then null else l.probe_lease_until end,
+      probe_lease_owner = case when v.release::boolean then null else l.probe_lease_owner end
+    from (values ${values}) as v(id, health, ok, fail, at, err, cpu, next, report, release)
+    where l.id = v.id`);
 }
 
 /** Gives up leases without recording anything (a probe round aborted or a replica skipped). */
