@@ -165,6 +165,10 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   // "--", and any other name sharing the prefix continues with an alphanumeric, which sorts after "-").
   const routers: Record<string, Router> = {};
   const services: Record<string, Service> = {};
+  // Shared, never-mutated arrays: at 100k routes, one allocation instead of 160k (the output is the same JSON).
+  const webEps = [entryPoints.web];
+  const secureEps = [entryPoints.websecure];
+  const redirectChain = [REDIRECT_TO_HTTPS];
   let redirects = false;
   let viaProxyRoutes = 0;
   for (const [name, route] of valid) {
@@ -197,7 +201,7 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
     const withChain = chain.length > 0 ? { middlewares: chain } : {};
     if (route.sslEnabled) {
       routers[name] = {
-        entryPoints: [entryPoints.websecure],
+        entryPoints: secureEps,
         ...withChain,
         priority,
         rule,
@@ -205,15 +209,15 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
         tls: routerTls(route, certs),
       };
       routers[redirectRouterName(name)] = {
-        entryPoints: [entryPoints.web],
-        middlewares: [REDIRECT_TO_HTTPS],
+        entryPoints: webEps,
+        middlewares: redirectChain,
         priority,
         rule,
         service: name,
       };
       redirects = true;
     } else {
-      routers[name] = { entryPoints: [entryPoints.web], ...withChain, priority, rule, service: name };
+      routers[name] = { entryPoints: webEps, ...withChain, priority, rule, service: name };
     }
   }
   sortWarnings(warnings);
