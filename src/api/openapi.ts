@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   AddDomainBody,
+  CertificateView,
   CreateDeploymentBody,
   DeploymentView,
   DnsRecord,
@@ -9,6 +10,7 @@ import {
   HealthCheckView,
   HealthEventView,
   LocationView,
+  MiddlewaresBody,
   PageQuery,
   Problem,
   PutLocationBody,
@@ -17,6 +19,7 @@ import {
   ResolveQuery,
   RouteView,
   RoutingView,
+  UploadCertificateBody,
 } from "./schemas.js";
 
 // /openapi.json is generated from the zod schemas that validate requests: there is no hand-kept copy.
@@ -27,7 +30,8 @@ interface Operation {
   summary: string;
   body?: z.ZodType;
   query?: z.ZodObject;
-  ok: { status: number; schema?: z.ZodType; description: string };
+  /** `also`: a second success status with the same body (e.g. 200 for an idempotent repeat of a 201). */
+  ok: { status: number; schema?: z.ZodType; description: string; also?: { status: number; description: string } };
   errors?: number[];
 }
 
@@ -95,7 +99,8 @@ export const OPERATIONS: Operation[] = [
     ok: {
       status: 201,
       schema: z.object({ route: RouteView, dns_records: z.array(DnsRecord) }),
-      description: "Created (200 when the deployment already had it)",
+      description: "Created",
+      also: { status: 200, description: "The deployment already had it: the existing route" },
     },
     errors: [400, 404, 409],
   },
@@ -118,7 +123,12 @@ export const OPERATIONS: Operation[] = [
     path: "/api/v1/deployments/{id}/locations/{location_id}",
     summary: "Register or update a replica",
     body: PutLocationBody,
-    ok: { status: 200, schema: LocationView, description: "Updated (201 when created)" },
+    ok: {
+      status: 200,
+      schema: LocationView,
+      description: "Updated",
+      also: { status: 201, description: "Created" },
+    },
     errors: [400, 404, 409],
   },
   {
@@ -157,6 +167,49 @@ export const OPERATIONS: Operation[] = [
     summary: "Health transitions of a replica, newest first",
     query: EventsQuery,
     ok: { status: 200, schema: Items(HealthEventView), description: "Events" },
+    errors: [404],
+  },
+  {
+    method: "get",
+    path: "/api/v1/deployments/{id}/middlewares",
+    summary: "Middleware settings (basic-auth users as names only)",
+    ok: { status: 200, description: "Settings" },
+    errors: [404],
+  },
+  {
+    method: "put",
+    path: "/api/v1/deployments/{id}/middlewares",
+    summary: "Replace middleware settings",
+    body: MiddlewaresBody,
+    ok: { status: 200, description: "Settings after the change" },
+    errors: [400, 404],
+  },
+  {
+    method: "post",
+    path: "/api/v1/certificates",
+    summary: "Upload a certificate (key stored encrypted)",
+    body: UploadCertificateBody,
+    ok: { status: 201, schema: CertificateView, description: "Metadata, never key material" },
+    errors: [400, 409],
+  },
+  {
+    method: "get",
+    path: "/api/v1/certificates",
+    summary: "List certificates",
+    ok: { status: 200, schema: Items(CertificateView), description: "Certificates" },
+  },
+  {
+    method: "get",
+    path: "/api/v1/certificates/{id}",
+    summary: "Get a certificate's metadata",
+    ok: { status: 200, schema: CertificateView, description: "Metadata" },
+    errors: [404],
+  },
+  {
+    method: "delete",
+    path: "/api/v1/certificates/{id}",
+    summary: "Delete a certificate",
+    ok: { status: 204, description: "Deleted" },
     errors: [404],
   },
   {
@@ -207,11 +260,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
         });
       }
     }
+    const okContent = op.ok.schema ? { content: { "application/json": { schema: schemaOf(op.ok.schema) } } } : {};
     const responses: Record<string, unknown> = {
-      [op.ok.status]: {
-        description: op.ok.description,
-        ...(op.ok.schema ? { content: { "application/json": { schema: schemaOf(op.ok.schema) } } } : {}),
-      },
+      [op.ok.status]: { description: op.ok.description, ...okContent },
+      ...(op.ok.also ? { [op.ok.also.status]: { description: op.ok.also.description, ...okContent } } : {}),
       401: { description: "Missing or invalid admin token", content: problemRef },
     };
     for (const s of op.errors ?? []) {

@@ -280,6 +280,10 @@ export const MiddlewaresBody = StoredMiddlewares.extend({
       remove_header: z.boolean().default(true),
     })
     .refine((b) => b.users.length + b.htpasswd.length > 0, "give users or htpasswd lines")
+    .refine((b) => {
+      const names = [...b.users.map((u) => u.username), ...b.htpasswd.map((l) => l.split(":")[0])];
+      return new Set(names).size === names.length;
+    }, "each user name may appear only once")
     .optional(),
 });
 export type MiddlewaresBody = z.infer<typeof MiddlewaresBody>;

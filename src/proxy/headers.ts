@@ -106,14 +106,15 @@ export function isHopByHop(name: string): boolean {
 }
 
 const CONNECTION_OPTIONS = new Set(["keep-alive", "close", "upgrade"]);
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * Header names a `Connection` value lists besides the usual options (`Connection: close, X-Foo` makes X-Foo
  * hop-by-hop too, RFC 9110 §7.6.1). Lower-case; empty for the common values.
  */
-export function connectionListed(value: string | undefined): string[] {
-  if (value === undefined) {
-    return [];
+export function connectionListed(value: string | undefined): readonly string[] {
+  if (value === undefined || isNamed(value, "keep-alive") || isNamed(value, "close") || isNamed(value, "upgrade")) {
+    return NONE; // the usual values, without splitting or allocating
   }
   const out: string[] = [];
   for (const raw of value.split(",")) {

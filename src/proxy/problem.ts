@@ -139,3 +139,24 @@ export function writeRawProblem(socket: Duplex, p: ProxyProblem, url: string | u
   }
   return requestId;
 }
+
+/** The server's `clientError` handler: a request Node could not parse gets a 400 problem, never a crash. */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  // A response already started on this connection cannot be followed by a 400 (Node's own check).
+  const pending = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (pending?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const p =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? problems.badRequest("Request headers are too large.", 431)
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? problems.badRequest("The request was not received in time.", 408)
+        : problems.badRequest("The request could not be parsed.");
+  writeRawProblem(socket, p, undefined);
+}

@@ -87,12 +87,10 @@ export function scanRequest(raw: readonly string[]): RequestScan {
         break; // hop-by-hop
     }
   }
-  if (connection !== undefined && connection.length > 10) {
-    // Anything beyond "keep-alive"/"close"/"upgrade" names more hop-by-hop headers (rare: slow path).
-    const listed = connectionListed(connection);
-    if (listed.length > 0) {
-      dropListed(out, listed);
-    }
+  // Anything beyond "keep-alive"/"close"/"upgrade" names more hop-by-hop headers (rare: slow path).
+  const listed = connectionListed(connection);
+  if (listed.length > 0) {
+    dropListed(out, listed);
   }
   return scan;
 }

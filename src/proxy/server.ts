@@ -4,9 +4,10 @@ import type { Duplex } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
-import { Exchange, type ExchangeHost } from "./exchange.js";
+import { describeConnectError, Exchange, type ExchangeHost, isConnectError } from "./exchange.js";
 import { isRefusedPath } from "./headers.js";
-import { type ProxyProblem, problems, sendProblem, writeRawProblem } from "./problem.js";
+import { answerClientError, type ProxyProblem, problems, sendProblem, writeRawProblem } from "./problem.js";
+import { startRefresher } from "./refresher.js";
 import { appendForwarding, type RequestScan, scanRequest } from "./request.js";
 import { normalizeHost, type ProxySnapshot, RoutingTable, type TableBackend, type TableReplica } from "./table.js";
 import { isTrustedPeer, secretMatcher, trustedPeers } from "./trust.js";
@@ -60,34 +61,6 @@ export interface RunningProxy {
 
 /** A locally observed connect failure keeps a replica out for this long, across refreshes that may lag. */
 const LOCAL_DOWN_MS = 5000;
-
-const CONNECT_ERRORS = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "ETIMEDOUT",
-  "EADDRNOTAVAIL",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EPIPE",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_SOCKET",
-]);
-
-function isConnectError(err: Error & { code?: string }): boolean {
-  const code = err.code ?? "";
-  return CONNECT_ERRORS.has(code) || code.startsWith("ERR_TLS") || code.includes("CERT");
-}
-
-function describe(err: Error & { code?: string }): string {
-  if (err.code === "UND_ERR_CONNECT_TIMEOUT") {
-    return "connect timeout";
-  }
-  return `connection failed: ${err.code ?? err.message}`;
-}
 
 class FallbackProxy implements ExchangeHost {
   current: RoutingTable;
@@ -181,7 +154,7 @@ class FallbackProxy implements ExchangeHost {
     return ok;
   }
 
-  /** Resolves and picks a replica; answers the problem itself through `fail` when there is none. */
+  /** Resolves the backend, picks a replica and adds X-Forwarded-*; or returns the problem to answer with. */
   private route(
     socket: Socket,
     scan: RequestScan,
@@ -219,7 +192,9 @@ class FallbackProxy implements ExchangeHost {
 
   private answer(req: IncomingMessage, res: ServerResponse, p: ProxyProblem): void {
     const id = sendProblem(res, p, req.url, req.headers.accept);
-    if (p.status >= 500) {
+    if (p.status === 502 || p.status === 504) {
+      // Upstream trouble. (503s are expected while a deployment has no healthy replica: the health
+      // transition was logged already, one line per request would flood.)
       this.opts.logger.warn("proxy answered with a problem", {
         requestId: id,
         status: p.status,
@@ -241,7 +216,7 @@ class FallbackProxy implements ExchangeHost {
     }
     const code = err.code;
     if (!ex.connected && isConnectError(err)) {
-      this.replicaFailed(ex.replica, describe(err));
+      this.replicaFailed(ex.replica, describeConnectError(err));
       if (this.retry(ex)) {
         return;
       }
@@ -344,7 +319,7 @@ class FallbackProxy implements ExchangeHost {
       onClose: () => this.tunnels.delete(t),
       onFail: (f) => {
         if (f.kind === "connect") {
-          this.replicaFailed(replica, describe(f.err));
+          this.replicaFailed(replica, describeConnectError(f.err));
           const next = attempt === 0 ? this.current.pickReplica(backend, this.opts.clock.now(), replica.id) : undefined;
           if (next) {
             this.tunnel(client, head, requestHead, url, backend, next, attempt + 1);
@@ -360,75 +335,12 @@ class FallbackProxy implements ExchangeHost {
     });
     this.tunnels.add(t);
   }
-
-  readonly onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
-    if (err.code === "ECONNRESET" || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    // A response already started on this connection cannot be followed by a 400 (Node's own check).
-    const pending = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (pending?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const p =
-      err.code === "HPE_HEADER_OVERFLOW"
-        ? problems.badRequest("Request headers are too large.", 431)
-        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
-          ? problems.badRequest("The request was not received in time.", 408)
-          : problems.badRequest("The request could not be parsed.");
-    writeRawProblem(socket, p, undefined);
-  };
 }
 
 /** Starts the fallback proxy: loads the table, listens, and keeps the table fresh until close(). */
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const { logger } = opts;
   const proxy = new FallbackProxy(opts, await opts.loadSnapshot());
-
-  let inflight: Promise<void> | undefined;
-  let again = false;
-  const refresh = (): Promise<void> => {
-    if (inflight) {
-      again = true;
-      return inflight;
-    }
-    inflight = (async () => {
-      try {
-        do {
-          again = false;
-          proxy.install(await opts.loadSnapshot());
-        } while (again);
-      } catch (err) {
-        logger.warn("proxy table refresh failed; keeping the last table", { err });
-      } finally {
-        inflight = undefined;
-      }
-    })();
-    return inflight;
-  };
-  let debounce: NodeJS.Timeout | undefined;
-  const onChange = () => {
-    if (debounce) {
-      return;
-    }
-    debounce = setTimeout(() => {
-      debounce = undefined;
-      void refresh();
-    }, opts.debounceMs ?? 25);
-  };
-  let unlisten: (() => Promise<void>) | undefined;
-  if (opts.listen) {
-    try {
-      unlisten = await opts.listen(onChange);
-    } catch (err) {
-      logger.warn("proxy LISTEN failed; relying on the refresh interval", { err });
-    }
-  }
-  const timer = setInterval(() => void refresh(), opts.refreshMs);
-  timer.unref();
-
   const server: Server = createServer(
     {
       keepAliveTimeout: 120_000, // longer than Traefik's idle timeout to its backends (90 s)
@@ -438,13 +350,20 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     proxy.onRequest,
   );
   server.on("upgrade", proxy.onUpgrade);
-  server.on("clientError", proxy.onClientError);
+  server.on("clientError", answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
       server.off("error", reject);
       resolve();
     });
+  });
+  const refresher = await startRefresher({
+    reload: async () => proxy.install(await opts.loadSnapshot()),
+    listen: opts.listen,
+    intervalMs: opts.refreshMs,
+    debounceMs: opts.debounceMs ?? 25,
+    logger,
   });
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`;
@@ -453,11 +372,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   return {
     url,
     table: () => proxy.current,
-    refresh,
+    refresh: refresher.refresh,
     async close() {
-      clearInterval(timer);
-      clearTimeout(debounce);
-      await unlisten?.().catch(() => {});
+      await refresher.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 5000);
@@ -466,7 +383,6 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       }
       await closed;
       clearTimeout(force);
-      await inflight;
       await Promise.all([...proxy.pools.values()].map((p) => p.destroy().catch(() => {})));
       proxy.pools.clear();
     },

@@ -33,13 +33,17 @@ export const HeaderName = z
     "this header is reserved",
   );
 const HeaderMap = z
-  .record(HeaderName, printable.max(1024))
+  // zod reports a bad record key as "Invalid key in record"; surface the key schema's own reason instead.
+  .record(HeaderName, printable.max(1024), {
+    error: (iss) => (iss.code === "invalid_key" ? iss.issues[0]?.message : undefined),
+  })
   .refine((m) => Object.keys(m).length <= 50, "at most 50 headers");
 
 export const Cidr = z.string().refine((v) => {
   const [addr, bits, ...rest] = v.split("/");
   const family = isIP(addr ?? "");
-  if (family === 0 || rest.length > 0) {
+  // Node accepts a zone (`fe80::1%eth0`); Go's net.ParseIP/ParseCIDR, which Traefik uses, do not.
+  if (family === 0 || rest.length > 0 || (addr ?? "").includes("%")) {
     return false;
   }
   if (bits === undefined) {

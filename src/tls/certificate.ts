@@ -22,6 +22,9 @@ export class CertificateProblem extends Error {
   }
 }
 
+/** A certificate minted seconds ago on a machine whose clock runs a little ahead is still accepted. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\n([A-Za-z0-9+/=\n]+?)\n?-----END \1-----/g;
 
 /** Splits a PEM bundle into blocks; anything else in the text (trailing garbage, headers) is refused. */
@@ -102,7 +105,7 @@ export function inspectCertificate(certText: string, keyText: string, now: Date)
   if (notAfter.getTime() <= now.getTime()) {
     throw new CertificateProblem("body.cert_pem", `the certificate expired on ${notAfter.toISOString()}`);
   }
-  if (notBefore.getTime() > now.getTime()) {
+  if (notBefore.getTime() > now.getTime() + CLOCK_SKEW_MS) {
     throw new CertificateProblem("body.cert_pem", `the certificate is not valid before ${notBefore.toISOString()}`);
   }
   const sans = sansOf(leaf);

@@ -38,6 +38,20 @@ export function traefikSchema(): JsonObject {
   // Traefik decodes the whole payload strictly: an unknown top-level or `http.*` key fails it.
   schema.additionalProperties = false;
   obj(schema, "properties", "http").additionalProperties = false;
+  // Where SchemaStore leaves objects open that we emit, close them to the reference's fields, so a misspelt key
+  // fails here rather than in Traefik. reference `http.middlewares.Middleware02.basicAuth.{users, usersFile,
+  // realm, removeHeader, headerField}`:
+  obj(schema, "definitions", "basicAuthMiddleware").additionalProperties = false;
+  // reference `http.routers.Router0.tls.{options, certResolver, domains[].{main, sans}}`:
+  const routerTls = obj(schema, "definitions", "httpRouter", "properties", "tls");
+  routerTls.additionalProperties = false;
+  const tlsDomain = obj(routerTls, "properties", "domains", "items");
+  tlsDomain.additionalProperties = false;
+  tlsDomain.required = ["main"];
+  // reference `tls.certificates[].{certFile, keyFile, stores}` (certFile/keyFile take a path or the PEM itself):
+  const certificate = obj(schema, "properties", "tls", "properties", "certificates", "items");
+  certificate.additionalProperties = false;
+  certificate.required = ["certFile", "keyFile"];
   return schema;
 }
 

@@ -35,7 +35,7 @@ export async function listRoutes(db: Db, deploymentId: string): Promise<RoutingR
 }
 
 export async function listAllRoutes(db: Db): Promise<RoutingRow[]> {
-  return db.select().from(deploymentRouting);
+  return db.select().from(deploymentRouting).orderBy(asc(deploymentRouting.id));
 }
 
 async function assertDeployment(db: Db, id: string): Promise<void> {
