@@ -53,7 +53,11 @@ export async function upsertLocation(
     input.cpuUsage === undefined
       ? {}
       : { cpuUsage: input.cpuUsage, cpuUpdatedAt: input.cpuUsage === null ? null : now };
-  const moved = sql`(${t.address} is distinct from excluded.address or ${t.port} is distinct from excluded.port)`;
+  // An upsert without `port` keeps the stored port, so only a given port can make the replica move.
+  const moved =
+    input.port === undefined
+      ? sql`(${t.address} is distinct from excluded.address)`
+      : sql`(${t.address} is distinct from excluded.address or ${t.port} is distinct from excluded.port)`;
   try {
     const rows = await db
       .insert(t)

@@ -1,0 +1,398 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deploymentRouting } from "../../schema/tables.js";
+import { testConfig } from "../helpers/app.js";
+import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { type InProcess, inProcessApp, type ProblemJson, type Reply, type RouteJson } from "./api-harness.js";
+
+// Property: whatever string arrives in `domain` or `path_prefix`, the API answers 400 (problem+json) or stores
+// a value that is strictly a hostname / URL path, and the rendered Traefik rules keep exactly one of two shapes.
+// Strings come from a seeded PRNG, so a failure names its seed and index and replays exactly.
+
+const SEED = 0x5eed_2026;
+/** Hostile domains, all thrown at POST …/domains. */
+const DOMAINS = 2_000;
+/** Hostile path prefixes: half thrown at POST …/domains, half at PUT …/routing (a write costs ~20 ms on PGlite). */
+const PATHS = 2_000;
+const SLOW = 90_000;
+/** Writes go round-robin to this many deployments: their route lists stay short, and duplicates meet across owners. */
+const SPREAD = 8;
+
+/** mulberry32: small, fast, deterministic. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const LOOKALIKES = [
+  "\u0430", // Cyrillic a
+  "\u0435", // Cyrillic e
+  "\u043e", // Cyrillic o
+  "\u0440", // Cyrillic p
+  "\u0441", // Cyrillic s
+  "\uff41", // fullwidth a
+  "\uff45", // fullwidth e
+  "\uff0e", // fullwidth full stop (IDNA maps it to ".")
+  "\u3002", // ideographic full stop
+  "\u200d", // zero-width joiner
+  "\u200c", // zero-width non-joiner
+  "\u200b", // zero-width space
+  "\u200f", // right-to-left mark
+  "\u200e", // left-to-right mark
+  "\u202e", // right-to-left override
+  "\ufeff", // byte order mark
+  "\u00ad", // soft hyphen (IDNA drops it)
+  "\u0301", // combining acute accent
+  "\u2024", // one dot leader
+  "\u2215", // division slash
+  "\uff0f", // fullwidth solidus
+  "\u1d00", // small capital a
+  "ß",
+  "ü",
+  "\u{1F600}",
+];
+const HOSTILE = [
+  "`",
+  '"',
+  "'",
+  "(",
+  ")",
+  "||",
+  "&&",
+  " ",
+  "\t",
+  "\u0000",
+  "\r\n",
+  "\n",
+  "%00",
+  "%0d%0a",
+  "%2e",
+  "%7F",
+  "%ff",
+  "%",
+  "{{",
+  "}}",
+  "{{ .Env.SECRET }}",
+  "`) || Host(`evil.com",
+  "`) && PathPrefix(`/",
+  ") || HostRegexp(`.*`",
+  "Host(`x.com`)",
+  "$",
+  "@",
+  ":",
+  "#",
+  "?",
+  ";",
+  "\\",
+  "/",
+  "<",
+  ">",
+  "!",
+  "^",
+  "*",
+  "..",
+  ".",
+  "-",
+  "_",
+  "~",
+  "=",
+  ",",
+];
+const HOST_PARTS = [
+  "app",
+  "example",
+  "com",
+  "shop",
+  "my-app",
+  "a1",
+  "co",
+  "uk",
+  "de",
+  "xn--bcher-kva",
+  "1",
+  "123",
+  "x",
+];
+const PATH_PARTS = ["api", "v1", "users", "a-b", "x.y", "~me", "%20", "%41", "%2F", "!$&()*+,;=:@", "static", "0"];
+
+function pick<T>(rnd: () => number, list: readonly T[]): T {
+  return list[Math.floor(rnd() * list.length)] as T;
+}
+
+function hostile(rnd: () => number): string {
+  const r = rnd();
+  if (r < 0.05) {
+    return "x".repeat(64 + Math.floor(rnd() * 300)); // overlong label / name
+  }
+  if (r < 0.35) {
+    return pick(rnd, HOSTILE);
+  }
+  if (r < 0.55) {
+    return pick(rnd, LOOKALIKES);
+  }
+  return "";
+}
+
+/** A host-ish string: valid labels with hostile fragments spliced in, sometimes nothing hostile at all. */
+function genDomain(rnd: () => number): string {
+  const labels: string[] = [];
+  const n = 1 + Math.floor(rnd() * 4);
+  for (let i = 0; i < n; i++) {
+    let label = pick(rnd, HOST_PARTS);
+    if (rnd() < 0.4) {
+      const at = Math.floor(rnd() * (label.length + 1));
+      label = label.slice(0, at) + hostile(rnd) + label.slice(at);
+    }
+    if (rnd() < 0.1) {
+      label = label.toUpperCase();
+    }
+    labels.push(label);
+  }
+  let out = labels.join(rnd() < 0.9 ? "." : pick(rnd, HOSTILE));
+  if (rnd() < 0.5) {
+    out += pick(rnd, [".example.com", ".com", ".fuzz.test", ".co.uk", "."]);
+  }
+  if (rnd() < 0.12) {
+    out = `*.${out}`;
+  }
+  if (rnd() < 0.1) {
+    out = hostile(rnd) + out + hostile(rnd);
+  }
+  return out;
+}
+
+function genPath(rnd: () => number): string {
+  const segs: string[] = [];
+  const n = Math.floor(rnd() * 4);
+  for (let i = 0; i < n; i++) {
+    let seg = pick(rnd, PATH_PARTS);
+    if (rnd() < 0.45) {
+      const at = Math.floor(rnd() * (seg.length + 1));
+      seg = seg.slice(0, at) + hostile(rnd) + seg.slice(at);
+    }
+    segs.push(seg);
+  }
+  let out = segs.join("/");
+  if (rnd() < 0.85) {
+    out = `/${out}`;
+  }
+  if (rnd() < 0.2) {
+    out += "/";
+  }
+  if (rnd() < 0.03) {
+    out = `/${"p".repeat(1000 + Math.floor(rnd() * 100))}`;
+  }
+  return out;
+}
+
+// Independent of src/render/validate.ts on purpose: the property is stated here, not borrowed.
+const LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+const STRICT_HOST = new RegExp(`^(?:\\*\\.)?(?:${LABEL}\\.)+${LABEL}$`);
+const STRICT_PATH = /^\/(?:[A-Za-z0-9\-._~!$&()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/;
+
+function isStrictHost(domain: string): boolean {
+  const rest = domain.startsWith("*.") ? domain.slice(2) : domain;
+  return domain.length <= 253 && STRICT_HOST.test(domain) && rest.includes(".") && !/\.\d+$/.test(domain);
+}
+function isStrictPath(path: string): boolean {
+  return Buffer.byteLength(path) <= 1024 && STRICT_PATH.test(path) && !/[`'"{}\s]/.test(path);
+}
+
+const HOST_RULE = String.raw`Host\(\x60[a-z0-9.-]+\x60\)`;
+const WILD_RULE = String.raw`HostRegexp\(\x60\^\[a-z0-9-\]\+\\\.(?:[a-z0-9-]+\\\.)*[a-z0-9-]+\$\x60\)`;
+const PATH_RULE = String.raw`PathPrefix\(\x60/[A-Za-z0-9\-._~!$&()*+,;=:@/%]*\x60\)`;
+const RULE = new RegExp(`^(?:${HOST_RULE}|${WILD_RULE})(?: && ${PATH_RULE})?$`);
+
+interface Outcome {
+  input: string;
+  status: number;
+}
+
+describe.each(DRIVERS)("fuzzing domain and path_prefix on %s", (driver) => {
+  let tdb: TestDb;
+  let app: InProcess;
+  const outcomes: Record<string, Outcome[]> = {};
+
+  beforeAll(async () => {
+    tdb = await makeTestDb(driver);
+    // Renders happen rarely during the run (a poll still forces a fresh one), so the fuzz measures the API.
+    app = await inProcessApp(tdb.handle, testConfig({ RENDER_COALESCE_MS: "2000" }));
+    for (const [id, domain] of [
+      ...Array.from({ length: SPREAD }, (_, k) => [`dep_fuzz_${k}`, `d${k}.fuzz.test`]),
+      ["dep_fuzz_put", "put.fuzz.test"],
+    ]) {
+      expect((await app.client.post("/api/v1/deployments", { id, name: id })).status).toBe(201);
+      expect((await app.client.put(`/api/v1/deployments/${id}/routing`, { domain, target_port: 8080 })).status).toBe(
+        200,
+      );
+    }
+  });
+  afterAll(async () => {
+    app?.close();
+    await tdb?.close();
+  });
+
+  it("states the property strictly enough to fail (guards for the checks below)", () => {
+    expect(RULE.test("Host(`app.example.com`)")).toBe(true);
+    expect(RULE.test("Host(`app.example.com`) && PathPrefix(`/api/v1`)")).toBe(true);
+    expect(RULE.test("HostRegexp(`^[a-z0-9-]+\\.app\\.example\\.com$`)")).toBe(true);
+    for (const bad of [
+      "Host(`a.com`) || Host(`b.com`)",
+      "Host(`a.com`) && PathPrefix(`/x`) || Host(`b.com`)",
+      "Host(`a.com`) && PathPrefix(`/x y`)",
+      "Host(`A.com`)",
+      "Host(`a.com`, `b.com`)",
+      "HostRegexp(`.*`)",
+      "Host(`a.com`) && PathPrefix(`/{{x}}`)",
+      "PathPrefix(`/`)",
+    ]) {
+      expect({ bad, ok: RULE.test(bad) }).toEqual({ bad, ok: false });
+    }
+    expect(["app.example.com", "*.app.example.com", "xn--bcher-kva.de"].every(isStrictHost)).toBe(true);
+    expect(["*.com", "a.*.com", "A.com", "a..com", "a_b.com", "localhost", "a.1", "-a.com"].some(isStrictHost)).toBe(
+      false,
+    );
+    expect(["/", "/api", "/%20x", "/a:b@c"].every(isStrictPath)).toBe(true);
+    expect(["api", "/a b", "/a`", "/{{", "/%zz", "/ä", `/${"p".repeat(1024)}`].some(isStrictPath)).toBe(false);
+  });
+
+  /** Checks one answer against the property; returns a description of the violation, if any. */
+  const judge = (
+    reply: Reply<unknown>,
+    field: "domain" | "path_prefix",
+    stored: (body: Record<string, unknown>) => string | undefined,
+  ): string | undefined => {
+    if (reply.status === 400) {
+      const p = reply.body as ProblemJson;
+      const ok =
+        reply.contentType === "application/problem+json" &&
+        p.code === "VALIDATION_FAILED" &&
+        (p.errors ?? []).length > 0 &&
+        (p.errors ?? []).every((e) => e.location === `body.${field}`);
+      return ok ? undefined : `bad 400: ${reply.text.slice(0, 200)}`;
+    }
+    if (reply.status === 409) {
+      const p = reply.body as ProblemJson;
+      const domain = String(p.domain);
+      const path = String(p.path_prefix);
+      return reply.contentType === "application/problem+json" && isStrictHost(domain) && isStrictPath(path)
+        ? undefined
+        : `bad 409: ${reply.text.slice(0, 200)}`;
+    }
+    if (reply.status >= 200 && reply.status < 300) {
+      const value = stored(reply.body as Record<string, unknown>);
+      const strict = field === "domain" ? isStrictHost(value ?? "") : isStrictPath(value ?? "");
+      return strict ? undefined : `stored ${JSON.stringify(value)}`;
+    }
+    return `status ${reply.status}: ${reply.text.slice(0, 200)}`;
+  };
+
+  const run = async (
+    name: string,
+    seed: number,
+    gen: (rnd: () => number) => string,
+    send: (input: string, i: number) => Promise<Reply<unknown>>,
+    field: "domain" | "path_prefix",
+    stored: (body: Record<string, unknown>) => string | undefined,
+    count: number,
+  ) => {
+    const rnd = prng(seed);
+    const violations: string[] = [];
+    const seen: Outcome[] = [];
+    for (let i = 0; i < count; i++) {
+      const input = gen(rnd);
+      const reply = await send(input, i);
+      seen.push({ input, status: reply.status });
+      const why = judge(reply, field, stored);
+      if (why) {
+        violations.push(`${name} seed=${seed} #${i} ${JSON.stringify(input)} → ${why}`);
+      }
+    }
+    outcomes[name] = seen;
+    expect(violations).toEqual([]);
+    expect(app.client.faults).toEqual([]);
+    // The generator must exercise both sides of the rule, or the property says nothing.
+    const statuses = new Set(seen.map((o) => o.status));
+    expect(statuses.has(400)).toBe(true);
+    expect(seen.some((o) => o.status === 200 || o.status === 201)).toBe(true);
+    expect(new Set(seen.map((o) => o.input)).size).toBeGreaterThan(count / 2);
+  };
+
+  it(`answers ${DOMAINS} hostile domains with 400 or a strictly valid stored host`, { timeout: SLOW }, async () => {
+    await run(
+      "domain",
+      SEED,
+      genDomain,
+      (domain, i) => app.client.post(`/api/v1/deployments/dep_fuzz_${i % SPREAD}/domains`, { domain }),
+      "domain",
+      (b) => (b.route as RouteJson | undefined)?.domain,
+      DOMAINS,
+    );
+    const accepted = outcomes.domain?.filter((o) => o.status < 300).length ?? 0;
+    const conflicts = outcomes.domain?.filter((o) => o.status === 409).length ?? 0;
+    expect(accepted).toBeGreaterThan(50);
+    expect(conflicts).toBeGreaterThan(0); // duplicates across deployments meet the unique index
+  });
+
+  it(`answers ${PATHS / 2} hostile path prefixes on POST …/domains with 400 or a strictly valid stored path`, {
+    timeout: SLOW,
+  }, async () => {
+    await run(
+      "post-path",
+      SEED + 1,
+      genPath,
+      (path_prefix, i) =>
+        app.client.post(`/api/v1/deployments/dep_fuzz_${i % SPREAD}/domains`, {
+          domain: `p${i % SPREAD}.fuzz.test`,
+          path_prefix,
+        }),
+      "path_prefix",
+      (b) => (b.route as RouteJson | undefined)?.path_prefix,
+      PATHS / 2,
+    );
+  });
+
+  it(`answers ${PATHS / 2} hostile path prefixes on PUT …/routing with 400 or a strictly valid stored path`, {
+    timeout: SLOW,
+  }, async () => {
+    await run(
+      "put-path",
+      SEED + 2,
+      genPath,
+      (path_prefix) => app.client.put("/api/v1/deployments/dep_fuzz_put/routing", { path_prefix }),
+      "path_prefix",
+      (b) => (typeof b.path_prefix === "string" ? b.path_prefix : undefined),
+      PATHS / 2,
+    );
+  });
+
+  it("leaves only strict values in the database and a config Traefik accepts, with one rule shape", async () => {
+    const rows = await tdb.handle.db
+      .select({ domain: deploymentRouting.domain, path: deploymentRouting.pathPrefix })
+      .from(deploymentRouting);
+    expect(rows.length).toBeGreaterThan(100);
+    expect(rows.filter((r) => !isStrictHost(r.domain) || !isStrictPath(r.path))).toEqual([]);
+
+    const { config } = await app.client.traefikConfig();
+    const routers = Object.entries(config.http.routers);
+    const badRules = routers.filter(([, r]) => !RULE.test(r.rule) || r.rule.includes("||"));
+    expect(badRules).toEqual([]);
+    // Every stored route is served: nothing valid was dropped, nothing extra appeared.
+    const served = new Set(routers.map(([, r]) => r.rule));
+    const expected = new Set(
+      rows.map((r) => {
+        const host = r.domain.startsWith("*.")
+          ? `HostRegexp(\`^[a-z0-9-]+\\.${r.domain.slice(2).replaceAll(".", "\\.")}$\`)`
+          : `Host(\`${r.domain}\`)`;
+        return r.path === "/" ? host : `${host} && PathPrefix(\`${r.path}\`)`;
+      }),
+    );
+    expect(served).toEqual(expected);
+    expect(app.logger.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,203 @@
+import { expect } from "vitest";
+import type { z } from "zod";
+import { createApp, defaultNodeOf } from "../../src/api/app.js";
+import type { DnsRecord, LocationView, RouteView, RoutingView } from "../../src/api/schemas.js";
+import type { Config } from "../../src/config/env.js";
+import { certEncryptionKey } from "../../src/config/secrets.js";
+import type { DbHandle } from "../../src/db/client.js";
+import { loadSnapshot } from "../../src/db/repo/snapshot.js";
+import { systemClock } from "../../src/lib/clock.js";
+import type { Fields, Logger } from "../../src/lib/logger.js";
+import { packageVersion } from "../../src/lib/package-root.js";
+import { ConfigCache } from "../../src/provider/config-cache.js";
+import { PollTracker } from "../../src/provider/pollers.js";
+import type { DynamicConfig } from "../../src/render/types.js";
+import { renderSettings } from "../../src/server.js";
+import { ADMIN_TOKEN, PROVIDER_TOKEN } from "../helpers/app.js";
+import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
+
+// Shared plumbing for the /api/v1 integration suites: one client over real HTTP or app.request(), which also
+// watches every answer for 5xx statuses and leaked internals, so each suite can assert "never" after each test.
+
+export type RouteJson = z.infer<typeof RouteView>;
+export type RoutingJson = z.infer<typeof RoutingView>;
+export type LocationJson = z.infer<typeof LocationView>;
+export type DnsJson = z.infer<typeof DnsRecord>;
+export interface ProblemJson {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance: string;
+  code: string;
+  requestId?: string;
+  errors?: { location: string; message: string }[];
+  [extra: string]: unknown;
+}
+
+export interface Reply<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  contentType: string | null;
+  text: string;
+  /** Parsed JSON when the body is JSON, else undefined. */
+  body: T;
+}
+
+export interface SendOptions {
+  /** Serialized as JSON with `Content-Type: application/json`. */
+  json?: unknown;
+  /** Sent as is (set the content type yourself through `headers`). */
+  raw?: RequestInit["body"];
+  headers?: Record<string, string>;
+  /** Bearer token; ADMIN_TOKEN by default, null for none. */
+  token?: string | null;
+}
+
+/** What should never reach a client: a stack frame, a source path or a driver/parser message. */
+const LEAKS: RegExp[] = [
+  /\bat [\w.<>$]+ \(/, // "    at handler (" stack frame
+  /\bat (file:|node:|\/)/,
+  /\/(src|test|node_modules)\/[\w./-]+\.(ts|js)/,
+  /\.(ts|js):\d+:\d+/,
+  /duplicate key|violates|unique constraint|foreign key|relation "|syntax error at/i,
+  /Unexpected token|JSON at position|SyntaxError|TypeError|ReferenceError|RangeError/,
+];
+
+export function leaksIn(text: string): string[] {
+  return LEAKS.filter((re) => re.test(text)).map(String);
+}
+
+export type Send = (path: string, init: RequestInit) => Promise<Response>;
+
+export class ApiClient {
+  /** Every answer that broke a "never": a 5xx, or internals in an error body. */
+  readonly faults: string[] = [];
+
+  constructor(private readonly sendRaw: Send) {}
+
+  async send<T = Record<string, unknown>>(method: string, path: string, opts: SendOptions = {}): Promise<Reply<T>> {
+    const headers: Record<string, string> = { ...opts.headers };
+    const token = opts.token === undefined ? ADMIN_TOKEN : opts.token;
+    if (token !== null) {
+      headers.authorization = `Bearer ${token}`;
+    }
+    let body: RequestInit["body"] = opts.raw;
+    if (opts.json !== undefined) {
+      body = JSON.stringify(opts.json);
+      headers["content-type"] ??= "application/json";
+    }
+    const res = await this.sendRaw(path, { method, headers, body });
+    const text = await res.text();
+    const contentType = res.headers.get("content-type");
+    let parsed: unknown;
+    if (contentType && /json/.test(contentType) && text.length > 0) {
+      parsed = JSON.parse(text);
+    }
+    if (res.status >= 500) {
+      this.faults.push(`${method} ${path} → ${res.status}: ${text.slice(0, 300)}`);
+    }
+    if (res.status >= 400) {
+      const leaked = leaksIn(text);
+      if (leaked.length > 0) {
+        this.faults.push(`${method} ${path} → ${res.status} leaks ${leaked.join(", ")}: ${text.slice(0, 300)}`);
+      }
+    }
+    return { status: res.status, headers: res.headers, contentType, text, body: parsed as T };
+  }
+
+  get = <T = Record<string, unknown>>(path: string, opts?: SendOptions) => this.send<T>("GET", path, opts);
+  post = <T = Record<string, unknown>>(path: string, json: unknown, opts?: SendOptions) =>
+    this.send<T>("POST", path, { ...opts, json });
+  put = <T = Record<string, unknown>>(path: string, json: unknown, opts?: SendOptions) =>
+    this.send<T>("PUT", path, { ...opts, json });
+  delete = (path: string, opts?: SendOptions) => this.send("DELETE", path, opts);
+
+  /** GET /traefik/config with the provider token; checks it against Traefik's schema. */
+  async traefikConfig(headers: Record<string, string> = {}): Promise<{ config: DynamicConfig; reply: Reply }> {
+    const reply = await this.get("/traefik/config", { token: PROVIDER_TOKEN, headers });
+    expect(reply.status).toBe(200);
+    expect(traefikSchemaErrors(reply.body)).toEqual([]);
+    return { config: reply.body as unknown as DynamicConfig, reply };
+  }
+}
+
+export const httpClient = (baseUrl: string) => new ApiClient((path, init) => fetch(`${baseUrl}${path}`, init));
+
+/** Asserts an RFC 9457 problem answer with a stable code; returns its body for further checks. */
+export function expectProblem(reply: Reply<unknown>, status: number, code: string): ProblemJson {
+  expect({ status: reply.status, contentType: reply.contentType }).toEqual({
+    status,
+    contentType: "application/problem+json",
+  });
+  const body = reply.body as ProblemJson;
+  expect(body).toMatchObject({
+    type: code === "NOT_FOUND" || code === "METHOD_NOT_ALLOWED" ? "about:blank" : expect.stringMatching(/^urn:/),
+    title: expect.any(String),
+    status,
+    code,
+    instance: expect.stringMatching(/^\//),
+    requestId: reply.headers.get("x-request-id"),
+  });
+  expect(leaksIn(reply.text)).toEqual([]);
+  return body;
+}
+
+/** A 400 VALIDATION_FAILED whose errors[] names exactly these locations (a field may fail more than one check). */
+export function expectInvalid(reply: Reply<unknown>, ...locations: string[]): ProblemJson {
+  const p = expectProblem(reply, 400, "VALIDATION_FAILED");
+  expect([...new Set((p.errors ?? []).map((e) => e.location))].sort()).toEqual([...locations].sort());
+  for (const e of p.errors ?? []) {
+    expect(e.message.length).toBeGreaterThan(0);
+  }
+  return p;
+}
+
+/** A logger that remembers error lines (an "unhandled error" there means a 500 happened). */
+export function recordingLogger(): Logger & { errors: { message: string; fields?: Fields }[] } {
+  const errors: { message: string; fields?: Fields }[] = [];
+  return {
+    errors,
+    debug() {},
+    info() {},
+    warn() {},
+    error(message, fields) {
+      errors.push({ message, fields });
+    },
+  };
+}
+
+export interface InProcess {
+  client: ApiClient;
+  app: ReturnType<typeof createApp>;
+  cache: ConfigCache;
+  logger: ReturnType<typeof recordingLogger>;
+  close(): void;
+}
+
+/** The app wired as startServer wires it, minus the socket and the change feed: for `app.request()` suites. */
+export async function inProcessApp(handle: DbHandle, config: Config): Promise<InProcess> {
+  const logger = recordingLogger();
+  const certKey = certEncryptionKey(config, logger);
+  const cache = new ConfigCache({
+    load: () => loadSnapshot(handle.db, certKey),
+    settings: renderSettings(config),
+    clock: systemClock,
+    logger,
+    coalesceMs: config.RENDER_COALESCE_MS,
+  });
+  await cache.ensureFresh();
+  const app = createApp({
+    config,
+    handle,
+    cache,
+    pollers: new PollTracker(),
+    clock: systemClock,
+    logger,
+    version: packageVersion(),
+    certKey,
+    nodeOf: defaultNodeOf,
+  });
+  const client = new ApiClient(async (path, init) => app.request(path, init));
+  return { client, app, cache, logger, close: () => cache.close() };
+}
