@@ -15,14 +15,19 @@ import { packageVersion } from "./lib/package-root.js";
 import { startChangeFeed } from "./provider/change-feed.js";
 import { ConfigCache } from "./provider/config-cache.js";
 import { PollTracker } from "./provider/pollers.js";
+import { resolveProxySecret } from "./proxy/config.js";
+import { proxyDbDeps } from "./proxy/from-db.js";
+import { startProxy } from "./proxy/server.js";
 import type { RenderSettings } from "./render/types.js";
 import { startExpiryWarnings } from "./tls/expiry.js";
 
 /** Weight-0 placeholder for deployments without a healthy replica (never dialled: Traefik skips weight 0). */
 export const NO_REPLICA_URL = "http://127.0.0.1:9";
 
-export function renderSettings(config: Config): RenderSettings {
+/** Render settings; `fallbackProxy` routes `least-conn` deployments through the bundled proxy. */
+export function renderSettings(config: Config, fallbackProxy?: { url: string; secret: string }): RenderSettings {
   return {
+    ...(fallbackProxy ? { fallbackProxy } : {}),
     entryPoints: { web: config.ENTRYPOINT_WEB, websecure: config.ENTRYPOINT_WEBSECURE },
     noReplicaUrl: NO_REPLICA_URL,
     ...(config.TRAEFIK_HEALTHCHECK
@@ -37,11 +42,25 @@ export function renderSettings(config: Config): RenderSettings {
   };
 }
 
+/** Where Traefik reaches the proxy: FALLBACK_PROXY_URL, else the address it listens on. */
+export function fallbackProxyUrl(config: Config, listening?: string): string {
+  if (config.FALLBACK_PROXY_URL) {
+    return config.FALLBACK_PROXY_URL.replace(/\/$/, "");
+  }
+  if (listening) {
+    return listening;
+  }
+  const host = config.PROXY_HOST ?? config.HOST;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${config.PROXY_PORT}`;
+}
+
 export interface Running {
   url: string;
   handle: DbHandle;
   cache: ConfigCache;
   checker: HealthChecker;
+  /** URL of the embedded fallback proxy, when enabled. */
+  proxyUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -74,13 +93,37 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const handle = opts.handle ?? (await openDb(config));
   await migrate(handle);
   const certKey = certEncryptionKey(config, logger);
+  let cacheRef: ConfigCache | undefined; // the proxy reports failures before the cache exists
+  const proxySecret = config.FALLBACK_ENABLED
+    ? resolveProxySecret(config.FALLBACK_PROXY_SECRET, config.DATA_DIR, logger)
+    : undefined;
+  // The bundled least-CPU proxy, on its own port; it shares this instance's database handle.
+  const proxy = proxySecret
+    ? await startProxy({
+        port: config.PROXY_PORT,
+        host: config.PROXY_HOST ?? config.HOST,
+        ...proxyDbDeps(handle, { rise: config.HEALTH_RISE, logger, onTransition: () => cacheRef?.invalidate() }),
+        secret: proxySecret,
+        trustedCidrs: config.FALLBACK_TRUSTED_CIDRS,
+        logger,
+        clock,
+        defaultIntervalSeconds: config.HEALTH_INTERVAL_SECONDS,
+        refreshMs: config.PROXY_REFRESH_MS,
+        connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
+        responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,
+      })
+    : undefined;
   const cache = new ConfigCache({
     load: () => loadSnapshot(handle.db, certKey),
-    settings: renderSettings(config),
+    settings: renderSettings(
+      config,
+      proxySecret ? { url: fallbackProxyUrl(config, proxy?.url), secret: proxySecret } : undefined,
+    ),
     clock,
     logger,
     coalesceMs: config.RENDER_COALESCE_MS,
   });
+  cacheRef = cache;
   await cache.ensureFresh();
   const owner = config.INSTANCE_ID ?? `${hostname()}-${process.pid}`;
   const { probe, close: closeProbe } = createHttpProbe(clock);
@@ -120,15 +163,17 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const addr = server.address() as AddressInfo;
   const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
-  logger.info("listening", { url, driver: handle.driver });
+  logger.info("listening", { url, driver: handle.driver, fallbackProxy: proxy?.url ?? null });
 
   return {
     url,
     handle,
     cache,
     checker,
+    proxyUrl: proxy?.url,
     async close() {
       stopExpiry();
+      await proxy?.close();
       await checker.stop();
       await closeProbe();
       await stopFeed();

@@ -6,13 +6,15 @@ import { openDb } from "../db/client.js";
 import { migrate } from "../db/migrate.js";
 import { loadSnapshot } from "../db/repo/snapshot.js";
 import { silentLogger } from "../lib/logger.js";
+import { resolveProxySecret } from "../proxy/config.js";
 import { renderDynamicConfig } from "../render/render.js";
 import { type ConfigFormat, serialize } from "../render/serialize.js";
-import { renderSettings } from "../server.js";
+import { fallbackProxyUrl, renderSettings } from "../server.js";
 
 const USAGE = `usage: obiente-router <command>
 
   serve               run the service (same as npm start)
+  proxy               run only the fallback least-CPU proxy (needs DATABASE_URL)
   migrate             apply database migrations and exit
   render [--format json|yaml]
                       print the Traefik dynamic config for the current database state
@@ -24,6 +26,10 @@ async function run(argv: string[]): Promise<number> {
     case "serve": {
       await import("../main.js");
       return -1; // main keeps the process alive
+    }
+    case "proxy": {
+      await import("../proxy/main.js");
+      return -1; // the proxy keeps the process alive
     }
     case "migrate": {
       const config = loadConfig();
@@ -47,7 +53,13 @@ async function run(argv: string[]): Promise<number> {
       try {
         await migrate(handle);
         const snap = await loadSnapshot(handle.db, certEncryptionKey(config, silentLogger));
-        const result = renderDynamicConfig({ ...snap, settings: renderSettings(config) });
+        const secret = config.FALLBACK_ENABLED
+          ? resolveProxySecret(config.FALLBACK_PROXY_SECRET, config.DATA_DIR, silentLogger)
+          : undefined;
+        const result = renderDynamicConfig({
+          ...snap,
+          settings: renderSettings(config, secret ? { url: fallbackProxyUrl(config), secret } : undefined),
+        });
         for (const w of result.warnings) {
           process.stderr.write(`skipped ${w.kind} ${w.id}: ${w.reason}\n`);
         }

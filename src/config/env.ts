@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { EXPECTED_STATUS_RE } from "../health/state.js";
+import { checkCidr } from "../proxy/trust.js";
 
 const optional = z.string().trim().min(1).optional().catch(undefined); // "" counts as unset
 const flag = (fallback: boolean) =>
@@ -85,7 +86,36 @@ export const Env = z.object({
   TRAEFIK_HEALTHCHECK: flag(false),
   /** Names this instance in probe leases; defaults to host name + pid. */
   INSTANCE_ID: optional,
+  /** Run the bundled least-CPU proxy inside the service; `least-conn` deployments are routed through it. */
   FALLBACK_ENABLED: flag(true),
+  PROXY_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+  /** Bind address of the proxy; defaults to HOST. */
+  PROXY_HOST: optional,
+  /** Where Traefik reaches the proxy; defaults to http://PROXY_HOST:PROXY_PORT. */
+  FALLBACK_PROXY_URL: optional.refine((v) => v === undefined || /^https?:\/\/[^/\s`{}]+\/?$/.test(v), {
+    message: "must be an http(s) origin like http://obiente-router:8081",
+  }),
+  /** Shared secret Traefik sends in X-Obiente-Proxy-Secret; unset: generated once into DATA_DIR. */
+  FALLBACK_PROXY_SECRET: optional.refine(
+    (v) => v === undefined || (v.length >= 16 && /^[\x21-\x7E]+$/.test(v) && !v.includes("{{")),
+    {
+      message: "must be at least 16 printable characters",
+    },
+  ),
+  /** Peers allowed to send the routing header (comma list of CIDRs or addresses); unset: any peer with the secret. */
+  FALLBACK_TRUSTED_CIDRS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0),
+    )
+    .refine((list) => list.every((c) => checkCidr(c) === undefined), "must be a comma list of CIDR ranges or IPs"),
+  PROXY_REFRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
+  PROXY_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(3000),
+  PROXY_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
 });
 export type Config = z.infer<typeof Env>;
 

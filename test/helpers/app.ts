@@ -19,6 +19,9 @@ export function testConfig(over: Record<string, string> = {}): Config {
     LOG_LEVEL: "error",
     // Off unless a test turns it on: test rows use documentation/private addresses that must never be dialled.
     HEALTH_ENABLED: "false",
+    // The proxy has its own tests; here it would only compete for a port.
+    FALLBACK_ENABLED: "false",
+    PROXY_PORT: "0",
     ...over,
   });
 }
