@@ -1,54 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
 import type { Logger } from "../lib/logger.js";
-import { checkCidr } from "./trust.js";
 
-// The fallback proxy's settings. TODO(#6): merge into src/config/env.ts; until then this is the one other
-// place that parses the environment (same rules: parsed once at startup, every problem reported at once).
-
-const optional = z.string().trim().min(1).optional().catch(undefined); // "" counts as unset
-const ms = (fallback: number, min: number) => z.coerce.number().int().min(min).max(3_600_000).default(fallback);
-
-export const ProxyEnv = z.object({
-  PROXY_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
-  /** Defaults to HOST. */
-  PROXY_HOST: optional,
-  /** Where Traefik reaches the proxy (the renderer's service URL for least-conn deployments). */
-  FALLBACK_PROXY_URL: optional.refine((v) => v === undefined || /^https?:\/\/[^/]+\/?$/.test(v), {
-    message: "must be an http(s) origin like http://obiente-router:8081",
-  }),
-  /** Shared secret in X-Obiente-Proxy-Secret; unset → generated once into DATA_DIR/fallback-proxy-secret. */
-  FALLBACK_PROXY_SECRET: optional.refine((v) => v === undefined || v.length >= 16, {
-    message: "must be at least 16 characters",
-  }),
-  /** Peers allowed to send X-Obiente-Deployment (comma list of CIDRs or addresses); unset = any peer. */
-  FALLBACK_TRUSTED_CIDRS: z
-    .string()
-    .optional()
-    .transform((v) =>
-      (v ?? "")
-        .split(",")
-        .map((t) => t.trim())
-        .filter((t) => t.length > 0),
-    )
-    .refine((list) => list.every((c) => checkCidr(c) === undefined), "must be a comma list of CIDR ranges or IPs"),
-  PROXY_REFRESH_MS: ms(1000, 50),
-  PROXY_CONNECT_TIMEOUT_MS: ms(3000, 1),
-  PROXY_RESPONSE_TIMEOUT_MS: ms(60_000, 1),
-});
-export type ProxyConfig = z.infer<typeof ProxyEnv>;
-
-/** Parses the proxy's part of the environment; throws one error listing every problem. */
-export function loadProxyConfig(env: Record<string, string | undefined> = process.env): ProxyConfig {
-  const r = ProxyEnv.safeParse(env);
-  if (r.success) {
-    return Object.freeze(r.data);
-  }
-  const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-  throw new Error(`invalid environment\n${lines.join("\n")}`);
-}
+// The proxy's environment settings (PROXY_*, FALLBACK_*) live in src/config/env.ts with all the others.
 
 export const PROXY_SECRET_FILE = "fallback-proxy-secret";
 

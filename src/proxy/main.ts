@@ -2,14 +2,13 @@ import { loadConfig } from "../config/env.js";
 import { openDb } from "../db/client.js";
 import { systemClock } from "../lib/clock.js";
 import { createLogger } from "../lib/logger.js";
-import { loadProxyConfig, resolveProxySecret } from "./config.js";
+import { resolveProxySecret } from "./config.js";
 import { proxyDbDeps } from "./from-db.js";
 import { startProxy } from "./server.js";
 
 /** Standalone fallback proxy (`node dist/src/proxy/main.js`): needs PostgreSQL, which it shares with the server. */
 export async function main(): Promise<void> {
   const config = loadConfig();
-  const proxyConfig = loadProxyConfig();
   const logger = createLogger(config.LOG_LEVEL);
   if (!config.DATABASE_URL) {
     // PGlite is single-process: the server owns it, so the proxy then runs inside the server instead.
@@ -17,17 +16,17 @@ export async function main(): Promise<void> {
   }
   const handle = await openDb({ ...config, maxConnections: 2 });
   const running = await startProxy({
-    port: proxyConfig.PROXY_PORT,
-    host: proxyConfig.PROXY_HOST ?? config.HOST,
+    port: config.PROXY_PORT,
+    host: config.PROXY_HOST ?? config.HOST,
     ...proxyDbDeps(handle, { rise: config.HEALTH_RISE, logger }),
-    secret: resolveProxySecret(proxyConfig.FALLBACK_PROXY_SECRET, config.DATA_DIR, logger),
-    trustedCidrs: proxyConfig.FALLBACK_TRUSTED_CIDRS,
+    secret: resolveProxySecret(config.FALLBACK_PROXY_SECRET, config.DATA_DIR, logger),
+    trustedCidrs: config.FALLBACK_TRUSTED_CIDRS,
     logger,
     clock: systemClock,
     defaultIntervalSeconds: config.HEALTH_INTERVAL_SECONDS,
-    refreshMs: proxyConfig.PROXY_REFRESH_MS,
-    connectTimeoutMs: proxyConfig.PROXY_CONNECT_TIMEOUT_MS,
-    responseTimeoutMs: proxyConfig.PROXY_RESPONSE_TIMEOUT_MS,
+    refreshMs: config.PROXY_REFRESH_MS,
+    connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
+    responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,
   });
   let stopping = false;
   const stop = (signal: string) => {
