@@ -19,7 +19,11 @@ describe.each(DRIVERS)("least-conn through the embedded fallback proxy on %s", (
   const replicas: TestReplica[] = [];
 
   const call = (method: string, path: string, body?: unknown) =>
-    fetch(`${app.url}/api/v1${path}`, { method, headers: admin, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    fetch(`${app.url}/api/v1${path}`, {
+      method,
+      headers: admin,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
   const setCpu = (id: string, port: number, cpu: number) =>
     call("PUT", `/deployments/dep_lc/locations/${id}`, { address: "127.0.0.1", port, cpu_usage: cpu });
 
@@ -31,12 +35,17 @@ describe.each(DRIVERS)("least-conn through the embedded fallback proxy on %s", (
     });
     replicas.push(await startReplica("a"), await startReplica("b"));
     await call("POST", "/deployments", { id: "dep_lc", name: "lc" });
-    await call("PUT", "/deployments/dep_lc/routing", { domain: "lc.example.com", target_port: 1, load_balancer_algo: "least-cpu" });
+    await call("PUT", "/deployments/dep_lc/routing", {
+      domain: "lc.example.com",
+      target_port: 1,
+      load_balancer_algo: "least-cpu",
+    });
     for (const [i, r] of replicas.entries()) {
       await setCpu(`r${i}`, r.port, i === 0 ? 80 : 10);
     }
     await tdb.handle.db.execute(
-      (await import("drizzle-orm")).sql`update deployment_locations set health_status = 'healthy' where deployment_id = 'dep_lc'`,
+      (await import("drizzle-orm"))
+        .sql`update deployment_locations set health_status = 'healthy' where deployment_id = 'dep_lc'`,
     );
   });
   afterAll(async () => {
@@ -71,7 +80,9 @@ describe.each(DRIVERS)("least-conn through the embedded fallback proxy on %s", (
     }
     await setCpu("r1", b.port, 95); // no config reload: the proxy follows the readings
     await waitFor(async () => (await hit()) === "a");
-    const forged = await request(`${serviceUrl}/`, { headers: { "x-obiente-deployment": "dep_lc", "x-obiente-proxy-secret": "wrong-wrong-wrong-wrong" } });
+    const forged = await request(`${serviceUrl}/`, {
+      headers: { "x-obiente-deployment": "dep_lc", "x-obiente-proxy-secret": "wrong-wrong-wrong-wrong" },
+    });
     expect(forged.statusCode).toBe(403);
     await forged.body.dump();
   });

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Benchmarks the fallback proxy against nginx, HAProxy, Caddy and the Node baselines with the shared harness
+# (shared/bench/run.sh, see its README). Builds, copies the harness to a temp dir (the shared copy may be
+# read-only), installs its one dependency there, and runs it with the proxy as the `--extra` entry.
+#
+#   npm run bench:proxy                              # everything: ~6 min on 2 cores
+#   npm run bench:proxy -- nginx caddy undici --reps 1   # a subset while iterating (any run.sh option works)
+#
+# env: BENCH_HARNESS (default: ../shared/bench next to the repo), BENCH_PORT (default 18099),
+#      SKIP_BUILD=1 to reuse dist/. Needs nginx, haproxy, caddy and wrk (apt-get install -y --no-install-recommends
+#      nginx haproxy caddy wrk). Results JSON goes to bench/results/ (git-ignored).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HARNESS="${BENCH_HARNESS:-$ROOT/../shared/bench}"
+PORT="${BENCH_PORT:-18099}"
+
+[[ -x $HARNESS/run.sh || -f $HARNESS/run.sh ]] || { echo "benchmark harness not found at $HARNESS (set BENCH_HARNESS)" >&2; exit 1; }
+for tool in nginx haproxy caddy wrk; do
+  command -v "$tool" >/dev/null || {
+    echo "missing $tool: apt-get update && apt-get install -y --no-install-recommends nginx haproxy caddy wrk" >&2
+    exit 1
+  }
+done
+
+if [[ -z ${SKIP_BUILD:-} ]]; then
+  (cd "$ROOT" && npm run build)
+fi
+ENTRY="$ROOT/dist/src/proxy/bench-entry.js"
+[[ -f $ENTRY ]] || { echo "missing $ENTRY: run npm run build" >&2; exit 1; }
+
+WORK="$(mktemp -d /tmp/obiente-proxy-bench.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+cp -r "$HARNESS/." "$WORK/"
+chmod -R u+w "$WORK"
+(cd "$WORK" && npm ci --no-audit --no-fund --loglevel=error)
+
+mkdir -p "$ROOT/bench/results"
+OUT="$ROOT/bench/results/proxy-$(date -u +%Y-%m-%dT%H-%M-%SZ).json"
+"$WORK/run.sh" "$@" --out "$OUT" \
+  --extra "node $ENTRY" --extra-port "$PORT" --extra-name obiente
+echo "results: $OUT"

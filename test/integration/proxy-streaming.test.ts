@@ -1,0 +1,274 @@
+import { createHash } from "node:crypto";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { Readable } from "node:stream";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { WebSocket } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
+import { silentLogger } from "../../src/lib/logger.js";
+import { proxyDbDeps } from "../../src/proxy/from-db.js";
+import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
+import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { fakeClock } from "../helpers/replica.js";
+
+const SECRET = "test-proxy-secret-0123456789abcdef";
+const MB = 1024 * 1024;
+const BIG = 50 * MB;
+const CHUNK = Buffer.alloc(64 * 1024, 0x61); // reused: neither side holds the whole body
+
+/** `bytes` of data as a stream, one reused 64 KiB chunk at a time. */
+function generated(bytes: number): Readable {
+  let left = bytes;
+  return new Readable({
+    read() {
+      if (left <= 0) {
+        this.push(null);
+        return;
+      }
+      const n = Math.min(left, CHUNK.length);
+      left -= n;
+      this.push(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
+    },
+  });
+}
+
+// Minimal RFC 6455 server side: handshake, then echo each (small, masked) client frame back unmasked.
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+function acceptWebSocket(key: string, socket: Duplex): void {
+  const accept = createHash("sha1")
+    .update(key + WS_GUID)
+    .digest("base64");
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
+  let buf = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 6) {
+      const opcode = (buf[0] ?? 0) & 0x0f;
+      const len = (buf[1] ?? 0) & 0x7f; // test messages stay under 126 bytes
+      if (buf.length < 6 + len) {
+        return;
+      }
+      const mask = buf.subarray(2, 6);
+      const payload = Buffer.from(buf.subarray(6, 6 + len).map((b, i) => b ^ (mask[i % 4] ?? 0)));
+      buf = buf.subarray(6 + len);
+      if (opcode === 0x8) {
+        socket.end(Buffer.from([0x88, 0]));
+        return;
+      }
+      socket.write(Buffer.concat([Buffer.from([0x80 | opcode, payload.length]), payload]));
+    }
+  });
+  socket.on("error", () => socket.destroy());
+}
+
+/** Counts an upload, streams a download, echoes WebSocket messages; never holds a whole body. */
+async function startBulkUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    if (req.url === "/upload") {
+      let bytes = 0;
+      req.on("data", (c: Buffer) => {
+        bytes += c.length;
+      });
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ bytes }));
+      });
+      return;
+    }
+    if (req.url === "/download") {
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(BIG) });
+      generated(BIG).pipe(res);
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  server.on("upgrade", (req, socket: Duplex) => {
+    acceptWebSocket(String(req.headers["sec-websocket-key"]), socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void; // a full collection, so samples count live memory only
+
+/**
+ * Samples this process's live heap + buffer memory (after a forced GC) every 25 ms until stopped; returns the
+ * peak growth over the start. A proxy that buffered the body would show tens of MB here.
+ */
+function watchMemory(): () => number {
+  const used = () => {
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const start = used();
+  let peak = start;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, used());
+  }, 25);
+  return () => {
+    clearInterval(timer);
+    peak = Math.max(peak, used());
+    return peak - start;
+  };
+}
+
+describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
+  let tdb: TestDb;
+  let proxy: RunningProxy;
+  let upstream: { port: number; close(): Promise<void> };
+  const host = "bulk.proxy.test";
+
+  beforeAll(async () => {
+    tdb = await makeTestDb(driver);
+    upstream = await startBulkUpstream();
+    const db = tdb.handle.db;
+    await db.insert(deployments).values({ id: "dep_bulk", name: "bulk" });
+    await db.insert(deploymentRouting).values({
+      id: "rt_bulk",
+      deploymentId: "dep_bulk",
+      domain: host,
+      targetPort: upstream.port,
+      sslEnabled: false,
+      isPrimary: true,
+      loadBalancerAlgo: "least-conn",
+    });
+    await db
+      .insert(deploymentLocations)
+      .values({ id: "bulk_r1", deploymentId: "dep_bulk", address: "127.0.0.1", healthStatus: "healthy" });
+    proxy = await startProxy({
+      port: 0,
+      host: "127.0.0.1",
+      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
+      secret: SECRET,
+      logger: silentLogger,
+      clock: fakeClock(),
+      defaultIntervalSeconds: 30,
+      refreshMs: 1000,
+      connectTimeoutMs: 1000,
+      responseTimeoutMs: 10_000,
+    });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await upstream?.close();
+    await tdb?.close();
+  });
+
+  const port = () => Number(new URL(proxy.url).port);
+
+  it("streams a 50 MB upload through without buffering it", async () => {
+    const stop = watchMemory();
+    const reply = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port: port(),
+          path: "/upload",
+          method: "PUT",
+          headers: { host, "content-type": "application/octet-stream" }, // chunked: no length up front
+          agent: false,
+        },
+        (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => {
+            body += c.toString();
+          });
+          res.on("end", () => resolve(body));
+        },
+      );
+      req.on("error", reject);
+      generated(BIG).pipe(req);
+    });
+    const growth = stop();
+    expect(JSON.parse(reply)).toEqual({ bytes: BIG });
+    // Client, proxy and upstream share this process; a buffered body alone would be 50 MB. The same transfer
+    // straight to the upstream (no proxy) measured ~4 MB live here, the proxy adds ~2 MB.
+    expect(growth).toBeLessThan(8 * MB);
+  });
+
+  it("streams a 50 MB download through without buffering it", async () => {
+    const stop = watchMemory();
+    const { status, bytes } = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port: port(), path: "/download", headers: { host }, agent: false },
+        (res) => {
+          let bytes = 0;
+          res.on("data", (c: Buffer) => {
+            bytes += c.length;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes }));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    const growth = stop();
+    expect(status).toBe(200);
+    expect(bytes).toBe(BIG);
+    expect(growth).toBeLessThan(8 * MB);
+  });
+
+  it("carries a WebSocket through, routed by the trusted deployment header", async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port()}/socket`, {
+      headers: { "x-obiente-deployment": "dep_bulk", "x-obiente-proxy-secret": SECRET },
+    });
+    const echoes: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener("open", () => {
+        ws.send("hello");
+        ws.send("world");
+      });
+      ws.addEventListener("message", (e) => {
+        echoes.push(String(e.data));
+        if (echoes.length === 2) {
+          ws.close();
+        }
+      });
+      ws.addEventListener("close", () => resolve());
+      ws.addEventListener("error", () => reject(new Error("websocket error")));
+    });
+    expect(echoes).toEqual(["hello", "world"]);
+  });
+
+  it("refuses a WebSocket upgrade with a forged routing header", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({
+        host: "127.0.0.1",
+        port: port(),
+        path: "/socket",
+        headers: {
+          host,
+          connection: "Upgrade",
+          upgrade: "websocket",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "sec-websocket-version": "13",
+          "x-obiente-deployment": "dep_bulk",
+        },
+        agent: false,
+      });
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("upgrade", () => reject(new Error("upgraded")));
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+  });
+});
