@@ -58,9 +58,11 @@ describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
   });
 
   it("picks up rows written straight to the database (NOTIFY) and renders them", async () => {
+    // Rows arrive in three statements; wait for the last one (the replicas), not just the routers.
     const config = await waitFor(async () => {
       const c = await getConfig();
-      return Object.keys(c.http.routers).length === 3 ? c : undefined;
+      const api = c.http.services["dep-api--rt-api"]?.loadBalancer.servers[0];
+      return Object.keys(c.http.routers).length === 3 && api !== undefined && api.weight === undefined ? c : undefined;
     });
     expect(config.http.services["dep-web--rt-web"]?.loadBalancer.servers).toEqual([{ url: "http://10.1.0.1:3000" }]);
     expect(config.http.services["dep-api--rt-api"]?.loadBalancer.servers).toEqual([{ url: "http://10.2.0.1:31001" }]);

@@ -102,6 +102,9 @@ async function startBulkUpstream(): Promise<{ port: number; close(): Promise<voi
   };
 }
 
+/** Far below the 50 MB a buffering proxy would hold, above the in-flight buffers of an in-process client + upstream. */
+const MEMORY_BOUND = 12 * MB;
+
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void; // a full collection, so samples count live memory only
 
@@ -197,8 +200,9 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
     const growth = stop();
     expect(JSON.parse(reply)).toEqual({ bytes: BIG });
     // Client, proxy and upstream share this process; a buffered body alone would be 50 MB. The same transfer
-    // straight to the upstream (no proxy) measured ~4 MB live here, the proxy adds ~2 MB.
-    expect(growth).toBeLessThan(8 * MB);
+    // straight to the upstream (no proxy) measured ~4 MB live here, the proxy adds ~2 MB; in-flight socket
+    // buffers vary with scheduling on a loaded machine (8.5 MB seen once), hence the margin.
+    expect(growth).toBeLessThan(MEMORY_BOUND);
   });
 
   it("streams a 50 MB download through without buffering it", async () => {
@@ -220,7 +224,7 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
     const growth = stop();
     expect(status).toBe(200);
     expect(bytes).toBe(BIG);
-    expect(growth).toBeLessThan(8 * MB);
+    expect(growth).toBeLessThan(MEMORY_BOUND);
   });
 
   it("carries a WebSocket through, routed by the trusted deployment header", async () => {
