@@ -1,6 +1,7 @@
 import { loadConfig } from "./config/env.js";
 import { isLoopback, withAdminToken } from "./config/secrets.js";
 import { createLogger } from "./lib/logger.js";
+import { exitOnSignals } from "./lib/shutdown.js";
 import { startServer } from "./server.js";
 
 /** Composition root for `npm start`: config, server, signals. */
@@ -14,25 +15,7 @@ export async function main(): Promise<void> {
     });
   }
   const running = await startServer(config, { logger });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      return;
-    }
-    stopping = true;
-    logger.info("shutting down", { signal });
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    running.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error("shutdown failed", { err });
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  exitOnSignals(logger, () => running.close());
 }
 
 main().catch((err: unknown) => {

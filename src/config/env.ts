@@ -10,16 +10,21 @@ const flag = (fallback: boolean) =>
     .enum(["true", "false", "1", "0"])
     .optional()
     .transform((v) => (v === undefined ? fallback : v === "true" || v === "1"));
-const tokenList = z
-  .string()
-  .optional()
-  .transform((v) =>
-    (v ?? "")
-      .split(",")
-      .map((t) => t.trim())
-      .filter((t) => t.length > 0),
-  )
-  .refine((list) => list.every((t) => t.length >= 16), "each token must be at least 16 characters");
+/** A comma-separated list; blanks dropped, "" and unset both mean empty. */
+const commaList = () =>
+  z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0),
+    );
+const tokenList = commaList().refine(
+  (list) => list.every((t) => t.length >= 16),
+  "each token must be at least 16 characters",
+);
 const entryPointName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "letters, digits, '-' and '_' only");
 const resolverName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, '.', '-' and '_' only");
 
@@ -37,16 +42,10 @@ export const Env = z.object({
   ADMIN_TOKEN: tokenList, // bearer token(s) for /api/v1
   PUBLIC_URL: optional,
   /** Public IPs of the Traefik edge: the A/AAAA records users create for apex domains. */
-  PUBLIC_IPS: z
-    .string()
-    .optional()
-    .transform((v) =>
-      (v ?? "")
-        .split(",")
-        .map((t) => t.trim())
-        .filter((t) => t.length > 0),
-    )
-    .refine((list) => list.every((ip) => isIP(ip) !== 0), "must be a comma-separated list of IP addresses"),
+  PUBLIC_IPS: commaList().refine(
+    (list) => list.every((ip) => isIP(ip) !== 0),
+    "must be a comma-separated list of IP addresses",
+  ),
   /** Host name users point subdomains at with a CNAME (e.g. edge.example.net). */
   PUBLIC_CNAME_TARGET: optional,
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -103,16 +102,10 @@ export const Env = z.object({
     },
   ),
   /** Peers allowed to send the routing header (comma list of CIDRs or addresses); unset: any peer with the secret. */
-  FALLBACK_TRUSTED_CIDRS: z
-    .string()
-    .optional()
-    .transform((v) =>
-      (v ?? "")
-        .split(",")
-        .map((t) => t.trim())
-        .filter((t) => t.length > 0),
-    )
-    .refine((list) => list.every((c) => checkCidr(c) === undefined), "must be a comma list of CIDR ranges or IPs"),
+  FALLBACK_TRUSTED_CIDRS: commaList().refine(
+    (list) => list.every((c) => checkCidr(c) === undefined),
+    "must be a comma list of CIDR ranges or IPs",
+  ),
   PROXY_REFRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
   PROXY_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(3000),
   PROXY_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(60_000),

@@ -2,6 +2,7 @@ import { loadConfig } from "../config/env.js";
 import { openDb } from "../db/client.js";
 import { systemClock } from "../lib/clock.js";
 import { createLogger } from "../lib/logger.js";
+import { exitOnSignals } from "../lib/shutdown.js";
 import { resolveProxySecret } from "./config.js";
 import { proxyDbDeps } from "./from-db.js";
 import { startProxy } from "./server.js";
@@ -28,28 +29,7 @@ export async function main(): Promise<void> {
     connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
     responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,
   });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      return;
-    }
-    stopping = true;
-    logger.info("shutting down", { signal });
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    running
-      .close()
-      .then(() => handle.close())
-      .then(
-        () => process.exit(0),
-        (err: unknown) => {
-          logger.error("shutdown failed", { err });
-          process.exit(1);
-        },
-      );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  exitOnSignals(logger, () => running.close().then(() => handle.close()));
 }
 
 main().catch((err: unknown) => {

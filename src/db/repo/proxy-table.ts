@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import { deploymentLocations, deploymentRouting, deployments } from "../../../schema/tables.js";
 import type { ProxySnapshot } from "../../proxy/table.js";
 import type { Db } from "../client.js";
+import { replicaColumns, routeColumns } from "./snapshot.js";
 
 /** Everything the fallback proxy routes on, read in one consistent (repeatable read) view. */
 export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
@@ -9,12 +10,7 @@ export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
     async (tx) => {
       const routes = await tx
         .select({
-          id: deploymentRouting.id,
-          deploymentId: deploymentRouting.deploymentId,
-          domain: deploymentRouting.domain,
-          pathPrefix: deploymentRouting.pathPrefix,
-          targetPort: deploymentRouting.targetPort,
-          protocol: deploymentRouting.protocol,
+          ...routeColumns,
           isPrimary: deploymentRouting.isPrimary,
           healthIntervalSeconds: deployments.healthIntervalSeconds,
         })
@@ -22,12 +18,7 @@ export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
         .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
       const replicas = await tx
         .select({
-          id: deploymentLocations.id,
-          deploymentId: deploymentLocations.deploymentId,
-          address: deploymentLocations.address,
-          port: deploymentLocations.port,
-          status: deploymentLocations.status,
-          healthStatus: deploymentLocations.healthStatus,
+          ...replicaColumns,
           cpuUsage: deploymentLocations.cpuUsage,
           cpuUpdatedAt: deploymentLocations.cpuUpdatedAt,
         })

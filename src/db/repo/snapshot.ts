@@ -5,6 +5,25 @@ import { type Db, rowsOf } from "../client.js";
 import { loadCertificatesForRender } from "./certificates.js";
 import { loadAllMiddlewares } from "./middlewares.js";
 
+/** Columns every routing reader needs (the renderer here, the fallback proxy's table in proxy-table.ts). */
+export const routeColumns = {
+  id: deploymentRouting.id,
+  deploymentId: deploymentRouting.deploymentId,
+  domain: deploymentRouting.domain,
+  pathPrefix: deploymentRouting.pathPrefix,
+  targetPort: deploymentRouting.targetPort,
+  protocol: deploymentRouting.protocol,
+};
+
+export const replicaColumns = {
+  id: deploymentLocations.id,
+  deploymentId: deploymentLocations.deploymentId,
+  address: deploymentLocations.address,
+  port: deploymentLocations.port,
+  status: deploymentLocations.status,
+  healthStatus: deploymentLocations.healthStatus,
+};
+
 export interface RoutingSnapshot {
   routes: RouteInput[];
   replicas: ReplicaInput[];
@@ -23,12 +42,7 @@ export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSna
       const changeSeq = await readChangeSeq(tx as unknown as Db);
       const routes = await tx
         .select({
-          id: deploymentRouting.id,
-          deploymentId: deploymentRouting.deploymentId,
-          domain: deploymentRouting.domain,
-          pathPrefix: deploymentRouting.pathPrefix,
-          targetPort: deploymentRouting.targetPort,
-          protocol: deploymentRouting.protocol,
+          ...routeColumns,
           loadBalancerAlgo: deploymentRouting.loadBalancerAlgo,
           sslEnabled: deploymentRouting.sslEnabled,
           sslCertResolver: deploymentRouting.sslCertResolver,
@@ -39,16 +53,7 @@ export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSna
         })
         .from(deploymentRouting)
         .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
-      const replicas = await tx
-        .select({
-          id: deploymentLocations.id,
-          deploymentId: deploymentLocations.deploymentId,
-          address: deploymentLocations.address,
-          port: deploymentLocations.port,
-          status: deploymentLocations.status,
-          healthStatus: deploymentLocations.healthStatus,
-        })
-        .from(deploymentLocations);
+      const replicas = await tx.select(replicaColumns).from(deploymentLocations);
       const t = tx as unknown as Db;
       const { certs, failed } = certKey ? await loadCertificatesForRender(t, certKey) : { certs: [], failed: [] };
       const middlewares = await loadAllMiddlewares(t);
