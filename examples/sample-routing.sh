@@ -5,7 +5,7 @@
 #   ADMIN_TOKEN=… PROVIDER_TOKEN=… ./sample-routing.sh    (or put them in examples/.env)
 #   ROUTER_URL defaults to http://127.0.0.1:8080 (the port docker-compose.yml publishes on loopback).
 #
-# Needs the /api/v1 routing API (deployments, routing, locations); builds without it answer 404.
+# Uses the /api/v1 routing API (deployments, routing, locations).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
