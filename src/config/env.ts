@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { EXPECTED_STATUS_RE } from "../health/state.js";
-import { checkCidr } from "../proxy/trust.js";
+import { checkCidr } from "../render/validate.js";
 
 const optional = z.string().trim().min(1).optional().catch(undefined); // "" counts as unset
 const flag = (fallback: boolean) =>

@@ -9,6 +9,9 @@ import type { RenderSettings, RenderWarning, ReplicaInput, RouteInput, TlsCertif
 
 const gzip = promisify(gzipCb);
 
+/** How long a reader (a poll, the stats) waits for a pending re-render before it gets the config in memory. */
+export const FRESH_WAIT_MS = 2000;
+
 export interface Snapshot {
   routes: RouteInput[];
   replicas: ReplicaInput[];

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { BlockList, isIP, isIPv4 } from "node:net";
+import { checkCidr } from "../render/validate.js";
 
 /**
  * A constant-time check of the shared secret. Both sides are hashed first, so the comparison never depends
@@ -8,24 +9,6 @@ import { BlockList, isIP, isIPv4 } from "node:net";
 export function secretMatcher(secret: string): (provided: string) => boolean {
   const expected = createHash("sha256").update(secret).digest();
   return (provided) => timingSafeEqual(createHash("sha256").update(provided).digest(), expected);
-}
-
-/** Why a trusted-source entry is invalid (`10.0.0.0/8`, `fd00::/8`, or a single address), or undefined. */
-export function checkCidr(entry: string): string | undefined {
-  const slash = entry.indexOf("/");
-  const address = slash === -1 ? entry : entry.slice(0, slash);
-  const family = isIP(address);
-  if (family === 0) {
-    return `${entry}: not an IP address or CIDR range`;
-  }
-  if (slash !== -1) {
-    const bits = entry.slice(slash + 1);
-    const max = family === 4 ? 32 : 128;
-    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) {
-      return `${entry}: prefix length must be 0–${max}`;
-    }
-  }
-  return undefined;
 }
 
 /** Builds the allow-list of peers that may send the routing header; throws on an invalid entry. */
@@ -59,3 +42,5 @@ export function isTrustedPeer(list: BlockList, address: string | undefined): boo
   const family = isIP(address);
   return family !== 0 && list.check(address, family === 4 ? "ipv4" : "ipv6");
 }
+
+export { checkCidr };

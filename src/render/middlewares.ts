@@ -1,7 +1,7 @@
-import { isIP } from "node:net";
 import { z } from "zod";
 import { routeName } from "./names.js";
 import type { Middleware, RouteInput } from "./types.js";
+import { checkCidr } from "./validate.js";
 
 // Per-deployment middlewares as stored (deployment_middlewares.config): the API validates and hashes input into
 // this shape; the renderer validates it again before it reaches Traefik (rows can be edited by hand).
@@ -39,19 +39,10 @@ const HeaderMap = z
   })
   .refine((m) => Object.keys(m).length <= 50, "at most 50 headers");
 
-export const Cidr = z.string().refine((v) => {
-  const [addr, bits, ...rest] = v.split("/");
-  const family = isIP(addr ?? "");
+export const Cidr = z
+  .string()
   // Node accepts a zone (`fe80::1%eth0`); Go's net.ParseIP/ParseCIDR, which Traefik uses, do not.
-  if (family === 0 || rest.length > 0 || (addr ?? "").includes("%")) {
-    return false;
-  }
-  if (bits === undefined) {
-    return true;
-  }
-  const n = Number(bits);
-  return /^\d{1,3}$/.test(bits) && n <= (family === 4 ? 32 : 128);
-}, "must be an IP address or CIDR range");
+  .refine((v) => !v.includes("%") && checkCidr(v) === undefined, "must be an IP address or CIDR range");
 
 const HTPASSWD_LINE =
   /^[A-Za-z0-9._@-]{1,64}:(?:\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}|\$apr1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}|\{SHA\}[A-Za-z0-9+/]{27}=)$/;

@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from "node:net";
+import { isIP, isIPv4, isIPv6 } from "node:net";
 
 // Second line of defence: every value that reaches a Traefik rule or URL is re-checked here, even though the
 // API already validated it, because rows can also arrive by hand-written SQL.
@@ -83,4 +83,22 @@ export function checkResolverName(name: string): string | undefined {
 export function urlHost(address: string): string {
   // Only IPv6 literals contain ':' (validated addresses): skip node's large IPv6 regexp for everything else.
   return address.includes(":") ? `[${address}]` : address;
+}
+
+/** Why a trusted-source entry is invalid (`10.0.0.0/8`, `fd00::/8`, or a single address), or undefined. */
+export function checkCidr(entry: string): string | undefined {
+  const slash = entry.indexOf("/");
+  const address = slash === -1 ? entry : entry.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) {
+    return `${entry}: not an IP address or CIDR range`;
+  }
+  if (slash !== -1) {
+    const bits = entry.slice(slash + 1);
+    const max = family === 4 ? 32 : 128;
+    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) {
+      return `${entry}: prefix length must be 0–${max}`;
+    }
+  }
+  return undefined;
 }

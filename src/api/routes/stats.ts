@@ -3,6 +3,7 @@ import { listCertificates } from "../../db/repo/certificates.js";
 import { countDeployments } from "../../db/repo/deployments.js";
 import { countReplicasByHealth } from "../../db/repo/locations.js";
 import { loadSnapshot } from "../../db/repo/snapshot.js";
+import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
 import { routeName } from "../../render/names.js";
 import { checkRoute } from "../../render/render.js";
 import { hostMatches, matchRoute, priorityFor, ruleFor } from "../../render/rules.js";
@@ -18,7 +19,7 @@ export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
     .get("/stats", async (c) => {
       // Like a poll, wait briefly for a pending re-render: right after a write, the old revision would make every
       // poller look current.
-      const cfg = await cache.freshWithin(2000);
+      const cfg = await cache.freshWithin(FRESH_WAIT_MS);
       const [deployments, replicas, certs] = await Promise.all([
         countDeployments(db),
         countReplicasByHealth(db),

@@ -1,11 +1,10 @@
 import { Hono } from "hono";
+import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
 import type { ConfigFormat } from "../../render/serialize.js";
 import type { AppEnv, Deps } from "../app.js";
 import { requireBearer } from "../auth.js";
 import { HttpProblem } from "../problem.js";
 
-/** How long a poll waits for a pending re-render before it gets the config already in memory. */
-const FRESH_WAIT_MS = 2000;
 const YAML_TYPES = /\b(application|text)\/(x-)?yaml\b/i;
 
 function wantedFormat(query: string | undefined, accept: string | undefined): ConfigFormat {
