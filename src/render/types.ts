@@ -18,6 +18,26 @@ export interface RouteInput {
   healthTimeoutSeconds?: number | null;
   /** Wildcard routes: request the apex as a SAN too. */
   tlsIncludeApex?: boolean;
+  /**
+   * protocol `https`: how replicas' certificates are verified (Traefik serversTransport and our own probes).
+   * null/undefined: verified against the system roots with the replica address as server name.
+   */
+  backendTls?: BackendTls | null;
+  /** protocol `h2c`: health via the gRPC health protocol (`grpc`, the default) or an HTTP/2 prior-knowledge GET. */
+  healthMode?: HealthMode | null;
+  /** The deployment's expected health status (`2xx`, `204`, `200-399`, comma list); null = service default. */
+  healthExpectedStatus?: string | null;
+}
+
+export type HealthMode = "http" | "grpc";
+
+export interface BackendTls {
+  /** SNI and the name the certificate must carry; null = the replica address. */
+  serverName: string | null;
+  /** PEM bundle of CA certificates to trust instead of the system roots; null = system roots. */
+  caPem: string | null;
+  /** Explicit opt-out of verification (never the default). */
+  insecureSkipVerify: boolean;
 }
 
 export interface ReplicaInput {
