@@ -24,13 +24,15 @@ COPY schema/migrations ./schema/migrations
 # PGlite (used when DATABASE_URL is unset) lives in DATA_DIR/pglite; the non-root user must own it.
 RUN mkdir -p /data && chown node:node /data
 
-# HOST defaults to 127.0.0.1 in the app, which is unreachable from outside the container.
+# HOST defaults to 127.0.0.1 in the app, which is unreachable from outside the container. HOST is the API's
+# only: the fallback proxy does not follow it (PROXY_HOST, default 127.0.0.1).
 ENV HOST=0.0.0.0 PORT=8080 DATA_DIR=/data
 VOLUME /data
 USER node
-# 8080: API, /healthz, /readyz and GET /traefik/config. 8081: reserved for the fallback proxy
-# (FALLBACK_ENABLED); nothing listens on it in this build yet.
-EXPOSE 8080 8081
+# 8080: API, /healthz, /readyz and GET /traefik/config. The fallback proxy (PROXY_PORT 8081) is deliberately not
+# exposed: it binds to 127.0.0.1 unless PROXY_HOST says otherwise, and must be reachable by Traefik only (an
+# internal network plus FALLBACK_TRUSTED_CIDRS, see examples/docker-compose.yml and the README's trust model).
+EXPOSE 8080
 
 # Liveness only: /healthz answers 200 once the server listens (after migrations). /readyz is stricter.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -374,7 +374,7 @@ async function main(): Promise<void> {
       `${int(REPLICAS)} replicas (${DEPLOYMENTS} deployments × ${REPLICAS_PER_DEPLOYMENT}, 1 route each) on ${SERVERS} HTTP servers at 127.0.0.1:${servers.ports.join(",")} (child process)`,
     );
     console.log(
-      `defaults: concurrency ${defaults.concurrency} (claim batch ${Math.max(16, defaults.concurrency * 2)}), timeout ${defaults.timeoutSeconds} s, interval ${defaults.intervalSeconds} s, path ${defaults.path}, expected ${defaults.expectedStatus}, rise ${defaults.rise}`,
+      `defaults: concurrency ${defaults.concurrency} (claims up to ${defaults.concurrency} ahead), timeout ${defaults.timeoutSeconds} s, interval ${defaults.intervalSeconds} s, path ${defaults.path}, expected ${defaults.expectedStatus}, rise ${defaults.rise}`,
     );
     console.log(`migrate + seed: ${fmt(setupMs / 1000, 2)} s`);
     console.log("");

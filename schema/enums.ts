@@ -10,6 +10,10 @@ export type LbAlgo = (typeof LB_ALGOS)[number];
 export const HEALTH = ["unknown", "healthy", "unhealthy"] as const;
 export type Health = (typeof HEALTH)[number];
 
+/** How a replica's health is checked: a gRPC `grpc.health.v1.Health/Check` call, or an HTTP GET of the path. */
+export const HEALTH_MODES = ["grpc", "http"] as const;
+export type HealthMode = (typeof HEALTH_MODES)[number];
+
 /** Lifecycle of a replica as the orchestrator reports it; only `running` replicas are probed or routed. */
 export const REPLICA_STATUS = ["running", "starting", "stopping", "stopped", "failed"] as const;
 export type ReplicaStatus = (typeof REPLICA_STATUS)[number];

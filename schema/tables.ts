@@ -12,7 +12,17 @@ import {
   timestamp,
   uniqueIndex,
 } from "drizzle-orm/pg-core";
-import { HEALTH, type Health, LB_ALGOS, type LbAlgo, PROTOCOLS, type Protocol, REPLICA_STATUS } from "./enums.js";
+import {
+  HEALTH,
+  HEALTH_MODES,
+  type Health,
+  type HealthMode,
+  LB_ALGOS,
+  type LbAlgo,
+  PROTOCOLS,
+  type Protocol,
+  REPLICA_STATUS,
+} from "./enums.js";
 
 const timestamps = {
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
@@ -21,17 +31,32 @@ const timestamps = {
 
 const inList = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(", "));
 
-export const deployments = pgTable("deployments", {
-  id: text("id").primaryKey(), // dep_abc123
-  name: text("name").notNull(),
-  // Health-check overrides; null means the service-wide default (HEALTH_* settings).
-  healthPath: text("health_path"),
-  healthIntervalSeconds: integer("health_interval_seconds"),
-  healthTimeoutSeconds: integer("health_timeout_seconds"),
-  /** `2xx` (default), a code (`204`), a range (`200-399`) or a comma list of those. */
-  healthExpectedStatus: text("health_expected_status"),
-  ...timestamps,
-});
+export const deployments = pgTable(
+  "deployments",
+  {
+    id: text("id").primaryKey(), // dep_abc123
+    name: text("name").notNull(),
+    // Health-check overrides; null means the service-wide default (HEALTH_* settings).
+    healthPath: text("health_path"),
+    healthIntervalSeconds: integer("health_interval_seconds"),
+    healthTimeoutSeconds: integer("health_timeout_seconds"),
+    /** `2xx` (default), a code (`204`), a range (`200-399`) or a comma list of those. */
+    healthExpectedStatus: text("health_expected_status"),
+    /** How replicas are probed: `grpc` (grpc.health.v1) or `http` (GET of the path); null = grpc for h2c, else http. */
+    healthMode: text("health_mode", { enum: HEALTH_MODES }).$type<HealthMode>(),
+    // How `https` replicas' certificates are verified, by our probes and by Traefik's serversTransport.
+    /** SNI and the name the certificate must carry; null = the replica address. */
+    backendTlsServerName: text("backend_tls_server_name"),
+    /** PEM bundle of CA certificates trusted instead of the system roots; null = system roots. */
+    backendTlsCaPem: text("backend_tls_ca_pem"),
+    /** Explicit opt-out of certificate verification; never the default. */
+    backendTlsInsecureSkipVerify: boolean("backend_tls_insecure_skip_verify").notNull().default(false),
+    ...timestamps,
+  },
+  (t) => [
+    check("deployments_health_mode_ck", sql`${t.healthMode} is null or ${t.healthMode} in (${inList(HEALTH_MODES)})`),
+  ],
+);
 
 /** One row per (domain, path_prefix); that pair is unique across all deployments. */
 export const deploymentRouting = pgTable(

@@ -1,6 +1,6 @@
 import { loadConfig } from "./config/env.js";
 import { isLoopback, withAdminToken } from "./config/secrets.js";
-import { createLogger } from "./lib/logger.js";
+import { createLogger, errorLine } from "./lib/logger.js";
 import { exitOnSignals } from "./lib/shutdown.js";
 import { startServer } from "./server.js";
 
@@ -20,6 +20,6 @@ export async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   // Startup errors (bad environment, unreachable database) are the operator's to fix: message, no stack.
-  process.stderr.write(`obiente-router: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`obiente-router: ${errorLine(err)}\n`); // never a database error's message (parameters)
   process.exit(1);
 });

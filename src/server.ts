@@ -7,6 +7,7 @@ import { certEncryptionKey } from "./config/secrets.js";
 import { type DbHandle, openDb } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { loadSnapshot } from "./db/repo/snapshot.js";
+import { refuseDisallowedAddresses } from "./health/address-guard.js";
 import { type CheckDefaults, cronSchedule, HealthChecker } from "./health/checker.js";
 import { createHttpProbe, type Probe } from "./health/probe.js";
 import { type Clock, systemClock } from "./lib/clock.js";
@@ -15,9 +16,10 @@ import { packageVersion } from "./lib/package-root.js";
 import { startChangeFeed } from "./provider/change-feed.js";
 import { ConfigCache } from "./provider/config-cache.js";
 import { PollTracker } from "./provider/pollers.js";
-import { resolveProxySecret } from "./proxy/config.js";
+import { proxyBindHost, resolveProxySecret } from "./proxy/config.js";
 import { proxyDbDeps } from "./proxy/from-db.js";
 import { startProxy } from "./proxy/server.js";
+import { replicaAllowList } from "./render/address.js";
 import type { RenderSettings } from "./render/types.js";
 import { startExpiryWarnings } from "./tls/expiry.js";
 
@@ -36,8 +38,13 @@ export function renderSettings(config: Config, fallbackProxy?: { url: string; se
             path: config.HEALTH_PATH,
             intervalSeconds: config.HEALTH_INTERVAL_SECONDS,
             timeoutSeconds: config.HEALTH_TIMEOUT_SECONDS,
+            expectedStatus: config.HEALTH_EXPECTED_STATUS,
           },
         }
+      : {}),
+    ...(config.TRUSTED_PROXY_CIDRS.length > 0 ? { trustedProxyCidrs: config.TRUSTED_PROXY_CIDRS } : {}),
+    ...(config.REPLICA_ALLOWED_CIDRS.length > 0
+      ? { replicaAllowList: replicaAllowList(config.REPLICA_ALLOWED_CIDRS) }
       : {}),
   };
 }
@@ -50,7 +57,7 @@ export function fallbackProxyUrl(config: Config, listening?: string): string {
   if (listening) {
     return listening;
   }
-  const host = config.PROXY_HOST ?? config.HOST;
+  const host = proxyBindHost(config);
   return `http://${host.includes(":") ? `[${host}]` : host}:${config.PROXY_PORT}`;
 }
 
@@ -83,6 +90,7 @@ export function healthDefaults(config: Config): CheckDefaults {
     expectedStatus: config.HEALTH_EXPECTED_STATUS,
     concurrency: config.HEALTH_CONCURRENCY,
     rise: config.HEALTH_RISE,
+    tickSeconds: config.HEALTH_TICK_SECONDS,
   };
 }
 
@@ -101,13 +109,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const proxy = proxySecret
     ? await startProxy({
         port: config.PROXY_PORT,
-        host: config.PROXY_HOST ?? config.HOST,
+        host: proxyBindHost(config),
         ...proxyDbDeps(handle, { rise: config.HEALTH_RISE, logger, onTransition: () => cacheRef?.invalidate() }),
         secret: proxySecret,
         trustedCidrs: config.FALLBACK_TRUSTED_CIDRS,
         logger,
         clock,
         defaultIntervalSeconds: config.HEALTH_INTERVAL_SECONDS,
+        replicaAllowList: replicaAllowList(config.REPLICA_ALLOWED_CIDRS),
         refreshMs: config.PROXY_REFRESH_MS,
         connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
         responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,
@@ -129,7 +138,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const { probe, close: closeProbe } = createHttpProbe(clock);
   const checker = new HealthChecker({
     db: handle.db,
-    probe: opts.probe ?? probe,
+    probe: refuseDisallowedAddresses(opts.probe ?? probe, replicaAllowList(config.REPLICA_ALLOWED_CIDRS), clock),
     clock,
     logger,
     schedule: opts.schedule ?? (await cronSchedule(config.HEALTH_TICK_SECONDS)),

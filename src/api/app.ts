@@ -4,7 +4,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Config } from "../config/env.js";
 import type { DbHandle } from "../db/client.js";
-import { Conflict, Invalid, NotFound } from "../db/errors.js";
+import { Conflict, Invalid, isDatabaseUnavailable, NotFound } from "../db/errors.js";
 import type { HealthChecker } from "../health/checker.js";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
@@ -12,7 +12,13 @@ import type { ConfigCache } from "../provider/config-cache.js";
 import type { PollTracker } from "../provider/pollers.js";
 import { requireBearer } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
-import { HttpProblem, notFoundProblem, type ProblemInit, problemResponse } from "./problem.js";
+import {
+  databaseUnavailableProblem,
+  HttpProblem,
+  notFoundProblem,
+  type ProblemInit,
+  problemResponse,
+} from "./problem.js";
 import { certificatesApi } from "./routes/certificates.js";
 import { deploymentsApi } from "./routes/deployments.js";
 import { healthApi } from "./routes/health.js";
@@ -136,7 +142,15 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     if (known) {
       return problemResponse(c, known);
     }
-    logger.error("unhandled error", { requestId: c.get("requestId"), err, stack: err.stack });
+    if (isDatabaseUnavailable(err)) {
+      // The served config can no longer be trusted to be current: /readyz and X-Config-Stale say so until the
+      // change feed reads the database again.
+      deps.cache.markStale("database unavailable");
+      logger.warn("database unavailable", { requestId: c.get("requestId"), err });
+      return problemResponse(c, databaseUnavailableProblem);
+    }
+    // The logger reduces `err` to safe fields (never a database error's message: it carries query parameters).
+    logger.error("unhandled error", { requestId: c.get("requestId"), err });
     return problemResponse(c, {
       status: 500,
       code: "INTERNAL",

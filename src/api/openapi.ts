@@ -38,6 +38,8 @@ interface Operation {
 const Paged = (item: z.ZodType) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
 const Items = (item: z.ZodType) => z.object({ items: z.array(item) });
 const DomainWithDns = RouteView.extend({ dns_records: z.array(DnsRecord) });
+/** Present only when the domain was accepted but may imitate another name (mixed scripts in one IDN label). */
+const Warnings = z.array(z.string()).optional();
 
 export const OPERATIONS: Operation[] = [
   {
@@ -81,7 +83,7 @@ export const OPERATIONS: Operation[] = [
     path: "/api/v1/deployments/{id}/routing",
     summary: "Create or update the primary route (partial)",
     body: PutRoutingBody,
-    ok: { status: 200, schema: RoutingView, description: "Routing after the change" },
+    ok: { status: 200, schema: RoutingView.extend({ warnings: Warnings }), description: "Routing after the change" },
     errors: [400, 404, 409],
   },
   {
@@ -98,7 +100,7 @@ export const OPERATIONS: Operation[] = [
     body: AddDomainBody,
     ok: {
       status: 201,
-      schema: z.object({ route: RouteView, dns_records: z.array(DnsRecord) }),
+      schema: z.object({ route: RouteView, dns_records: z.array(DnsRecord), warnings: Warnings }),
       description: "Created",
       also: { status: 200, description: "The deployment already had it: the existing route" },
     },
@@ -221,7 +223,7 @@ export const OPERATIONS: Operation[] = [
   {
     method: "get",
     path: "/api/v1/routing/resolve",
-    summary: "Which route would serve host + path, and why",
+    summary: "Which route answers scheme + host + path (serving, or redirecting to the scheme it serves), and why",
     query: ResolveQuery,
     ok: { status: 200, description: "Resolution" },
     errors: [400],

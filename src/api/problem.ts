@@ -59,3 +59,14 @@ export const notFoundProblem: ProblemInit = {
   title: "Not Found",
   detail: "No resource at this path.",
 };
+
+/** The database could not be reached or did not answer in time; the request may be retried. */
+export const databaseUnavailableProblem: ProblemInit = {
+  status: 503,
+  code: "DATABASE_UNAVAILABLE",
+  title: "Database unavailable",
+  detail:
+    "The routing database did not answer in time. Retry after the delay given in Retry-After; a write that was " +
+    "in flight may or may not have been applied, so read it back first.",
+  headers: { "Retry-After": "5" },
+};

@@ -1,9 +1,19 @@
 import { domainToASCII } from "node:url";
 import { z } from "zod";
-import { HEALTH, LB_ALGOS, PROTOCOLS, REPLICA_STATUS } from "../../schema/enums.js";
+import { HEALTH, HEALTH_MODES, LB_ALGOS, PROTOCOLS, REPLICA_STATUS } from "../../schema/enums.js";
 import { EXPECTED_STATUS_RE } from "../health/state.js";
 import { HtpasswdLine, StoredMiddlewares } from "../render/middlewares.js";
-import { checkAddress, checkDomain, checkId, checkPathPrefix, checkResolverName } from "../render/validate.js";
+import {
+  checkAddressForm,
+  checkDomain,
+  checkDomainSyntax,
+  checkId,
+  checkPathPrefix,
+  checkResolverName,
+  traefikPathPrefix,
+} from "../render/validate.js";
+import { checkCaBundle } from "../tls/ca-bundle.js";
+import { checkDomainPolicy } from "./domain-policy.js";
 
 // Request and response shapes. The same zod schemas validate requests and generate /openapi.json.
 
@@ -23,9 +33,15 @@ export function normalizeDomain(raw: string): string {
   return ascii === "" ? raw : `${wildcard ? "*." : ""}${ascii}`;
 }
 
-/** Drops a trailing slash (except on "/") so `/api/` and `/api` are one route. */
+/**
+ * Writes escapes the way Traefik compares paths (`/caf%41` → `/cafA`, `/x%2fy` → `/x%2Fy`; see traefikPathPrefix)
+ * and drops a trailing slash (except on "/") so `/api/` and `/api` are one route. An escape that cannot be
+ * normalized is kept as given, so checkPathPrefix names it.
+ */
 export function normalizePathPrefix(raw: string): string {
-  return raw.length > 1 && raw.endsWith("/") ? raw.replace(/\/+$/, "") || "/" : raw;
+  const traefik = traefikPathPrefix(raw);
+  const p = "value" in traefik ? traefik.value : raw;
+  return p.length > 1 && p.endsWith("/") ? p.replace(/\/+$/, "") || "/" : p;
 }
 
 const fromCheck = (check: (v: string) => string | undefined) => (v: string, ctx: z.RefinementCtx) => {
@@ -35,10 +51,20 @@ const fromCheck = (check: (v: string) => string | undefined) => (v: string, ctx:
   }
 };
 
-export const Domain = z.string().max(1000).overwrite(normalizeDomain).superRefine(fromCheck(checkDomain)).meta({
-  description: "Host name, optionally `*.` + name for a one-label wildcard. IDNs are stored as punycode.",
-  example: "app.example.com",
-});
+export const Domain = z
+  .string()
+  .max(1000)
+  .overwrite(normalizeDomain)
+  .superRefine(fromCheck((d) => checkDomain(d) ?? checkDomainPolicy(d)))
+  .meta({
+    description:
+      "Host name, optionally `*.` + name for a one-label wildcard. IDNs are stored as punycode. Refused: a public " +
+      "suffix (`co.uk`, `github.io`) or a wildcard directly under one, invalid punycode, IDNA bidi violations.",
+    example: "app.example.com",
+  });
+
+/** A stored domain named in a path (delete): syntax only, so routes from before a policy change can be removed. */
+export const DomainName = z.string().max(1000).overwrite(normalizeDomain).superRefine(fromCheck(checkDomainSyntax));
 
 export const PathPrefix = z
   .string()
@@ -102,7 +128,15 @@ export type AddDomainBody = z.infer<typeof AddDomainBody>;
 export const PutLocationBody = z.strictObject({
   node_id: Label.optional(),
   node_hostname: Label.optional(),
-  address: z.string().superRefine(fromCheck(checkAddress)),
+  address: z
+    .string()
+    .superRefine(fromCheck(checkAddressForm))
+    .meta({
+      description:
+        "IPv4 (dotted quad), IPv6 (no brackets) or DNS name. Link-local, cloud metadata, unspecified, multicast and " +
+        "broadcast addresses are refused unless REPLICA_ALLOWED_CIDRS covers them.",
+      example: "10.0.1.7",
+    }),
   port: Port.nullable().optional(),
   container_id: Label.optional(),
   status: z.enum(REPLICA_STATUS).default("running"),
@@ -118,6 +152,10 @@ export const PageQuery = z.strictObject({
 export const ResolveQuery = z.strictObject({
   host: z.string().min(1).max(1000),
   path: z.string().max(8192).default("/"),
+  scheme: z
+    .enum(["http", "https"])
+    .default("http")
+    .meta({ description: "The request's scheme: the web (http) or websecure (https) entry point." }),
 });
 
 export const DeleteDomainQuery = z.strictObject({ path_prefix: PathPrefix.optional() });
@@ -204,6 +242,9 @@ export const ReportFailureBody = z.strictObject({
     .meta({ description: "What failed, e.g. `connect ECONNREFUSED` or `HTTP 502 from upstream`." }),
 });
 
+/** A DNS name (or IPv4 literal) for TLS verification of a replica: letters, digits, hyphens, dots. */
+const SERVER_NAME_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
 export const HealthCheckBody = z.strictObject({
   path: z
     .string()
@@ -219,6 +260,42 @@ export const HealthCheckBody = z.strictObject({
     .regex(EXPECTED_STATUS_RE, "like 2xx, 204, 200-399 or a comma list")
     .nullable()
     .optional(),
+  mode: z.enum(HEALTH_MODES).nullable().optional().meta({
+    description: "`grpc` (grpc.health.v1.Health/Check) or `http` (GET of path); null = grpc for h2c, else http",
+  }),
+  tls: z
+    .strictObject({
+      server_name: z
+        .string()
+        .trim()
+        .toLowerCase()
+        .regex(
+          SERVER_NAME_RE,
+          "a DNS name like api.internal: the SNI and the name the replica's certificate must carry",
+        )
+        .nullable()
+        .optional(),
+      ca_pem: z
+        .string()
+        .max(256 * 1024)
+        .superRefine((v, ctx) => {
+          const why = checkCaBundle(v);
+          if (why) {
+            ctx.addIssue({ code: "custom", message: `invalid CA bundle: ${why}` });
+          }
+        })
+        .nullable()
+        .optional()
+        .meta({ description: "PEM CA certificates trusted instead of the system roots" }),
+      insecure_skip_verify: z
+        .boolean()
+        .nullable()
+        .optional()
+        .meta({ description: "skip certificate verification (explicit opt-out; not with ca_pem)" }),
+    })
+    .nullable()
+    .optional()
+    .meta({ description: "How https replicas' certificates are verified; null clears it (system roots)" }),
 });
 
 export const HealthCheckView = z.object({
@@ -226,6 +303,12 @@ export const HealthCheckView = z.object({
   interval_seconds: z.number(),
   timeout_seconds: z.number(),
   expected_status: z.string(),
+  mode: z.enum(HEALTH_MODES).nullable(),
+  tls: z.object({
+    server_name: z.string().nullable(),
+    ca_pem: z.string().nullable(),
+    insecure_skip_verify: z.boolean(),
+  }),
   overrides: z.array(z.string()),
 });
 

@@ -25,6 +25,11 @@ function invalid(errors: FieldError[]): HttpProblem {
   });
 }
 
+/** A 400 VALIDATION_FAILED for one field, from a check that needs the app's settings (REPLICA_ALLOWED_CIDRS). */
+export function invalidField(location: string, message: string): HttpProblem {
+  return invalid([{ location, message }]);
+}
+
 /** Reads and validates a JSON body; malformed JSON and wrong content types are 400/415 problems, never 500s. */
 export async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   const type = c.req.header("content-type") ?? "";

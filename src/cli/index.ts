@@ -5,7 +5,7 @@ import { certEncryptionKey } from "../config/secrets.js";
 import { openDb } from "../db/client.js";
 import { migrate } from "../db/migrate.js";
 import { loadSnapshot } from "../db/repo/snapshot.js";
-import { silentLogger } from "../lib/logger.js";
+import { errorLine, silentLogger } from "../lib/logger.js";
 import { resolveProxySecret } from "../proxy/config.js";
 import { renderDynamicConfig } from "../render/render.js";
 import { type ConfigFormat, serialize } from "../render/serialize.js";
@@ -15,10 +15,19 @@ const USAGE = `usage: obiente-router <command>
 
   serve               run the service (same as npm start)
   proxy               run only the fallback least-CPU proxy (needs DATABASE_URL)
-  migrate             apply database migrations and exit
-  render [--format json|yaml]
+  migrate [--url postgres://…]
+                      apply database migrations and exit
+  render [--format json|yaml] [--url postgres://…]
                       print the Traefik dynamic config for the current database state
+
+  --url overrides DATABASE_URL. Without either, the embedded PGlite in DATA_DIR is opened, which only one process
+  may do at a time: while the service runs on it, read its config through the API (GET /traefik/config).
 `;
+
+/** The environment's config, with DATABASE_URL replaced by `--url` when given. */
+function configWith(url: string | undefined) {
+  return loadConfig(url === undefined ? process.env : { ...process.env, DATABASE_URL: url });
+}
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -32,7 +41,8 @@ async function run(argv: string[]): Promise<number> {
       return -1; // the proxy keeps the process alive
     }
     case "migrate": {
-      const config = loadConfig();
+      const { values } = parseArgs({ args: rest, options: { url: { type: "string" } } });
+      const config = configWith(values.url);
       const handle = await openDb(config);
       try {
         await migrate(handle);
@@ -43,12 +53,15 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case "render": {
-      const { values } = parseArgs({ args: rest, options: { format: { type: "string", default: "yaml" } } });
+      const { values } = parseArgs({
+        args: rest,
+        options: { format: { type: "string", default: "yaml" }, url: { type: "string" } },
+      });
       if (values.format !== "json" && values.format !== "yaml") {
         process.stderr.write("--format must be json or yaml\n");
         return 2;
       }
-      const config = loadConfig();
+      const config = configWith(values.url);
       const handle = await openDb(config);
       try {
         await migrate(handle);
@@ -82,7 +95,8 @@ run(process.argv.slice(2)).then(
     }
   },
   (err: unknown) => {
-    process.stderr.write(`obiente-router: ${err instanceof Error ? err.message : String(err)}\n`);
+    // A database error's message can quote query parameters: say what failed, not with which values.
+    process.stderr.write(`obiente-router: ${errorLine(err)}\n`);
     process.exit(1);
   },
 );

@@ -32,6 +32,12 @@ export const Env = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().trim().min(1).default("127.0.0.1"),
   DATABASE_URL: optional, // unset → embedded PGlite
+  /** Client-side deadline of each query (PostgreSQL): a frozen or unreachable server fails fast instead of hanging. */
+  DB_QUERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+  /** Deadline to open a connection, handshake included. */
+  DB_CONNECT_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(600).default(5),
+  /** Pooled connections idle this long are closed. */
+  DB_IDLE_TIMEOUT_SECONDS: z.coerce.number().min(1).max(86_400).default(60),
   DATA_DIR: z
     .string()
     .trim()
@@ -54,6 +60,15 @@ export const Env = z.object({
   DEFAULT_CERT_RESOLVER: resolverName.default("letsencrypt"),
   /** Resolver for new wildcard routes that do not name one: wildcard certificates need DNS-01. */
   DEFAULT_WILDCARD_CERT_RESOLVER: resolverName.default("letsencrypt-dns"),
+  /**
+   * Load balancers in front of Traefik (comma list of CIDRs or IPs) that the operator also lists in Traefik's
+   * `entryPoints.<ep>.forwardedHeaders.trustedIPs`. Empty (default): Traefik deletes X-Forwarded-For, so the
+   * middlewares' `ip_depth` is refused and never rendered; the client IP is the peer address.
+   */
+  TRUSTED_PROXY_CIDRS: commaList().refine(
+    (list) => list.every((c) => checkCidr(c) === undefined),
+    "must be a comma list of CIDR ranges or IPs",
+  ),
   /** 32 bytes (64 hex chars or base64) encrypting uploaded private keys; unset: generated into DATA_DIR. */
   CERT_ENCRYPTION_KEY: optional,
   /** Certificates expiring within this many days are flagged in stats and warned about daily. */
@@ -88,7 +103,10 @@ export const Env = z.object({
   /** Run the bundled least-CPU proxy inside the service; `least-conn` deployments are routed through it. */
   FALLBACK_ENABLED: flag(true),
   PROXY_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
-  /** Bind address of the proxy; defaults to HOST. */
+  /**
+   * Bind address of the proxy; defaults to 127.0.0.1, not HOST: it must be reachable by Traefik only (an internal
+   * network address, plus FALLBACK_TRUSTED_CIDRS; see the README's trust model).
+   */
   PROXY_HOST: optional,
   /** Where Traefik reaches the proxy; defaults to http://PROXY_HOST:PROXY_PORT. */
   FALLBACK_PROXY_URL: optional.refine((v) => v === undefined || /^https?:\/\/[^/\s`{}]+\/?$/.test(v), {
@@ -101,8 +119,19 @@ export const Env = z.object({
       message: "must be at least 16 printable characters",
     },
   ),
-  /** Peers allowed to send the routing header (comma list of CIDRs or addresses); unset: any peer with the secret. */
+  /**
+   * Peers the proxy serves at all, and whose X-Forwarded-* it keeps (comma list of CIDRs or addresses); unset: any
+   * peer with the secret is served, X-Forwarded-* kept from 127.0.0.1 and ::1 only.
+   */
   FALLBACK_TRUSTED_CIDRS: commaList().refine(
+    (list) => list.every((c) => checkCidr(c) === undefined),
+    "must be a comma list of CIDR ranges or IPs",
+  ),
+  /**
+   * Replica addresses that are refused by default (link-local, cloud metadata, unspecified, multicast, broadcast)
+   * but allowed here (comma list of CIDRs or IPs), e.g. `169.254.10.0/24` for replicas on a link-local network.
+   */
+  REPLICA_ALLOWED_CIDRS: commaList().refine(
     (list) => list.every((c) => checkCidr(c) === undefined),
     "must be a comma list of CIDR ranges or IPs",
   ),

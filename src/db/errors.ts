@@ -27,6 +27,51 @@ function pgCode(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** A query or transaction that got no answer within DB_QUERY_TIMEOUT_MS (client-side deadline). */
+export class DatabaseTimeout extends Error {
+  readonly code = "DB_TIMEOUT";
+  constructor(readonly ms: number) {
+    super(`no answer from the database within ${ms} ms`);
+    this.name = "DatabaseTimeout";
+  }
+}
+
+// postgres.js connection errors (src/errors.js) and Node socket errors.
+const CONNECTION_CODES = new Set([
+  "DB_TIMEOUT",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/**
+ * True when the database could not be reached or did not answer in time (the request may succeed on retry):
+ * connection errors and client deadlines, SQLSTATE class 08 (connection exception), 57014 (statement timeout),
+ * 57P01-57P03 (shutdown, starting up), 53300 (too many connections), and a closed embedded PGlite.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined;
+  for (let depth = 0; e && depth < 5; depth++, e = e.cause as typeof e) {
+    const code = typeof e.code === "string" ? e.code : "";
+    if (CONNECTION_CODES.has(code) || code.startsWith("08") || /^57(014|P0[123])$/.test(code) || code === "53300") {
+      return true;
+    }
+    if (typeof e.message === "string" && /^PGlite is clos(ed|ing)$/.test(e.message)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 export function isUniqueViolation(err: unknown): boolean {
   return pgCode(err) === "23505";
 }

@@ -82,3 +82,38 @@ export function freshCpu(cpu: number | null, readAt: Date | null, now: Date, int
   }
   return now.getTime() - readAt.getTime() <= 3 * intervalSeconds * 1000 ? cpu : null;
 }
+
+/** What a probe lease covers beyond the probe's own timeout: recording the result, scheduling, clock skew. */
+export const LEASE_MARGIN_MS = 10_000;
+
+/**
+ * How long a claimed replica stays leased: its own probe timeout (per deployment, up to 120 s) plus a margin, so no
+ * other instance claims it while this probe can still be running (issue 10 #6), and a dead instance's replicas
+ * come back soon after.
+ */
+export function probeLeaseMs(timeoutMs: number): number {
+  return timeoutMs + LEASE_MARGIN_MS;
+}
+
+/**
+ * When a replica is due again. A probe that started on time keeps the replica on its own grid (`dueAt +
+ * interval`), so tick granularity and claim latency never add up from one interval to the next; a probe that
+ * started half an interval late or more (a backlog, a new replica) starts a new grid at `probedAt + interval`.
+ */
+export function nextProbeAt(dueAt: Date | null, probedAt: Date, intervalMs: number): Date {
+  if (dueAt !== null) {
+    const late = probedAt.getTime() - dueAt.getTime();
+    if (late >= -intervalMs / 2 && late < intervalMs / 2) {
+      return new Date(dueAt.getTime() + intervalMs);
+    }
+  }
+  return new Date(probedAt.getTime() + intervalMs);
+}
+
+/**
+ * How early a replica may be claimed before its due time: half a scheduler tick. A replica due between two ticks is
+ * probed at the nearer one, so a 30 s interval on a 5 s tick stays 30 s (not 35 s) and 5 s stays 5 s (not 10 s).
+ */
+export function dueSlackMs(tickMs: number): number {
+  return tickMs / 2;
+}

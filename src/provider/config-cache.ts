@@ -154,7 +154,7 @@ export class ConfigCache {
       renderedAt: this.deps.clock.now(),
       renderMs,
       routeCount: snapshot.routes.length - warnings.filter((w) => w.kind === "route").length,
-      serviceCount: Object.keys(config.http.services).length,
+      serviceCount: Object.keys(config.http?.services ?? {}).length,
       hasSecrets,
       warnings,
     };

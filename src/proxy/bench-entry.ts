@@ -4,8 +4,11 @@ import { createLogger } from "../lib/logger.js";
 import { startProxy } from "./server.js";
 import type { ProxyReplicaRow, ProxyRouteRow, ProxySnapshot } from "./table.js";
 
-// Benchmark entry for /work/shared/bench/run.sh (--extra): the real proxy code path (Host lookup, least-CPU
-// choice, header rewrite, pooled upstreams) on a fixed table instead of a database. Reads $BENCH_ROUTES_JSON
+// Benchmark entry for /work/shared/bench/run.sh (--extra): the real proxy code path (secret check, deployment
+// lookup, least-CPU choice, header rewrite, pooled upstreams) on a fixed table instead of a database. Requests
+// must carry what Traefik sends: `X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789` and
+// `X-Obiente-Deployment: dep_bench<N>` (N: the host's position in the routes, from 1). There is no Host lookup
+// any more (issue 10 #1), so a harness that sends only Host gets 401. Reads $BENCH_ROUTES_JSON
 // or the file $BENCH_ROUTES: {"app1.test":["127.0.0.1:19001",…],…}; serves on $BIND:$PORT.
 
 type Routes = Record<string, string[]>;

@@ -7,6 +7,11 @@ import type { Logger } from "../lib/logger.js";
 
 export const PROXY_SECRET_FILE = "fallback-proxy-secret";
 
+/** PROXY_HOST, else loopback: never HOST, which is often 0.0.0.0 for the API (issue 10 #1). */
+export function proxyBindHost(config: { PROXY_HOST?: string | undefined }): string {
+  return config.PROXY_HOST ?? "127.0.0.1";
+}
+
 /**
  * The shared secret between Traefik and the proxy: FALLBACK_PROXY_SECRET, else generated once into
  * DATA_DIR/fallback-proxy-secret (mode 0600) and read back later, like the admin token. The renderer must

@@ -33,6 +33,21 @@ function startsWithProxyDash(name: string): boolean {
   return true;
 }
 
+const X_FORWARDED = "x-forwarded-";
+
+/** `X-Forwarded-*` other than the three the proxy rewrites (-Port, -Server, -Prefix, …): trusted peers only. */
+function passOrForwarded(name: string): H {
+  if (name.length <= X_FORWARDED.length || (name.charCodeAt(0) | 0x20) !== 120 /* x */) {
+    return H.Pass;
+  }
+  for (let i = 1; i < X_FORWARDED.length; i++) {
+    if ((name.charCodeAt(i) | 0x20) !== X_FORWARDED.charCodeAt(i)) {
+      return H.Pass;
+    }
+  }
+  return H.ForwardedOther;
+}
+
 /** What the proxy does with one request header (see classifyRequestHeader). */
 export const H = {
   Pass: 0,
@@ -47,6 +62,8 @@ export const H = {
   ContentLength: 9,
   TransferEncoding: 10,
   Upgrade: 11,
+  /** Other client-address headers (`Forwarded`, `X-Real-Ip`, `X-Forwarded-Port`, …): kept from trusted peers only. */
+  ForwardedOther: 12,
 } as const;
 export type H = (typeof H)[keyof typeof H];
 
@@ -64,28 +81,34 @@ export function classifyRequestHeader(name: string): H {
       return isNamed(name, "expect") ? H.Drop : H.Pass;
     case 7:
       return isNamed(name, "upgrade") ? H.Upgrade : isNamed(name, "trailer") ? H.Drop : H.Pass;
+    case 9:
+      return isNamed(name, "forwarded") || isNamed(name, "x-real-ip") ? H.ForwardedOther : H.Pass;
     case 10:
       return isNamed(name, "connection") ? H.Connection : isNamed(name, "keep-alive") ? H.Drop : H.Pass;
     case 14:
-      return isNamed(name, "content-length") ? H.ContentLength : H.Pass;
+      return isNamed(name, "content-length") ? H.ContentLength : passOrForwarded(name);
     case 15:
-      return isNamed(name, "x-forwarded-for") ? H.ForwardedFor : H.Pass;
+      return isNamed(name, "x-forwarded-for") ? H.ForwardedFor : passOrForwarded(name);
     case 16:
-      return isNamed(name, "x-forwarded-host") ? H.ForwardedHost : startsWithProxyDash(name) ? H.Drop : H.Pass;
+      return isNamed(name, "x-forwarded-host")
+        ? H.ForwardedHost
+        : startsWithProxyDash(name)
+          ? H.Drop
+          : passOrForwarded(name);
     case 17:
       return isNamed(name, "x-forwarded-proto")
         ? H.ForwardedProto
         : isNamed(name, "transfer-encoding")
           ? H.TransferEncoding
-          : H.Pass;
+          : passOrForwarded(name);
     case 20:
-      return isNamed(name, DEPLOYMENT_HEADER) ? H.Deployment : H.Pass;
+      return isNamed(name, DEPLOYMENT_HEADER) ? H.Deployment : passOrForwarded(name);
     case 22:
-      return isNamed(name, SECRET_HEADER) ? H.Secret : startsWithProxyDash(name) ? H.Drop : H.Pass;
+      return isNamed(name, SECRET_HEADER) ? H.Secret : startsWithProxyDash(name) ? H.Drop : passOrForwarded(name);
     default:
       return name.length > 6 && (name.charCodeAt(0) | 0x20) === 112 /* p */ && startsWithProxyDash(name)
         ? H.Drop
-        : H.Pass;
+        : passOrForwarded(name);
   }
 }
 
@@ -140,21 +163,88 @@ export function dropListed(flat: string[], names: readonly string[]): void {
   flat.length = w;
 }
 
-function isDot(url: string, i: number): number {
-  // 1 for ".", 3 for "%2e"/"%2E", 0 otherwise
-  const c = url.charCodeAt(i);
-  if (c === 46) {
-    return 1;
+const MAX_DECODE_ROUNDS = 4;
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) {
+    return c - 48;
   }
-  if (c === 37 && url.charCodeAt(i + 1) === 50 && (url.charCodeAt(i + 2) | 0x20) === 101) {
-    return 3;
+  const l = c | 0x20;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+}
+
+/** One round of percent-decoding into bytes (invalid escapes stay as they are); undefined when nothing changed. */
+function decodeOnce(bytes: Uint8Array): Uint8Array | undefined {
+  const out = new Uint8Array(bytes.length); // decoding only ever shrinks
+  let w = 0;
+  let changed = false;
+  for (let r = 0; r < bytes.length; r++) {
+    const c = bytes[r] as number;
+    const hi = c === 37 ? hexValue(bytes[r + 1] ?? 0) : -1;
+    const lo = hi >= 0 ? hexValue(bytes[r + 2] ?? 0) : -1;
+    if (lo >= 0) {
+      out[w++] = hi * 16 + lo;
+      r += 2;
+      changed = true;
+    } else {
+      out[w++] = c;
+    }
   }
-  return 0;
+  return changed ? out.subarray(0, w) : undefined;
 }
 
 /**
- * Whether a request target is refused: not origin-form (`/…`), or a path with a `..` segment, also
- * percent-encoded (`%2e%2e`) or behind a backslash, which some upstreams treat as a separator.
+ * Overlong UTF-8 (`%c0%ae` is a `.`, `%c0%af` a `/` to a lenient decoder) and the bytes UTF-8 never uses:
+ * C0/C1 leads, E0 with a second byte below A0, F0 below 90, and F5–FF (RFC 3629 §3).
+ */
+function hasOverlongUtf8(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i] as number;
+    if (c === 0xc0 || c === 0xc1 || c >= 0xf5) {
+      return true;
+    }
+    const n = b[i + 1] ?? 0;
+    if ((c === 0xe0 && n >= 0x80 && n < 0xa0) || (c === 0xf0 && n >= 0x80 && n < 0x90)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** A segment an upstream could resolve to the parent directory: `..`, and `...`/`.. ` (Windows trims them). */
+function isDotSegment(seg: string): boolean {
+  let end = seg.length;
+  while (end > 0 && (seg.charCodeAt(end - 1) === 32 || seg.charCodeAt(end - 1) === 9)) {
+    end--;
+  }
+  if (end < 2) {
+    return false;
+  }
+  for (let i = 0; i < end; i++) {
+    if (seg.charCodeAt(i) !== 46) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Whether a decoded path, read the loosest way an upstream might (`\` and `;` as separators, NFKC), has `..`. */
+function hasTraversal(path: string): boolean {
+  // NFKC folds full-width and other compatibility dots and slashes (U+FF0E, U+FF0F) onto ASCII ones.
+  const folded = path.normalize("NFKC");
+  for (const seg of folded.split(/[/\\;]/)) {
+    if (isDotSegment(seg)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Whether a request target is refused (answered 400 INVALID_PATH): not origin-form (`/…`), or a path that any
+ * upstream could resolve outside where it points. The path is percent-decoded repeatedly (`%252e` is `%2e` to
+ * a server that decodes twice), `\` and `;` count as separators (IIS, Tomcat's `..;/`), overlong UTF-8 and
+ * NUL are refused outright, and any `..` segment after that is refused. The query is not a path and is ignored.
  */
 export function isRefusedPath(url: string): boolean {
   if (url.charCodeAt(0) !== 47 /* / */) {
@@ -164,30 +254,35 @@ export function isRefusedPath(url: string): boolean {
   if (end === -1) {
     end = url.length;
   }
-  const hash = url.indexOf("#");
-  if (hash !== -1 && hash < end) {
-    end = hash;
-  }
-  const dot = url.indexOf(".");
-  const pct = url.indexOf("%");
-  if ((dot === -1 || dot >= end) && (pct === -1 || pct >= end)) {
-    return false; // the common case: nothing that could spell a dot
-  }
-  let i = 0;
-  while (i < end) {
+  let encoded = false;
+  for (let i = 0; i < end; i++) {
     const c = url.charCodeAt(i);
-    if (c === 47 || c === 92 /* \ */) {
-      const a = isDot(url, i + 1);
-      const b = a === 0 ? 0 : isDot(url, i + 1 + a);
-      if (b !== 0) {
-        const after = i + 1 + a + b;
-        const n = url.charCodeAt(after);
-        if (after >= end || n === 47 || n === 92) {
-          return true;
-        }
-      }
+    if (c === 37 /* % */ || c > 0x7e) {
+      encoded = true;
+      break;
     }
-    i++;
   }
-  return false;
+  if (!encoded) {
+    // The common case (`/static/app.js`): plain ASCII, so only a literal `..` can spell a parent.
+    const dots = url.indexOf("..");
+    return dots !== -1 && dots < end && hasTraversal(url.slice(0, end));
+  }
+  // Node hands over the request target as latin1, so every char is one byte of what the client sent.
+  let bytes: Uint8Array = Buffer.from(url.slice(0, end), "latin1");
+  for (let round = 0; ; round++) {
+    if (bytes.includes(0) || hasOverlongUtf8(bytes)) {
+      return true;
+    }
+    if (hasTraversal(Buffer.from(bytes).toString("utf8")) || hasTraversal(Buffer.from(bytes).toString("latin1"))) {
+      return true;
+    }
+    const next = decodeOnce(bytes);
+    if (!next) {
+      return false;
+    }
+    if (round === MAX_DECODE_ROUNDS) {
+      return true; // still encoded after this many rounds: nothing legitimate looks like that
+    }
+    bytes = next;
+  }
 }

@@ -3,7 +3,8 @@ import { openDb } from "../db/client.js";
 import { systemClock } from "../lib/clock.js";
 import { createLogger } from "../lib/logger.js";
 import { exitOnSignals } from "../lib/shutdown.js";
-import { resolveProxySecret } from "./config.js";
+import { replicaAllowList } from "../render/address.js";
+import { proxyBindHost, resolveProxySecret } from "./config.js";
 import { proxyDbDeps } from "./from-db.js";
 import { startProxy } from "./server.js";
 
@@ -18,13 +19,14 @@ export async function main(): Promise<void> {
   const handle = await openDb({ ...config, maxConnections: 2 });
   const running = await startProxy({
     port: config.PROXY_PORT,
-    host: config.PROXY_HOST ?? config.HOST,
+    host: proxyBindHost(config),
     ...proxyDbDeps(handle, { rise: config.HEALTH_RISE, logger }),
     secret: resolveProxySecret(config.FALLBACK_PROXY_SECRET, config.DATA_DIR, logger),
     trustedCidrs: config.FALLBACK_TRUSTED_CIDRS,
     logger,
     clock: systemClock,
     defaultIntervalSeconds: config.HEALTH_INTERVAL_SECONDS,
+    replicaAllowList: replicaAllowList(config.REPLICA_ALLOWED_CIDRS),
     refreshMs: config.PROXY_REFRESH_MS,
     connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
     responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,

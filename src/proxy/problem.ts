@@ -37,17 +37,37 @@ export const problems = {
     title: "Upstream timeout",
     detail,
   }),
-  untrusted: (): ProxyProblem => ({
+  // The two answers to a request that did not come through the edge say nothing about what would have worked.
+  unauthenticated: (): ProxyProblem => ({
+    status: 401,
+    code: "PROXY_UNAUTHENTICATED",
+    title: "Unauthenticated",
+    detail: "This port serves requests forwarded by the edge proxy only.",
+    headers: { "www-authenticate": 'Secret realm="obiente-fallback-proxy"' },
+  }),
+  forbidden: (): ProxyProblem => ({
     status: 403,
-    code: "UNTRUSTED_ROUTING_HEADER",
-    title: "Untrusted routing header",
-    detail: "X-Obiente-Deployment is accepted only from the edge proxy, with the shared secret.",
+    code: "PROXY_FORBIDDEN",
+    title: "Forbidden",
+    detail: "This port serves requests forwarded by the edge proxy only.",
+  }),
+  missingDeployment: (): ProxyProblem => ({
+    status: 400,
+    code: "BAD_REQUEST",
+    title: "Bad Request",
+    detail: "X-Obiente-Deployment is missing: the fallback proxy routes by deployment only, never by Host.",
   }),
   invalidPath: (): ProxyProblem => ({
     status: 400,
     code: "INVALID_PATH",
     title: "Invalid path",
-    detail: "The request target must be a path without '..' segments.",
+    detail: "The request target must be a path without '..' segments, in any encoding.",
+  }),
+  notWebSocket: (): ProxyProblem => ({
+    status: 400,
+    code: "BAD_REQUEST",
+    title: "Bad Request",
+    detail: "Only WebSocket upgrades (RFC 6455, with a Sec-WebSocket-Key) are carried.",
   }),
   badRequest: (detail: string, status = 400): ProxyProblem => ({
     status,
@@ -134,6 +154,9 @@ export function writeRawProblem(socket: Duplex, p: ProxyProblem, url: string | u
   head += "cache-control: no-store\r\nconnection: close\r\n\r\n";
   if (socket.writable) {
     socket.end(head + body);
+    // After an `upgrade` event Node leaves the socket paused: read on (discarding) so the client's FIN is seen
+    // and the socket closes, instead of holding server.close() open.
+    socket.resume();
   } else {
     socket.destroy();
   }

@@ -14,10 +14,15 @@ export interface RequestScan {
   forwardedFor: string | undefined;
   forwardedProto: string | undefined;
   forwardedHost: string | undefined;
+  /** `Forwarded`, `X-Real-Ip` and other `X-Forwarded-*`, flat: forwarded only for a trusted peer. */
+  forwardedOther: string[];
   upgrade: string | undefined;
   /** Content-Length above 0 or any Transfer-Encoding: the request has a body (never retried). */
   hasBody: boolean;
 }
+
+/** Headers a `Connection` list cannot remove: framing and routing depend on them. */
+const PROTECTED = new Set(["host", "content-length", "transfer-encoding"]);
 
 /** Splits a request's raw headers into what is forwarded and what the proxy reads. */
 export function scanRequest(raw: readonly string[]): RequestScan {
@@ -31,6 +36,7 @@ export function scanRequest(raw: readonly string[]): RequestScan {
     forwardedFor: undefined,
     forwardedProto: undefined,
     forwardedHost: undefined,
+    forwardedOther: [],
     upgrade: undefined,
     hasBody: false,
   };
@@ -83,33 +89,43 @@ export function scanRequest(raw: readonly string[]): RequestScan {
       case H.Upgrade:
         scan.upgrade = value;
         break;
+      case H.ForwardedOther:
+        scan.forwardedOther.push(name, value);
+        break;
       default:
         break; // hop-by-hop
     }
   }
-  // Anything beyond "keep-alive"/"close"/"upgrade" names more hop-by-hop headers (rare: slow path).
-  const listed = connectionListed(connection);
+  // Anything beyond "keep-alive"/"close"/"upgrade" names more hop-by-hop headers (rare: slow path). Never the
+  // ones the request is framed and routed by: `Connection: host` must not strip Host (issue 10 #9).
+  const listed = connectionListed(connection).filter((n) => !PROTECTED.has(n));
   if (listed.length > 0) {
     dropListed(out, listed);
+    dropListed(scan.forwardedOther, listed);
   }
   return scan;
 }
 
 /**
- * Adds X-Forwarded-For (appended), -Proto and -Host. Values from the edge (a request with the valid secret)
- * are kept; anyone else's -Proto and -Host are replaced with what this listener saw.
+ * Adds X-Forwarded-For, -Proto and -Host. From a trusted peer (FALLBACK_TRUSTED_CIDRS, else loopback) the
+ * client chain is kept (the peer appended) with its -Proto, -Host, `Forwarded` and other `X-Forwarded-*`; from
+ * anyone else all of those are dropped and replaced with what this listener saw, so a client cannot claim an
+ * address or scheme.
  */
-export function appendForwarding(scan: RequestScan, peer: string | undefined, fromEdge: boolean): void {
+export function appendForwarding(scan: RequestScan, peer: string | undefined, trusted: boolean): void {
   const out = scan.headers;
-  const xff = scan.forwardedFor;
+  const xff = trusted ? scan.forwardedFor : undefined;
   if (peer !== undefined) {
     out.push("x-forwarded-for", xff === undefined ? peer : `${xff}, ${peer}`);
   } else if (xff !== undefined) {
     out.push("x-forwarded-for", xff);
   }
-  out.push("x-forwarded-proto", fromEdge && scan.forwardedProto !== undefined ? scan.forwardedProto : "http");
-  const host = fromEdge && scan.forwardedHost !== undefined ? scan.forwardedHost : scan.host;
+  out.push("x-forwarded-proto", trusted && scan.forwardedProto !== undefined ? scan.forwardedProto : "http");
+  const host = trusted && scan.forwardedHost !== undefined ? scan.forwardedHost : scan.host;
   if (host !== undefined) {
     out.push("x-forwarded-host", host);
+  }
+  if (trusted) {
+    out.push(...scan.forwardedOther);
   }
 }

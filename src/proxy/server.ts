@@ -4,14 +4,15 @@ import type { Duplex } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
+import type { ReplicaAllowList } from "../render/address.js";
 import { describeConnectError, Exchange, type ExchangeHost, isConnectError } from "./exchange.js";
-import { isRefusedPath } from "./headers.js";
+import { isNamed, isRefusedPath } from "./headers.js";
 import { answerClientError, type ProxyProblem, problems, sendProblem, writeRawProblem } from "./problem.js";
 import { startRefresher } from "./refresher.js";
 import { appendForwarding, type RequestScan, scanRequest } from "./request.js";
 import { normalizeHost, type ProxySnapshot, RoutingTable, type TableBackend, type TableReplica } from "./table.js";
-import { isTrustedPeer, secretMatcher, trustedPeers } from "./trust.js";
-import { openTunnel } from "./tunnel.js";
+import { isTrustedPeer, LOOPBACK_PEERS, secretMatcher, trustedPeers } from "./trust.js";
+import { isWebSocketKey, openTunnel } from "./tunnel.js";
 
 /** A failed connect to a replica, handed to the passive health path. */
 export interface ReplicaFailure {
@@ -31,14 +32,20 @@ export interface ProxyOptions {
   listen?: (onChange: () => void) => Promise<() => Promise<void>>;
   /** Records a replica the proxy could not connect to (the passive failure path). */
   reportFailure: (failure: ReplicaFailure) => Promise<void>;
-  /** The value Traefik's headers middleware sends in X-Obiente-Proxy-Secret. */
+  /** The value Traefik's headers middleware sends in X-Obiente-Proxy-Secret; every request must carry it. */
   secret: string;
-  /** When set, the routing header is trusted only from these peers (CIDR ranges or addresses). */
+  /**
+   * FALLBACK_TRUSTED_CIDRS. When set, only these peers are served (CIDR ranges or addresses) and their
+   * X-Forwarded-* are kept. Unset: any peer with the secret is served, and only 127.0.0.1 and ::1 count as
+   * trusted for X-Forwarded-* (the default bind is loopback).
+   */
   trustedCidrs?: readonly string[];
   logger: Logger;
   clock: Clock;
   /** HEALTH_INTERVAL_SECONDS: CPU readings of deployments without an override count for 3 of these. */
   defaultIntervalSeconds: number;
+  /** REPLICA_ALLOWED_CIDRS (see TableOptions). */
+  replicaAllowList?: ReplicaAllowList | undefined;
   /** Safety-net refresh (CPU readings send no NOTIFY). */
   refreshMs: number;
   /** Coalesces bursts of change notifications into one refresh. */
@@ -68,23 +75,30 @@ class FallbackProxy implements ExchangeHost {
   readonly tunnels = new Set<{ destroy(): void }>();
   private readonly downUntil = new Map<string, number>();
   private readonly secretOk: (provided: string) => boolean;
-  private readonly trusted: BlockList | undefined;
-  private readonly peerTrust = new WeakMap<Socket, boolean>();
+  /** Peers allowed at all (FALLBACK_TRUSTED_CIDRS); undefined: any peer with the secret. */
+  private readonly allowed: BlockList | undefined;
+  /** Peers whose X-Forwarded-* and Forwarded headers are kept. */
+  private readonly forwardTrust: BlockList;
+  private readonly peers = new WeakMap<Socket, PeerTrust>();
 
   constructor(
     private readonly opts: ProxyOptions,
     first: ProxySnapshot,
   ) {
     this.secretOk = secretMatcher(opts.secret);
-    this.trusted = opts.trustedCidrs && opts.trustedCidrs.length > 0 ? trustedPeers(opts.trustedCidrs) : undefined;
-    this.current = RoutingTable.build(first, { defaultIntervalSeconds: opts.defaultIntervalSeconds });
+    this.allowed = opts.trustedCidrs && opts.trustedCidrs.length > 0 ? trustedPeers(opts.trustedCidrs) : undefined;
+    this.forwardTrust = this.allowed ?? trustedPeers(LOOPBACK_PEERS);
+    this.current = RoutingTable.build(first, {
+      defaultIntervalSeconds: opts.defaultIntervalSeconds,
+      replicaAllowList: opts.replicaAllowList,
+    });
   }
 
   /** Swaps in a table built from a new snapshot; closes the pools of origins that left. */
   install(snapshot: ProxySnapshot): void {
     const next = RoutingTable.build(
       snapshot,
-      { defaultIntervalSeconds: this.opts.defaultIntervalSeconds },
+      { defaultIntervalSeconds: this.opts.defaultIntervalSeconds, replicaAllowList: this.opts.replicaAllowList },
       this.current,
     );
     const now = this.opts.clock.now().getTime();
@@ -120,38 +134,44 @@ class FallbackProxy implements ExchangeHost {
     return pool;
   }
 
-  /** Resolves the backend for a request, or the problem to answer with. */
-  private resolve(socket: Socket, scan: RequestScan, url: string): TableBackend | ProxyProblem {
+  /**
+   * Resolves the backend for a request, or the problem to answer with. Authentication comes first and says
+   * nothing: a peer outside FALLBACK_TRUSTED_CIDRS or a wrong secret gets 403, no secret 401. Only then the
+   * path, and the deployment named by X-Obiente-Deployment — never a lookup by Host (issue 10 #1).
+   */
+  private resolve(peer: PeerTrust, scan: RequestScan, url: string): TableBackend | ProxyProblem {
+    if (!peer.allowed) {
+      return problems.forbidden();
+    }
+    if (scan.secret === undefined) {
+      return problems.unauthenticated();
+    }
+    if (scan.routingRepeated || !this.secretOk(scan.secret)) {
+      return problems.forbidden();
+    }
+    if (isRefusedPath(url)) {
+      return problems.invalidPath();
+    }
     if (scan.hostRepeated) {
       return problems.badRequest("More than one Host header.");
     }
-    const host = scan.host === undefined ? "" : normalizeHost(scan.host);
-    if (scan.deployment !== undefined) {
-      if (
-        scan.routingRepeated ||
-        scan.secret === undefined ||
-        !this.secretOk(scan.secret) ||
-        !this.peerAllowed(socket)
-      ) {
-        return problems.untrusted();
-      }
-      return (
-        this.current.byDeployment(scan.deployment, host, url) ?? problems.notFound(`deployment ${scan.deployment}`)
-      );
+    if (scan.deployment === undefined) {
+      return problems.missingDeployment();
     }
-    return this.current.byHost(host, url) ?? problems.notFound(host === "" ? "this request" : `host ${host}`);
+    const host = scan.host === undefined ? "" : normalizeHost(scan.host);
+    return this.current.byDeployment(scan.deployment, host, url) ?? problems.notFound(`deployment ${scan.deployment}`);
   }
 
-  private peerAllowed(socket: Socket): boolean {
-    if (!this.trusted) {
-      return true;
+  private peerOf(socket: Socket): PeerTrust {
+    let p = this.peers.get(socket);
+    if (p === undefined) {
+      const address = socket.remoteAddress;
+      p = this.allowed
+        ? { allowed: isTrustedPeer(this.allowed, address), trusted: isTrustedPeer(this.allowed, address) }
+        : { allowed: true, trusted: isTrustedPeer(this.forwardTrust, address) };
+      this.peers.set(socket, p);
     }
-    let ok = this.peerTrust.get(socket);
-    if (ok === undefined) {
-      ok = isTrustedPeer(this.trusted, socket.remoteAddress);
-      this.peerTrust.set(socket, ok);
-    }
-    return ok;
+    return p;
   }
 
   /** Resolves the backend, picks a replica and adds X-Forwarded-*; or returns the problem to answer with. */
@@ -160,7 +180,8 @@ class FallbackProxy implements ExchangeHost {
     scan: RequestScan,
     url: string,
   ): { backend: TableBackend; replica: TableReplica } | ProxyProblem {
-    const found = this.resolve(socket, scan, url);
+    const peer = this.peerOf(socket);
+    const found = this.resolve(peer, scan, url);
     if ("status" in found) {
       return found;
     }
@@ -171,16 +192,12 @@ class FallbackProxy implements ExchangeHost {
     if (!replica) {
       return problems.noHealthyReplica(found.deploymentId);
     }
-    appendForwarding(scan, socket.remoteAddress, scan.deployment !== undefined);
+    appendForwarding(scan, socket.remoteAddress, peer.trusted);
     return { backend: found, replica };
   }
 
   readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? "/";
-    if (isRefusedPath(url)) {
-      this.answer(req, res, problems.invalidPath());
-      return;
-    }
     const scan = scanRequest(req.rawHeaders);
     const routed = this.route(req.socket, scan, url);
     if ("status" in routed) {
@@ -281,29 +298,26 @@ class FallbackProxy implements ExchangeHost {
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => socket.destroy());
     const url = req.url ?? "/";
-    if (isRefusedPath(url)) {
-      writeRawProblem(socket, problems.invalidPath(), url);
-      return;
-    }
     const scan = scanRequest(req.rawHeaders);
     const routed = this.route(req.socket, scan, url);
     if ("status" in routed) {
       writeRawProblem(socket, routed, url);
       return;
     }
-    let lines = `${req.method ?? "GET"} ${url} HTTP/1.1\r\n`;
-    const h = scan.headers;
-    for (let i = 0; i + 1 < h.length; i += 2) {
-      lines += `${h[i]}: ${h[i + 1]}\r\n`;
+    const key = webSocketKeyOf(scan);
+    if (scan.upgrade?.toLowerCase() !== "websocket" || key === undefined) {
+      writeRawProblem(socket, problems.notWebSocket(), url);
+      return;
     }
-    lines += `connection: upgrade\r\nupgrade: ${scan.upgrade ?? "websocket"}\r\n\r\n`;
-    this.tunnel(socket, head, lines, url, routed.backend, routed.replica, 0);
+    scan.headers.push("connection", "upgrade", "upgrade", "websocket");
+    this.tunnel(socket, head, scan.headers, key, url, routed.backend, routed.replica, 0);
   };
 
   private tunnel(
     client: Duplex,
     head: Buffer,
-    requestHead: string,
+    headers: string[],
+    key: string,
     url: string,
     backend: TableBackend,
     replica: TableReplica,
@@ -312,7 +326,9 @@ class FallbackProxy implements ExchangeHost {
     const t = openTunnel({
       client,
       head,
-      requestHead,
+      path: url,
+      headers,
+      webSocketKey: key,
       target: { address: replica.address, port: replica.port, tls: backend.protocol === "https" },
       connectTimeoutMs: this.opts.connectTimeoutMs,
       responseTimeoutMs: this.opts.responseTimeoutMs,
@@ -322,19 +338,43 @@ class FallbackProxy implements ExchangeHost {
           this.replicaFailed(replica, describeConnectError(f.err));
           const next = attempt === 0 ? this.current.pickReplica(backend, this.opts.clock.now(), replica.id) : undefined;
           if (next) {
-            this.tunnel(client, head, requestHead, url, backend, next, attempt + 1);
+            this.tunnel(client, head, headers, key, url, backend, next, attempt + 1);
             return;
           }
         }
         const p =
           f.kind === "timeout" || (f.kind === "connect" && f.err.code === "UND_ERR_CONNECT_TIMEOUT")
             ? problems.upstreamTimeout("The replica did not answer the upgrade in time.")
-            : problems.badUpstream("The replica could not be reached for the upgrade.");
+            : f.kind === "handshake"
+              ? problems.badUpstream("The replica did not complete the WebSocket handshake.")
+              : problems.badUpstream("The replica could not be reached for the upgrade.");
         writeRawProblem(client, p, url);
       },
     });
     this.tunnels.add(t);
   }
+}
+
+interface PeerTrust {
+  /** May use the proxy at all (FALLBACK_TRUSTED_CIDRS, when set). */
+  allowed: boolean;
+  /** Its X-Forwarded-* and Forwarded headers are kept. */
+  trusted: boolean;
+}
+
+/** The request's one well-formed Sec-WebSocket-Key, else undefined. */
+function webSocketKeyOf(scan: RequestScan): string | undefined {
+  let key: string | undefined;
+  const h = scan.headers;
+  for (let i = 0; i + 1 < h.length; i += 2) {
+    if (isNamed(h[i] as string, "sec-websocket-key")) {
+      if (key !== undefined) {
+        return undefined;
+      }
+      key = (h[i + 1] as string).trim();
+    }
+  }
+  return key !== undefined && isWebSocketKey(key) ? key : undefined;
 }
 
 /** Starts the fallback proxy: loads the table, listens, and keeps the table fresh until close(). */

@@ -1,7 +1,8 @@
 import type { Health, Protocol } from "../../schema/enums.js";
 import { freshCpu } from "../health/state.js";
+import type { ReplicaAllowList } from "../render/address.js";
 import { matchRoute } from "../render/rules.js";
-import { checkAddress, checkDomain, checkPathPrefix, checkPort, isWildcard, urlHost } from "../render/validate.js";
+import { checkAddress, checkDomain, checkPathPrefix, checkPort, urlHost } from "../render/validate.js";
 
 // Pure: no I/O, no clock. The proxy's shell builds a table per database snapshot and asks it, per request,
 // which replica to use. Time comes in as an argument.
@@ -70,6 +71,8 @@ interface HostRoute {
 export interface TableOptions {
   /** HEALTH_INTERVAL_SECONDS: the probe interval of deployments without an override. */
   defaultIntervalSeconds: number;
+  /** REPLICA_ALLOWED_CIDRS: refused replica addresses (link-local, metadata, …) it covers are dialled after all. */
+  replicaAllowList?: ReplicaAllowList | undefined;
 }
 
 /** Lower-cases a Host header value and drops the port and a trailing dot (`[::1]:80` → `[::1]`). */
@@ -91,11 +94,12 @@ export function normalizeHost(raw: string): string {
   return host.toLowerCase();
 }
 
-/** Routing state of the fallback proxy: host and deployment lookup plus the least-CPU choice. */
+/**
+ * Routing state of the fallback proxy: deployment lookup plus the least-CPU choice. There is no lookup by Host
+ * alone: every request names its deployment in the header Traefik sets with the secret (issue 10 #1).
+ */
 export class RoutingTable {
   private constructor(
-    private readonly exact: Map<string, HostRoute[]>,
-    private readonly wildcard: Map<string, HostRoute[]>,
     private readonly primary: Map<string, TableBackend>,
     private readonly routesByDeployment: Map<string, HostRoute[]>,
     private readonly replicasById: Map<string, TableReplica[]>,
@@ -105,13 +109,16 @@ export class RoutingTable {
   ) {}
 
   /**
-   * Builds a table from a snapshot. Rows the renderer would skip (invalid domain, path or address) are skipped
+   * Builds a table from a snapshot (only `least-conn` routes: see loadProxySnapshot). Rows the renderer would skip (invalid domain, path or address) are skipped
    * here too. Round-robin counters continue from `previous`, so a refresh does not restart the rotation.
    */
   static build(snapshot: ProxySnapshot, opts: TableOptions, previous?: RoutingTable): RoutingTable {
     const replicasOf = new Map<string, ProxyReplicaRow[]>();
     for (const r of snapshot.replicas) {
-      if (checkAddress(r.address) !== undefined || (r.port !== null && checkPort(r.port) !== undefined)) {
+      if (
+        checkAddress(r.address, opts.replicaAllowList) !== undefined ||
+        (r.port !== null && checkPort(r.port) !== undefined)
+      ) {
         continue;
       }
       const list = replicasOf.get(r.deploymentId);
@@ -166,8 +173,6 @@ export class RoutingTable {
       return backend;
     };
 
-    const exact = new Map<string, HostRoute[]>();
-    const wildcard = new Map<string, HostRoute[]>();
     const primary = new Map<string, TableBackend>();
     const primaryRoute = new Map<string, ProxyRouteRow>();
     const routesByDeployment = new Map<string, HostRoute[]>();
@@ -176,9 +181,6 @@ export class RoutingTable {
         continue;
       }
       const entry: HostRoute = { domain: route.domain, pathPrefix: route.pathPrefix, backend: backendFor(route) };
-      const index = isWildcard(route.domain) ? wildcard : exact;
-      const indexKey = isWildcard(route.domain) ? route.domain.slice(2) : route.domain;
-      push(index, indexKey, entry);
       push(routesByDeployment, route.deploymentId, entry);
       // The deployment's own route for a header-routed request: the primary one, else the lowest id.
       const current = primaryRoute.get(route.deploymentId);
@@ -187,29 +189,12 @@ export class RoutingTable {
         primary.set(route.deploymentId, entry.backend);
       }
     }
-    return new RoutingTable(exact, wildcard, primary, routesByDeployment, replicasById, backends, origins);
+    return new RoutingTable(primary, routesByDeployment, replicasById, backends, origins);
   }
 
   /** Number of deployments with at least one route. */
   get deploymentCount(): number {
     return this.routesByDeployment.size;
-  }
-
-  /** The backend Traefik would pick for a (normalized) host and path: exact host first, then a wildcard. */
-  byHost(host: string, path: string): TableBackend | undefined {
-    const exact = this.exact.get(host);
-    if (exact) {
-      const r = matchRoute(exact, host, path);
-      if (r) {
-        return r.backend; // an exact host always outranks a wildcard (see priorityFor)
-      }
-    }
-    const dot = host.indexOf(".");
-    if (dot <= 0) {
-      return undefined;
-    }
-    const wild = this.wildcard.get(host.slice(dot + 1));
-    return wild ? matchRoute(wild, host, path)?.backend : undefined;
   }
 
   /**

@@ -44,3 +44,6 @@ export function isTrustedPeer(list: BlockList, address: string | undefined): boo
 }
 
 export { checkCidr };
+
+/** Whose X-Forwarded-* the proxy keeps when FALLBACK_TRUSTED_CIDRS is unset: a Traefik on the same host. */
+export const LOOPBACK_PEERS: readonly string[] = ["127.0.0.1", "::1"];

@@ -1,6 +1,9 @@
-import { isIP, connect as netConnect, type Socket } from "node:net";
+import { createHash } from "node:crypto";
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { connect as tlsConnect } from "node:tls";
+import { connectionListed, isHopByHop } from "./headers.js";
 
 export interface TunnelTarget {
   address: string;
@@ -8,22 +11,27 @@ export interface TunnelTarget {
   tls: boolean;
 }
 
-/** Why a tunnel failed before the upstream answered; the client socket is left to the caller. */
+/** Why a tunnel failed before anything reached the client; the client socket is left to the caller. */
 export type TunnelFailure =
   | { kind: "connect"; err: Error & { code?: string } } // nothing was sent: safe to retry elsewhere
   | { kind: "timeout" } // connected and sent, no answer within the response timeout
-  | { kind: "closed" }; // connected and sent, closed without an answer
+  | { kind: "closed" } // connected and sent, closed without an answer
+  | { kind: "handshake" }; // a 101 that does not complete the client's WebSocket handshake
 
 export interface TunnelOptions {
   /** The client's socket, handed over by the server's `upgrade` event. */
   client: Duplex;
-  /** Bytes the client sent after the request head (the `upgrade` event's `head`). */
+  /** Bytes the client sent after the request head (the `upgrade` event's `head`): sent on only after a 101. */
   head: Buffer;
-  /** The request line and headers to send upstream, ending in an empty line. */
-  requestHead: string;
+  /** Request target (origin-form, already checked). */
+  path: string;
+  /** Headers to send upstream, flat `[name, value, …]`, Host and the Connection/Upgrade pair included. */
+  headers: string[];
+  /** The client's Sec-WebSocket-Key: the replica's 101 must answer it. */
+  webSocketKey: string;
   target: TunnelTarget;
   connectTimeoutMs: number;
-  /** How long the upstream may take to answer the upgrade request. */
+  /** How long the upstream may take to answer the upgrade request (and, for a plain answer, between chunks). */
   responseTimeoutMs: number;
   /** Called at most once, before any upstream byte reached the client. */
   onFail(failure: TunnelFailure): void;
@@ -31,48 +39,67 @@ export interface TunnelOptions {
   onClose(): void;
 }
 
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** RFC 6455 §4.2.2: the Sec-WebSocket-Accept a server must send for `key`, base64(SHA-1(key + GUID)). */
+export function webSocketAccept(key: string): string {
+  return createHash("sha1")
+    .update(key + WS_GUID)
+    .digest("base64");
+}
+
+/** RFC 6455 §4.1: a Sec-WebSocket-Key is the base64 of 16 bytes (24 characters ending in `==`). */
+export function isWebSocketKey(key: string): boolean {
+  return /^[A-Za-z0-9+/]{22}==$/.test(key);
+}
+
 /**
- * Opens a TCP (or TLS) connection to the replica, sends the upgrade request, then pipes bytes both ways. The
- * upstream's answer (101 or an error status) goes to the client as is: the proxy does not parse it.
+ * Carries a WebSocket upgrade to a replica, parsing the replica's answer with Node's HTTP client. Bytes flow
+ * both ways only after a `101` whose `Upgrade` is `websocket` and whose `Sec-WebSocket-Accept` answers the
+ * client's key (RFC 6455 §4.1). Any other answer is relayed as a plain response with `Connection: close`, and
+ * the client connection ends with it: nothing the client sends later travels unparsed (issue 10 #2).
  */
 export function openTunnel(opts: TunnelOptions): { destroy(): void } {
   const { client, target } = opts;
-  const up: Socket = target.tls
-    ? tlsConnect({
-        host: target.address,
-        port: target.port,
-        ...(isIP(target.address) === 0 ? { servername: target.address } : {}),
-        ALPNProtocols: ["http/1.1"],
-      })
-    : netConnect({ host: target.address, port: target.port });
-  let state: "connecting" | "waiting" | "open" | "done" = "connecting";
+  client.pause(); // nothing from the client reaches the replica before the handshake completes
+  let state: "connecting" | "waiting" | "open" | "relaying" | "done" = "connecting";
+  let upstream: Socket | undefined;
 
-  const done = () => {
-    state = "done";
-    clearTimeout(timer);
-    opts.onClose();
+  const finish = () => {
+    if (state !== "done") {
+      state = "done";
+      clearTimeout(timer);
+      opts.onClose();
+    }
   };
   const fail = (failure: TunnelFailure) => {
     if (state === "connecting" || state === "waiting") {
-      up.destroy();
-      done();
+      req.destroy();
+      finish();
+      client.resume(); // what the client sent is discarded, and its close can be seen again
       opts.onFail(failure);
     }
   };
-  const closeFromUpstream = () => {
-    if (state === "open") {
-      done();
-      client.end(() => client.destroy()); // flush what the upstream sent, then close
-    } else {
-      fail({ kind: "closed" });
-    }
+  const destroyAll = () => {
+    req.destroy();
+    upstream?.destroy();
+    finish();
+    client.destroy();
   };
-  const closeFromClient = () => {
-    if (state !== "done") {
-      up.destroy();
-      done();
-    }
-  };
+
+  const send = target.tls ? httpsRequest : httpRequest;
+  const req: ClientRequest = send({
+    host: target.address,
+    port: target.port,
+    method: "GET",
+    path: opts.path,
+    headers: opts.headers,
+    setHost: false, // Host is in `headers`, as the client sent it
+    agent: false, // a connection of its own: it becomes the tunnel
+    ...(target.tls
+      ? { ALPNProtocols: ["http/1.1"], ...(isIP(target.address) === 0 ? { servername: target.address } : {}) }
+      : {}),
+  });
 
   let timer = setTimeout(() => {
     const err: Error & { code?: string } = new Error(`connect timeout after ${opts.connectTimeoutMs} ms`);
@@ -80,36 +107,129 @@ export function openTunnel(opts: TunnelOptions): { destroy(): void } {
     fail({ kind: "connect", err });
   }, opts.connectTimeoutMs);
 
-  up.once(target.tls ? "secureConnect" : "connect", () => {
-    if (state !== "connecting") {
-      return;
-    }
-    state = "waiting";
-    clearTimeout(timer);
-    timer = setTimeout(() => fail({ kind: "timeout" }), opts.responseTimeoutMs);
-    up.setNoDelay(true);
-    up.once("data", () => {
-      if (state === "waiting") {
-        state = "open";
-        clearTimeout(timer);
+  req.once("socket", (socket: Socket) => {
+    upstream = socket;
+    socket.once(target.tls ? "secureConnect" : "connect", () => {
+      if (state !== "connecting") {
+        return;
       }
+      state = "waiting";
+      clearTimeout(timer);
+      timer = setTimeout(() => fail({ kind: "timeout" }), opts.responseTimeoutMs);
+      socket.setNoDelay(true);
     });
-    up.write(opts.requestHead);
-    if (opts.head.length > 0) {
-      up.write(opts.head);
-    }
-    up.pipe(client);
-    client.pipe(up);
   });
-  up.on("error", (err: Error & { code?: string }) => {
+  req.on("error", (err: Error & { code?: string }) => {
     if (state === "connecting") {
       fail({ kind: "connect", err });
-    } else {
-      closeFromUpstream();
+    } else if (state === "waiting") {
+      fail({ kind: "closed" });
+    } else if (state !== "done") {
+      destroyAll(); // the caller may still be writing its problem to the client after a failure
     }
   });
-  up.on("close", closeFromUpstream);
-  client.on("error", closeFromClient);
-  client.on("close", closeFromClient);
-  return { destroy: closeFromClient };
+
+  req.on("upgrade", (res: IncomingMessage, socket: Socket, upHead: Buffer) => {
+    if (state !== "waiting") {
+      socket.destroy();
+      return;
+    }
+    clearTimeout(timer);
+    const accept = res.headers["sec-websocket-accept"];
+    const upgrade = res.headers.upgrade;
+    if (
+      res.statusCode !== 101 ||
+      upgrade?.toLowerCase() !== "websocket" ||
+      accept !== webSocketAccept(opts.webSocketKey)
+    ) {
+      socket.destroy();
+      fail({ kind: "handshake" });
+      return;
+    }
+    state = "open";
+    upstream = socket;
+    let head = `HTTP/1.1 101 ${res.statusMessage || "Switching Protocols"}\r\n`;
+    const raw = res.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    client.write(`${head}\r\n`);
+    if (upHead.length > 0) {
+      client.write(upHead);
+    }
+    if (opts.head.length > 0) {
+      socket.write(opts.head);
+    }
+    socket.on("error", destroyAll);
+    socket.on("close", () => {
+      if (state === "open") {
+        finish();
+        client.end(() => client.destroy()); // flush what the upstream sent, then close
+      }
+    });
+    socket.pipe(client);
+    client.pipe(socket);
+  });
+
+  req.on("response", (res: IncomingMessage) => {
+    if (state !== "waiting") {
+      res.destroy();
+      return;
+    }
+    clearTimeout(timer);
+    if (res.statusCode === 101) {
+      res.destroy(); // a 101 Node did not treat as an upgrade: nothing we can carry
+      fail({ kind: "handshake" });
+      return;
+    }
+    state = "relaying";
+    client.write(plainResponseHead(res));
+    res.socket.setTimeout(opts.responseTimeoutMs, destroyAll);
+    res.on("error", destroyAll);
+    res.on("end", () => {
+      finish();
+      upstream?.destroy(); // a connection opened for an upgrade is never reused
+      client.end(() => client.destroy());
+    });
+    res.pipe(client, { end: false });
+  });
+
+  const clientGone = () => {
+    if (state !== "done") {
+      destroyAll();
+    }
+  };
+  client.on("error", clientGone);
+  client.on("close", clientGone);
+  req.end();
+  return { destroy: destroyAll };
+}
+
+/**
+ * The head of a non-101 answer, relayed to the client as a plain response that closes the connection: hop-by-hop
+ * headers dropped, the body framed by its Content-Length or else by the close (RFC 9112 §6.3).
+ */
+function plainResponseHead(res: IncomingMessage): string {
+  const raw = res.rawHeaders;
+  let connection: string | undefined;
+  let chunked = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (name === "connection") {
+      connection = connection === undefined ? raw[i + 1] : `${connection}, ${raw[i + 1]}`;
+    } else if (name === "transfer-encoding") {
+      chunked = true;
+    }
+  }
+  const listed = connectionListed(connection);
+  let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage ?? ""}\r\n`;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (isHopByHop(name) || listed.includes(lower) || (chunked && lower === "content-length")) {
+      continue;
+    }
+    head += `${name}: ${raw[i + 1]}\r\n`;
+  }
+  return `${head}connection: close\r\n\r\n`;
 }

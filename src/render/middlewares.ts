@@ -48,18 +48,41 @@ const HTPASSWD_LINE =
   /^[A-Za-z0-9._@-]{1,64}:(?:\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}|\$apr1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}|\{SHA\}[A-Za-z0-9+/]{27}=)$/;
 export const HtpasswdLine = z.string().regex(HTPASSWD_LINE, "must be user:hash with a bcrypt, apr1 or {SHA} hash");
 
+/** Why the API refuses `ip_depth` when TRUSTED_PROXY_CIDRS is empty (see MiddlewareOptions), and what to set. */
+export const IP_DEPTH_NEEDS_TRUSTED_PROXIES =
+  "ip_depth reads the client IP from X-Forwarded-For, which Traefik deletes unless the peer is listed in the entry " +
+  "point's forwardedHeaders.trustedIPs (every request would then be refused, or share one rate-limit bucket). " +
+  "Set TRUSTED_PROXY_CIDRS to the load balancers in front of Traefik and list the same ranges in traefik.yml, " +
+  "or omit ip_depth to use the connecting peer's address.";
+
+const IpDepth = z
+  .number()
+  .int()
+  .min(0)
+  .max(10)
+  .meta({
+    description:
+      "Take the client IP from X-Forwarded-For, this many entries from the right (1 = the address the nearest " +
+      "trusted load balancer saw). Needs TRUSTED_PROXY_CIDRS (and Traefik's forwardedHeaders.trustedIPs); " +
+      "omitted or 0: the connecting peer's address.",
+  });
+
 export const StoredMiddlewares = z.strictObject({
   redirect_www: z.enum(["to-www", "to-apex"]).optional(),
   ip_allow_list: z
-    .strictObject({ source_range: z.array(Cidr).min(1).max(100), ip_depth: z.number().int().min(0).max(10).optional() })
+    .strictObject({ source_range: z.array(Cidr).min(1).max(100), ip_depth: IpDepth.optional() })
     .optional(),
   rate_limit: z
     .strictObject({
       average: z.number().int().min(1).max(1_000_000),
       burst: z.number().int().min(1).max(1_000_000).default(1),
       period_seconds: z.number().int().min(1).max(3600).default(1),
-      ip_depth: z.number().int().min(0).max(10).optional(),
-      request_header: HeaderName.optional(),
+      ip_depth: IpDepth.optional(),
+      request_header: HeaderName.meta({
+        description:
+          "Limit per value of this request header instead of per client IP. Requests without the header all " +
+          "share one bucket (Traefik keys them by the empty string).",
+      }).optional(),
     })
     .refine(
       (r) => r.ip_depth === undefined || r.request_header === undefined,
@@ -112,28 +135,58 @@ export const CHAIN_ORDER = [
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+export interface MiddlewareOptions {
+  /**
+   * Traefik's entry points trust the load balancers in front of it (TRUSTED_PROXY_CIDRS, mirrored in
+   * `forwardedHeaders.trustedIPs`), so X-Forwarded-For reaches the middlewares. Without it, Traefik deletes the
+   * header from every peer (pkg/middlewares/forwardedheaders/forwarded_header.go, ServeHTTP) and
+   * DepthStrategy.GetIP (pkg/ip/strategy.go) returns "": ipAllowList would answer 403 to everyone and rateLimit
+   * would put every client in one bucket. Then no depth is rendered: the client IP is the peer address.
+   */
+  trustForwardedFor: boolean;
+}
+
+/** A depth Traefik can honour, or undefined (the peer address); `ignored` collects what was dropped and why. */
+function depthFor(where: string, depth: number | undefined, opts: MiddlewareOptions, ignored: string[]) {
+  if (depth === undefined || opts.trustForwardedFor) {
+    return depth;
+  }
+  if (depth > 0) {
+    ignored.push(
+      `${where}.ip_depth ${depth} not rendered (the peer address is used): TRUSTED_PROXY_CIDRS is empty, so Traefik deletes X-Forwarded-For`,
+    );
+  }
+  return undefined;
+}
+
 /**
  * Traefik middlewares for one route: definitions (stable names) and the chain in CHAIN_ORDER. Deployment-wide
  * ones are named after the deployment; those that depend on the route (strip prefix, www redirect) after the route.
+ * `ignored` lists stored settings that were not rendered as stored (a render warning each).
  */
 export function middlewaresFor(
   route: RouteInput,
   cfg: StoredMiddlewares,
-): { defs: [string, Middleware][]; chain: string[] } {
+  opts: MiddlewareOptions = { trustForwardedFor: false },
+): { defs: [string, Middleware][]; chain: string[]; ignored: string[] } {
   const dep = routeName(route).split("--")[0] ?? "x";
   const own = routeName(route);
   const defs: [string, Middleware][] = [];
+  const ignored: string[] = [];
   const add = (name: string, mw: Middleware) => {
     defs.push([name, mw]);
   };
   const wild = route.domain.startsWith("*.");
+  // redirectRegex matches "scheme://" + the Host header as the client sent it (redirect_regex.go rawURL), and
+  // hosts are case-insensitive (RFC 9110 §4.2.3): `(?i)` (RE2 syntax) so `Example.NET` is redirected too. The
+  // replacement writes the stored domain (lower-case, checkDomain), so the target is always lower-case.
   if (cfg.redirect_www && !wild) {
     const isWww = route.domain.startsWith("www.");
     if (cfg.redirect_www === "to-apex" && isWww) {
       add(`${own}--redirect-www`, {
         redirectRegex: {
           permanent: true,
-          regex: `^(https?)://www\\.${escapeRe(route.domain.slice(4))}(:[0-9]+)?(.*)$`,
+          regex: `(?i)^(https?)://www\\.${escapeRe(route.domain.slice(4))}(:[0-9]+)?(.*)$`,
           replacement: `$\{1}://${route.domain.slice(4)}$\{2}$\{3}`,
         },
       });
@@ -141,14 +194,15 @@ export function middlewaresFor(
       add(`${own}--redirect-www`, {
         redirectRegex: {
           permanent: true,
-          regex: `^(https?)://${escapeRe(route.domain)}(:[0-9]+)?(.*)$`,
+          regex: `(?i)^(https?)://${escapeRe(route.domain)}(:[0-9]+)?(.*)$`,
           replacement: `$\{1}://www.${route.domain}$\{2}$\{3}`,
         },
       });
     }
   }
   if (cfg.ip_allow_list) {
-    const { source_range, ip_depth } = cfg.ip_allow_list;
+    const { source_range } = cfg.ip_allow_list;
+    const ip_depth = depthFor("ip_allow_list", cfg.ip_allow_list.ip_depth, opts, ignored);
     add(`${dep}--ip-allow-list`, {
       ipAllowList: {
         ...(ip_depth === undefined ? {} : { ipStrategy: { depth: ip_depth } }),
@@ -158,10 +212,12 @@ export function middlewaresFor(
   }
   if (cfg.rate_limit) {
     const r = cfg.rate_limit;
+    const depth = depthFor("rate_limit", r.ip_depth, opts, ignored);
+    // requestHeaderName: requests without that header all share one bucket, keyed "" (documented in the README).
     const sourceCriterion = r.request_header
       ? { requestHeaderName: r.request_header }
-      : r.ip_depth !== undefined
-        ? { ipStrategy: { depth: r.ip_depth } }
+      : depth !== undefined
+        ? { ipStrategy: { depth } }
         : undefined;
     add(`${dep}--rate-limit`, {
       rateLimit: {
@@ -182,13 +238,16 @@ export function middlewaresFor(
     const h = cfg.headers;
     const sorted = (m: Record<string, string>) =>
       Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1)));
+    // Traefik sends Strict-Transport-Security only on a TLS request (unrolled/secure processRequest: `ssl ||
+    // ForceSTSHeader`, via pkg/middlewares/headers/secure.go), so a plain-HTTP route gets the preset without sts*
+    // under its own name: the rendered config then says what Traefik does.
+    const sts = route.sslEnabled ? { stsIncludeSubdomains: true, stsSeconds: 31_536_000 } : {};
     const preset = h.security_preset
       ? {
           contentTypeNosniff: true,
           frameDeny: true,
           referrerPolicy: "strict-origin-when-cross-origin",
-          stsIncludeSubdomains: true,
-          stsSeconds: 31_536_000,
+          ...sts,
         }
       : {};
     const headers = {
@@ -197,7 +256,7 @@ export function middlewaresFor(
       ...(Object.keys(h.response).length > 0 ? { customResponseHeaders: sorted(h.response) } : {}),
     };
     if (Object.keys(headers).length > 0) {
-      add(`${dep}--headers`, { headers });
+      add(h.security_preset && !route.sslEnabled ? `${dep}--http--headers` : `${dep}--headers`, { headers });
     }
   }
   if (cfg.strip_prefix && route.pathPrefix !== "/") {
@@ -212,5 +271,5 @@ export function middlewaresFor(
       },
     });
   }
-  return { defs, chain: defs.map(([name]) => name) };
+  return { defs, chain: defs.map(([name]) => name), ignored };
 }

@@ -28,7 +28,13 @@ export function redirectRouterName(base: string): string {
   return `${base}--to-https`;
 }
 
+/** Name of the router on the TLS entry point that sends a plain-HTTP route's HTTPS requests back to http://. */
+export function toHttpRouterName(base: string): string {
+  return `${base}--to-http`;
+}
+
 export const REDIRECT_TO_HTTPS = "obiente-redirect-to-https";
+export const REDIRECT_TO_HTTP = "obiente-redirect-to-http";
 
 /** Request headers Traefik sets for the fallback proxy (see src/proxy): which deployment, and proof of origin. */
 export const DEPLOYMENT_HEADER = "X-Obiente-Deployment";

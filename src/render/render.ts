@@ -1,11 +1,20 @@
+import type { ReplicaAllowList } from "./address.js";
+import { checkBackendTls, healthCheckFor, serversTransportFor, serversTransportName } from "./backend.js";
 import { canonical } from "./canonical.js";
 import { middlewaresFor, StoredMiddlewares } from "./middlewares.js";
-import { DEPLOYMENT_HEADER, PROXY_SECRET_HEADER, REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "./names.js";
+import {
+  DEPLOYMENT_HEADER,
+  PROXY_SECRET_HEADER,
+  REDIRECT_TO_HTTP,
+  REDIRECT_TO_HTTPS,
+  redirectRouterName,
+  routeName,
+  toHttpRouterName,
+} from "./names.js";
 import { priorityFor, ruleFor } from "./rules.js";
 import { routerTls } from "./tls.js";
 import type {
   DynamicConfig,
-  HealthCheck,
   LoadBalancer,
   Middleware,
   RenderInput,
@@ -16,6 +25,7 @@ import type {
   RouteInput,
   Router,
   Server,
+  ServersTransport,
   Service,
   TlsCertificateInput,
 } from "./types.js";
@@ -41,7 +51,8 @@ export function checkRoute(route: RouteInput): string | undefined {
     checkDomain(route.domain) ??
     checkPathPrefix(route.pathPrefix) ??
     checkPort(route.targetPort) ??
-    (route.sslEnabled ? checkResolverName(route.sslCertResolver) : undefined)
+    (route.sslEnabled ? checkResolverName(route.sslCertResolver) : undefined) ??
+    checkBackendTls(route)
   );
 }
 
@@ -51,13 +62,14 @@ const byKey = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > 
 function healthyByDeployment(
   replicas: readonly ReplicaInput[],
   warnings: RenderWarning[],
+  allowed: ReplicaAllowList | undefined,
 ): Map<string, ReplicaInput[]> {
   const byDeployment = new Map<string, ReplicaInput[]>();
   for (const r of replicas) {
     if (r.status !== "running" || r.healthStatus !== "healthy") {
       continue; // only healthy, running replicas get traffic
     }
-    const reason = checkAddress(r.address) ?? (r.port === null ? undefined : checkPort(r.port));
+    const reason = checkAddress(r.address, allowed) ?? (r.port === null ? undefined : checkPort(r.port));
     if (reason) {
       warnings.push({ kind: "replica", id: r.id, reason });
       continue;
@@ -88,26 +100,16 @@ function serversFor(route: RouteInput, up: readonly ReplicaInput[] | undefined, 
   return urls.map((url) => ({ url }));
 }
 
-const HEALTH_PATH_RE = /^\/[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*$/;
-
-/** Traefik's own active check, between our polls; never on the weight-0 placeholder. */
-function healthCheckFor(route: RouteInput, defaults: RenderSettings["traefikHealthCheck"]): HealthCheck | undefined {
-  if (!defaults) {
-    return undefined;
-  }
-  const path = route.healthPath ?? defaults.path;
-  return {
-    interval: `${route.healthIntervalSeconds ?? defaults.intervalSeconds}s`,
-    path: HEALTH_PATH_RE.test(path) && !path.includes("{{") ? path : defaults.path,
-    timeout: `${route.healthTimeoutSeconds ?? defaults.timeoutSeconds}s`,
-  };
-}
-
-function serviceFor(route: RouteInput, servers: Server[], settings: RenderSettings): Service {
+/** A route's service; `transport` names its servers transport (src/render/backend.ts) when it has one. */
+function serviceFor(route: RouteInput, servers: Server[], settings: RenderSettings, transport?: string): Service {
+  // Never a health check on the weight-0 placeholder.
   const healthCheck = servers[0]?.weight === 0 ? undefined : healthCheckFor(route, settings.traefikHealthCheck);
   const loadBalancer: LoadBalancer = healthCheck
     ? { healthCheck, passHostHeader: true, servers }
     : { passHostHeader: true, servers };
+  if (transport) {
+    loadBalancer.serversTransport = transport; // after `servers`, before `strategy`: keeps alphabetical order
+  }
   if (route.loadBalancerAlgo === "ip-hash") {
     loadBalancer.strategy = "hrw"; // last key: keeps alphabetical order
   }
@@ -143,10 +145,13 @@ function parsedMiddlewares(raw: ReadonlyMap<string, unknown> | undefined): Map<s
 export function renderDynamicConfig(input: RenderInput): RenderResult {
   const { entryPoints, noReplicaUrl } = input.settings;
   const warnings: RenderWarning[] = [];
-  const up = healthyByDeployment(input.replicas, warnings);
+  const up = healthyByDeployment(input.replicas, warnings, input.settings.replicaAllowList);
   const certs = validCertificates(input.certificates ?? [], warnings);
   const mwConfigs = parsedMiddlewares(input.middlewares);
   const mwDefs = new Map<string, Middleware>();
+  const transports = new Map<string, ServersTransport>();
+  const mwOpts = { trustForwardedFor: (input.settings.trustedProxyCidrs?.length ?? 0) > 0 };
+  const mwWarned = new Set<string>();
 
   const valid: [string, RouteInput][] = [];
   for (const route of input.routes) {
@@ -161,29 +166,45 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   }
   valid.sort(byKey);
 
-  // Routes are visited in name order, and `name--to-https` sorts right after `name` (slugs never contain
-  // "--", and any other name sharing the prefix continues with an alphanumeric, which sorts after "-").
+  // Routes are visited in name order, and `name--to-https` / `name--to-http` sort right after `name`: a name holds
+  // exactly one "--", so another name sharing the prefix continues with an alphanumeric or "-" + alphanumeric,
+  // both after "--".
   const routers: Record<string, Router> = {};
   const services: Record<string, Service> = {};
   // Shared, never-mutated arrays: at 100k routes, one allocation instead of 160k (the output is the same JSON).
   const webEps = [entryPoints.web];
   const secureEps = [entryPoints.websecure];
   const redirectChain = [REDIRECT_TO_HTTPS];
+  const toHttpChain = [REDIRECT_TO_HTTP];
   let redirects = false;
+  let toHttp = false;
   let viaProxyRoutes = 0;
   for (const [name, route] of valid) {
     const rule = ruleFor(route.domain, route.pathPrefix);
     const priority = priorityFor(route.domain, route.pathPrefix);
     const viaProxy = route.loadBalancerAlgo === "least-conn" ? input.settings.fallbackProxy : undefined;
+    const transport = viaProxy ? undefined : serversTransportFor(route);
+    if (transport) {
+      transports.set(serversTransportName(route), transport);
+    }
     services[name] = viaProxy
       ? { loadBalancer: { passHostHeader: true, servers: [{ url: viaProxy.url }] } }
-      : serviceFor(route, serversFor(route, up.get(route.deploymentId), noReplicaUrl), input.settings);
+      : serviceFor(
+          route,
+          serversFor(route, up.get(route.deploymentId), noReplicaUrl),
+          input.settings,
+          transport ? serversTransportName(route) : undefined,
+        );
     const mwCfg = mwConfigs.get(route.deploymentId);
     const chain: string[] = [];
     if (mwCfg) {
-      const { defs, chain: names } = middlewaresFor(route, mwCfg);
+      const { defs, chain: names, ignored } = middlewaresFor(route, mwCfg, mwOpts);
       for (const [n, def] of defs) {
         mwDefs.set(n, def);
+      }
+      if (ignored.length > 0 && !mwWarned.has(route.deploymentId)) {
+        mwWarned.add(route.deploymentId); // deployment-wide settings: one warning per deployment
+        warnings.push({ kind: "middleware", id: route.deploymentId, reason: ignored.join("; ") });
       }
       chain.push(...names);
     }
@@ -218,6 +239,19 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
       redirects = true;
     } else {
       routers[name] = { entryPoints: webEps, ...withChain, priority, rule, service: name };
+      // HTTPS for a plain-HTTP route: without this router any other TLS router matching the host (another
+      // deployment's wildcard, this host's `/` route) would answer it (issue 9 #3). Same rule and priority as the
+      // route, so every scheme + host + path lands on the route `/routing/resolve` names; `tls: {}` (no resolver)
+      // requests no certificate, and Traefik's default certificate answers the handshake.
+      routers[toHttpRouterName(name)] = {
+        entryPoints: secureEps,
+        middlewares: toHttpChain,
+        priority,
+        rule,
+        service: name,
+        tls: {},
+      };
+      toHttp = true;
     }
   }
   sortWarnings(warnings);
@@ -225,14 +259,38 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   if (redirects) {
     mwDefs.set(REDIRECT_TO_HTTPS, { redirectScheme: { permanent: true, scheme: "https" } });
   }
-  const http: DynamicConfig["http"] =
-    mwDefs.size === 0 ? { routers, services } : { middlewares: sortedRecord(mwDefs), routers, services };
-  const hasSecrets = certs.length > 0 || viaProxyRoutes > 0;
+  if (toHttp) {
+    // Not permanent: a browser must not remember https→http if the route later turns TLS on.
+    mwDefs.set(REDIRECT_TO_HTTP, { redirectScheme: { permanent: false, scheme: "http" } });
+  }
+  // Keys in alphabetical order; never an empty map (Traefik's decoder rejects one, issue 9 #1).
+  const http: DynamicConfig["http"] = {
+    ...(mwDefs.size === 0 ? {} : { middlewares: sortedRecord(mwDefs) }),
+    routers,
+    ...(transports.size === 0 ? {} : { serversTransports: sortedRecord(transports) }),
+    services,
+  };
+  const hasSecrets = certs.length > 0 || viaProxyRoutes > 0 || holdsSecrets(mwDefs);
+  if (valid.length === 0) {
+    // Nothing to route: `{}`, which Traefik applies (removing every router of this provider). Certificates alone
+    // would serve no one, and an empty `routers` map would make Traefik reject the whole document (issue 9 #1).
+    return { config: {}, warnings, hasSecrets: false };
+  }
   if (certs.length === 0) {
     return { config: { http }, warnings, hasSecrets };
   }
   const tls = { certificates: certs.map((c) => ({ certFile: c.certPem, keyFile: c.keyPem })) };
   return { config: { http, tls }, warnings, hasSecrets };
+}
+
+/** Basic-auth hashes and custom header values (API keys, the proxy secret) must not be served anonymously. */
+function holdsSecrets(mws: ReadonlyMap<string, Middleware>): boolean {
+  for (const m of mws.values()) {
+    if (m.basicAuth || m.headers?.customRequestHeaders || m.headers?.customResponseHeaders) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /** Small maps (middlewares): sorted keys, each value canonical. */

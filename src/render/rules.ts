@@ -1,4 +1,4 @@
-import { isWildcard } from "./validate.js";
+import { isWildcard, RESERVED_ESCAPES } from "./validate.js";
 
 /** Go regexp for a wildcard: exactly one label in place of `*`, dots escaped, anchored. */
 export function wildcardRegexp(domain: string): string {
@@ -54,4 +54,34 @@ export function matchRoute<R extends { domain: string; pathPrefix: string }>(
     }
   }
   return best;
+}
+
+/**
+ * The path Traefik routes on for a request path: every %XX decoded except upper-case reserved escapes (traefik
+ * v3.7.9 pkg/muxer/http/mux.go `withRoutingPath`). Undefined for a malformed escape (Traefik answers 400).
+ */
+export function routingPath(requestPath: string): string | undefined {
+  if (!requestPath.includes("%")) {
+    return requestPath;
+  }
+  const bytes: number[] = [];
+  const raw = Buffer.from(requestPath, "utf8");
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i] as number;
+    if (b !== 0x25) {
+      bytes.push(b);
+      continue;
+    }
+    const esc = raw.subarray(i, i + 3).toString("latin1");
+    if (!/^%[0-9A-Fa-f]{2}$/.test(esc)) {
+      return undefined;
+    }
+    if (RESERVED_ESCAPES.has(esc)) {
+      bytes.push(...Buffer.from(esc, "latin1"));
+    } else {
+      bytes.push(Number.parseInt(esc.slice(1), 16));
+    }
+    i += 2;
+  }
+  return Buffer.from(bytes).toString("utf8");
 }

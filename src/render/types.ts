@@ -1,4 +1,5 @@
 import type { Health, LbAlgo, Protocol } from "../../schema/enums.js";
+import type { ReplicaAllowList } from "./address.js";
 
 // ── Input: what render() needs from the database, nothing more ─────────────────────────────────
 
@@ -59,7 +60,21 @@ export interface RenderSettings {
    */
   fallbackProxy?: { url: string; secret: string };
   /** When set, services also carry Traefik's own active `healthCheck` (TRAEFIK_HEALTHCHECK=true). */
-  traefikHealthCheck?: { path: string; intervalSeconds: number; timeoutSeconds: number };
+  traefikHealthCheck?: {
+    path: string;
+    intervalSeconds: number;
+    timeoutSeconds: number;
+    /** HEALTH_EXPECTED_STATUS: the default for deployments without their own `healthExpectedStatus`. */
+    expectedStatus?: string;
+  };
+  /**
+   * TRUSTED_PROXY_CIDRS: the load balancers in front of Traefik, also listed in its entry points'
+   * `forwardedHeaders.trustedIPs`. Empty or unset: X-Forwarded-For is deleted by Traefik, so no `ipStrategy.depth`
+   * is rendered (a stored `ip_depth` falls back to the peer address, with a warning).
+   */
+  trustedProxyCidrs?: readonly string[];
+  /** REPLICA_ALLOWED_CIDRS: refused replica addresses (link-local, metadata, …) it covers are rendered after all. */
+  replicaAllowList?: ReplicaAllowList | undefined;
 }
 
 export interface RenderInput {
@@ -73,15 +88,20 @@ export interface RenderInput {
 }
 
 export interface RenderWarning {
-  kind: "route" | "replica" | "certificate";
+  /** `middleware`: the deployment is served, but a stored setting was not rendered as stored (id = deployment). */
+  kind: "route" | "replica" | "certificate" | "middleware";
   id: string;
   reason: string;
 }
 
 export interface RenderResult {
-  config: DynamicConfig;
+  /** `{}` when nothing can be routed: Traefik applies it (an empty routers map would be rejected, issue 9 #1). */
+  config: TraefikDocument;
   warnings: RenderWarning[];
-  /** The config holds secrets (private keys, the fallback proxy secret): serve it only with a token. */
+  /**
+   * The config holds secrets (private keys, the fallback proxy secret, basic-auth hashes, custom header values):
+   * serve it only with a token.
+   */
   hasSecrets: boolean;
 }
 
@@ -94,14 +114,29 @@ export interface Server {
 
 export interface HealthCheck {
   interval: string;
-  path: string;
+  /** `grpc`: the gRPC health protocol (pkg/healthcheck/healthcheck.go checkHealthGRPC); unset: an HTTP GET. */
+  mode?: "grpc";
+  /** HTTP mode only (gRPC mode ignores it). */
+  path?: string;
+  /** HTTP mode only: the one status code that counts as healthy; unset: 200–399. */
+  status?: number;
   timeout: string;
+}
+
+/** `http.serversTransports.<name>`: how Traefik dials https replicas (pkg/config/dynamic/http_config.go). */
+export interface ServersTransport {
+  insecureSkipVerify?: boolean;
+  /** types.FileOrContent: a path or, as here, the PEM itself. */
+  rootCAs?: string[];
+  serverName?: string;
 }
 
 export interface LoadBalancer {
   healthCheck?: HealthCheck;
   servers: Server[];
   passHostHeader?: boolean;
+  /** Name of an `http.serversTransports` entry (https replicas with their own verification policy). */
+  serversTransport?: string;
   /** Traefik ≥ 3.6: `wrr` (default), `p2c`, `hrw` (client-IP affinity), `leasttime`. */
   strategy?: "wrr" | "p2c" | "hrw" | "leasttime";
 }
@@ -136,7 +171,7 @@ export interface Middleware {
     sourceCriterion?: { ipStrategy?: { depth: number }; requestHeaderName?: string };
   };
   redirectRegex?: { permanent: boolean; regex: string; replacement: string };
-  redirectScheme?: { permanent: boolean; scheme: "https" };
+  redirectScheme?: { permanent: boolean; scheme: "http" | "https" };
   stripPrefix?: { prefixes: string[] };
 }
 
@@ -155,9 +190,20 @@ export interface HttpConfig {
   routers: Record<string, Router>;
   services: Record<string, Service>;
   middlewares?: Record<string, Middleware>;
+  serversTransports?: Record<string, ServersTransport>;
 }
 
+/** A document that routes something: `http.routers` and `http.services` are never empty maps. */
 export interface DynamicConfig {
   http: HttpConfig;
   tls?: TlsConfig;
 }
+
+/** The document with nothing to route. */
+export interface EmptyConfig {
+  http?: undefined;
+  tls?: undefined;
+}
+
+/** What render() returns and GET /traefik/config serves. */
+export type TraefikDocument = DynamicConfig | EmptyConfig;

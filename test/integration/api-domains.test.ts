@@ -4,6 +4,7 @@ import { ruleFor, wildcardRegexp } from "../../src/render/rules.js";
 import { type Running, startServer } from "../../src/server.js";
 import { testConfig } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { staticConfigWith } from "../helpers/traefik-schema.js";
 import {
   type ApiClient,
   type DnsJson,
@@ -43,7 +44,7 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
     server = await startServer(config, { handle: tdb.handle, logger });
-    api = httpClient(server.url);
+    api = httpClient(server.url, staticConfigWith({ resolvers: ["shop-ca"] })); // shop-ca: a resolver of its own
     for (const id of ["dep_shop", "dep_other", "dep_bare"]) {
       expect((await api.post("/api/v1/deployments", { id, name: id })).status).toBe(201);
     }

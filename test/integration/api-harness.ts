@@ -11,7 +11,7 @@ import type { Fields, Logger } from "../../src/lib/logger.js";
 import { packageVersion } from "../../src/lib/package-root.js";
 import { ConfigCache } from "../../src/provider/config-cache.js";
 import { PollTracker } from "../../src/provider/pollers.js";
-import type { DynamicConfig } from "../../src/render/types.js";
+import type { DynamicConfig, TraefikDocument } from "../../src/render/types.js";
 import { renderSettings } from "../../src/server.js";
 import { ADMIN_TOKEN, PROVIDER_TOKEN } from "../helpers/app.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
@@ -74,7 +74,11 @@ export class ApiClient {
   /** Every answer that broke a "never": a 5xx, or internals in an error body. */
   readonly faults: string[] = [];
 
-  constructor(private readonly sendRaw: Send) {}
+  /** @param staticConfig the Traefik static config served configs are checked against (default: the shipped one). */
+  constructor(
+    private readonly sendRaw: Send,
+    private readonly staticConfig?: unknown,
+  ) {}
 
   async send<T = Record<string, unknown>>(method: string, path: string, opts: SendOptions = {}): Promise<Reply<T>> {
     const headers: Record<string, string> = { ...opts.headers };
@@ -113,16 +117,27 @@ export class ApiClient {
     this.send<T>("PUT", path, { ...opts, json });
   delete = (path: string, opts?: SendOptions) => this.send("DELETE", path, opts);
 
-  /** GET /traefik/config with the provider token; checks it against Traefik's schema. */
+  /** GET /traefik/config with the provider token; checks it against Traefik's schema and semantics. */
   async traefikConfig(headers: Record<string, string> = {}): Promise<{ config: DynamicConfig; reply: Reply }> {
     const reply = await this.get("/traefik/config", { token: PROVIDER_TOKEN, headers });
     expect(reply.status).toBe(200);
-    expect(traefikSchemaErrors(reply.body)).toEqual([]);
+    expect(traefikSchemaErrors(reply.body, { staticConfig: this.staticConfig })).toEqual([]);
     return { config: reply.body as unknown as DynamicConfig, reply };
+  }
+
+  /** Like traefikConfig, when the document may be `{}` (nothing left to route: Traefik applies it). */
+  async traefikDocument(): Promise<TraefikDocument> {
+    const reply = await this.get("/traefik/config", { token: PROVIDER_TOKEN });
+    expect(reply.status).toBe(200);
+    const doc = reply.body as unknown as TraefikDocument;
+    const allowEmpty = doc.http === undefined;
+    expect(traefikSchemaErrors(reply.body, { staticConfig: this.staticConfig, allowEmpty })).toEqual([]);
+    return doc;
   }
 }
 
-export const httpClient = (baseUrl: string) => new ApiClient((path, init) => fetch(`${baseUrl}${path}`, init));
+export const httpClient = (baseUrl: string, staticConfig?: unknown) =>
+  new ApiClient((path, init) => fetch(`${baseUrl}${path}`, init), staticConfig);
 
 /** Asserts an RFC 9457 problem answer with a stable code; returns its body for further checks. */
 export function expectProblem(reply: Reply<unknown>, status: number, code: string): ProblemJson {

@@ -6,6 +6,7 @@ import { priorityFor, ruleFor } from "../../src/render/rules.js";
 import { type Running, startServer } from "../../src/server.js";
 import { testConfig } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { staticConfigWith } from "../helpers/traefik-schema.js";
 import {
   type ApiClient,
   expectInvalid,
@@ -29,7 +30,12 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
     server = await startServer(config, { handle: tdb.handle, logger });
-    api = httpClient(server.url);
+    // Entry points and resolvers under other names than the shipped traefik.yml: checked against a static config
+    // that declares them.
+    api = httpClient(
+      server.url,
+      staticConfigWith({ entryPoints: ["http", "https"], resolvers: [RESOLVER, "custom-ca"] }),
+    );
   });
   afterAll(async () => {
     await server?.close();

@@ -186,7 +186,8 @@ describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s"
   });
 
   const resolve = async (host: string, path?: string) => {
-    const q = new URLSearchParams({ host, ...(path === undefined ? {} : { path }) });
+    // These routes serve https (ssl_enabled defaults to true); over http each answers with a redirect.
+    const q = new URLSearchParams({ host, ...(path === undefined ? {} : { path }), scheme: "https" });
     const r = await api.get<ResolveJson>(`/api/v1/routing/resolve?${q}`);
     expect(r.status).toBe(200);
     return r.body;
@@ -242,6 +243,7 @@ describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s"
     expect(await resolve("nobody.test", "/x")).toEqual({
       host: "nobody.test",
       path: "/x",
+      scheme: "https",
       matched: false,
       outcome: 404,
       reason: expect.stringContaining("nobody.test"),

@@ -3,12 +3,13 @@ import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/db/client.js";
 import { createLogger } from "../../src/lib/logger.js";
-import { CHAIN_ORDER } from "../../src/render/middlewares.js";
+import { CHAIN_ORDER, IP_DEPTH_NEEDS_TRUSTED_PROXIES } from "../../src/render/middlewares.js";
 import { REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
 import { type Running, startServer } from "../../src/server.js";
-import { testConfig, waitFor } from "../helpers/app.js";
+import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { STATIC_CONFIG, traefikSchemaErrors } from "../helpers/traefik-schema.js";
 import {
   type ApiClient,
   expectInvalid,
@@ -34,6 +35,16 @@ function expectVerifies(lines: readonly string[], expected: Record<string, strin
     expect(bcrypt.compareSync(`${expected[user]}x`, hash)).toBe(false);
   }
 }
+
+/** TRUSTED_PROXY_CIDRS of this suite's server, and the same ranges in Traefik's forwardedHeaders.trustedIPs. */
+const TRUSTED_PROXIES = "10.9.0.0/24";
+const TRUSTING_STATIC = (() => {
+  const s = structuredClone(STATIC_CONFIG) as { entryPoints: Record<string, Record<string, unknown>> };
+  for (const ep of Object.values(s.entryPoints)) {
+    ep.forwardedHeaders = { trustedIPs: [TRUSTED_PROXIES] };
+  }
+  return s;
+})();
 
 const SETTINGS = {
   redirect_www: "to-apex",
@@ -67,11 +78,21 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
     rowsOf<{ config: Record<string, unknown> }>(
       await tdb.handle.db.execute(sql`select config from deployment_middlewares where deployment_id = ${id}`),
     )[0]?.config;
-  const config = async (): Promise<DynamicConfig> => (await api.traefikConfig()).config;
+  const config = async (): Promise<DynamicConfig> => {
+    const reply = await call(api.get("/traefik/config", { token: PROVIDER_TOKEN }));
+    expect(reply.status).toBe(200);
+    const accept = [
+      // Intended and documented (README, API docs): requests without X-Api-Key share one rate-limit bucket.
+      /requestHeaderName: requests without a X-Api-Key header all share one bucket/,
+    ];
+    expect(traefikSchemaErrors(reply.body, { staticConfig: TRUSTING_STATIC, acceptWarnings: accept })).toEqual([]);
+    return reply.body as unknown as DynamicConfig;
+  };
 
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
-    server = await startServer(testConfig({ LOG_LEVEL: "debug" }), {
+    // SETTINGS use ip_depth: this edge sits behind load balancers that Traefik trusts (see traefik/traefik.yml).
+    server = await startServer(testConfig({ LOG_LEVEL: "debug", TRUSTED_PROXY_CIDRS: TRUSTED_PROXIES }), {
       handle: tdb.handle,
       logger: createLogger("debug", (line) => logs.push(line)),
     });
@@ -162,9 +183,12 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
       "dep-mw--ip-allow-list",
       "dep-mw--rate-limit",
       "dep-mw--basic-auth",
-      "dep-mw--headers",
+      "dep-mw--http--headers", // the security preset without HSTS, which Traefik sends only over TLS
       "dep-mw--compress",
     ]);
+    expect(cfg.http.middlewares?.["dep-mw--ip-allow-list"]).toEqual({
+      ipAllowList: { ipStrategy: { depth: 1 }, sourceRange: ["10.0.0.0/8", "192.0.2.1"] },
+    });
     expect(cfg.http.routers[redirectRouterName(www)]?.middlewares).toEqual([REDIRECT_TO_HTTPS]);
     expect(Object.entries(cfg.http.routers).filter(([name]) => name.startsWith("dep-other"))).toEqual([
       [expect.any(String), expect.not.objectContaining({ middlewares: expect.anything() })],
@@ -179,7 +203,7 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
     expect(cfg.http.middlewares?.[`${www}--redirect-www`]).toEqual({
       redirectRegex: {
         permanent: true,
-        regex: "^(https?)://www\\.mw\\.example\\.com(:[0-9]+)?(.*)$",
+        regex: "(?i)^(https?)://www\\.mw\\.example\\.com(:[0-9]+)?(.*)$",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: Go regexp replacement syntax, not a JS template
         replacement: "${1}://mw.example.com${2}${3}",
       },
@@ -285,6 +309,34 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
     expect(p.errors?.map((e) => e.message).join("\n")).toMatch(message);
     expect(r.text).not.toContain(ALICE_PASSWORD);
     expect(await storedConfig()).toEqual({ compress: { enabled: true } });
+  });
+
+  it("refuses ip_depth when TRUSTED_PROXY_CIDRS is empty, saying why and what to set", async () => {
+    await put({ compress: {} });
+    // A second instance on the same database, configured like a fresh install: no trusted load balancers.
+    const bare = await startServer(testConfig(), { handle: tdb.handle });
+    try {
+      const untrusted = httpClient(bare.url);
+      const body = {
+        ip_allow_list: { source_range: ["10.0.0.0/8"], ip_depth: 1 },
+        rate_limit: { average: 5, ip_depth: 2 },
+      };
+      const r = await untrusted.put("/api/v1/deployments/dep_mw/middlewares", body);
+      const p = expectInvalid(r, "body.ip_allow_list.ip_depth", "body.rate_limit.ip_depth");
+      expect(p.errors?.map((e) => e.message)).toEqual([IP_DEPTH_NEEDS_TRUSTED_PROXIES, IP_DEPTH_NEEDS_TRUSTED_PROXIES]);
+      expect(p.detail).toContain("Set TRUSTED_PROXY_CIDRS to the load balancers in front of Traefik");
+      expect(p.detail).toContain("forwardedHeaders.trustedIPs");
+      expect(await storedConfig()).toEqual({ compress: { enabled: true } });
+      // Without a depth (or with 0, the peer address) the same settings are fine.
+      const peer = await untrusted.put("/api/v1/deployments/dep_mw/middlewares", {
+        ip_allow_list: { source_range: ["10.0.0.0/8"], ip_depth: 0 },
+        rate_limit: { average: 5 },
+      });
+      expect(peer.status).toBe(200);
+      expect(untrusted.faults).toEqual([]);
+    } finally {
+      await bare.close();
+    }
   });
 
   it("answers 404 for an unknown deployment and 400 for a malformed id", async () => {

@@ -15,6 +15,8 @@ import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { fakeClock } from "../helpers/replica.js";
 
 const SECRET = "test-proxy-secret-0123456789abcdef";
+/** What Traefik's `<route>--least-cpu` middleware adds to every request it sends to the proxy. */
+const EDGE = { "x-obiente-deployment": "dep_bulk", "x-obiente-proxy-secret": SECRET };
 const MB = 1024 * 1024;
 const BIG = 50 * MB;
 const CHUNK = Buffer.alloc(64 * 1024, 0x61); // reused: neither side holds the whole body
@@ -187,7 +189,7 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
           port: port(),
           path: "/upload",
           method: "PUT",
-          headers: { host, "content-type": "application/octet-stream" }, // chunked: no length up front
+          headers: { host, ...EDGE, "content-type": "application/octet-stream" }, // chunked: no length up front
           agent: false,
         },
         (res) => {
@@ -213,7 +215,7 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
     const stop = watchMemory();
     const { status, bytes } = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
       const req = request(
-        { host: "127.0.0.1", port: port(), path: "/download", headers: { host }, agent: false },
+        { host: "127.0.0.1", port: port(), path: "/download", headers: { host, ...EDGE }, agent: false },
         (res) => {
           let bytes = 0;
           res.on("data", (c: Buffer) => {
@@ -253,7 +255,10 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
     expect(echoes).toEqual(["hello", "world"]);
   });
 
-  it("refuses a WebSocket upgrade with a forged routing header", async () => {
+  it.each([
+    ["no secret", {}, 401],
+    ["a wrong secret", { "x-obiente-proxy-secret": "wrong-secret-0123456789abcdef0" }, 403],
+  ])("refuses a WebSocket upgrade with a forged routing header and %s", async (_, extra, expected) => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = request({
         host: "127.0.0.1",
@@ -266,6 +271,7 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
           "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
           "sec-websocket-version": "13",
           "x-obiente-deployment": "dep_bulk",
+          ...extra,
         },
         agent: false,
       });
@@ -277,6 +283,6 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
       req.on("error", reject);
       req.end();
     });
-    expect(status).toBe(403);
+    expect(status).toBe(expected);
   });
 });

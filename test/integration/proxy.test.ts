@@ -13,6 +13,9 @@ import { fakeClock } from "../helpers/replica.js";
 
 const SECRET = "test-proxy-secret-0123456789abcdef";
 
+/** What Traefik's `<route>--least-cpu` middleware adds to every request it sends to the proxy. */
+const edge = (deploymentId: string) => ({ "x-obiente-deployment": deploymentId, "x-obiente-proxy-secret": SECRET });
+
 /** An upstream on 127.0.0.1 that says who it is, echoes what it received on /headers, and can hang on /slow. */
 interface Upstream {
   name: string;
@@ -96,6 +99,7 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
   let proxy: RunningProxy;
   const clock = fakeClock();
   const upstreams: Upstream[] = [];
+  const deploymentOf = new Map<string, string>();
   let n = 0;
 
   /** A deployment on `<id>.proxy.test` with one replica per CPU value (null = no reading). */
@@ -127,10 +131,12 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
       })),
     );
     await proxy.refresh();
+    deploymentOf.set(domain, id);
     return { id, domain, ups };
   };
+  /** A request as Traefik sends it: the route's Host plus the deployment and secret headers. */
   const get = (domain: string, path = "/", headers: Record<string, string> = {}) =>
-    send(proxy.url, { path, headers: { host: domain, ...headers } });
+    send(proxy.url, { path, headers: { host: domain, ...edge(deploymentOf.get(domain) ?? "dep_none"), ...headers } });
   const problem = (status: number, code: string, title: string, detail: string, instance = "/") => ({
     type: `urn:obiente-router:problem:${code.toLowerCase().replaceAll("_", "-")}`,
     title,
@@ -203,8 +209,8 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
     expect(page.body).toContain("No healthy replica");
   });
 
-  it("answers 404 DEPLOYMENT_NOT_FOUND for an unknown host or deployment", async () => {
-    const res = await get("nobody.proxy.test");
+  it("answers 404 DEPLOYMENT_NOT_FOUND for an unknown deployment and 400 without the deployment header", async () => {
+    const res = await get("nobody.proxy.test", "/", edge("dep_missing"));
     expect(res.status).toBe(404);
     expect(res.headers["content-type"]).toBe("application/problem+json");
     expect(JSON.parse(res.body)).toEqual(
@@ -212,43 +218,50 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
         404,
         "DEPLOYMENT_NOT_FOUND",
         "Deployment not found",
-        "No deployment is routed for host nobody.proxy.test.",
+        "No deployment is routed for deployment dep_missing.",
       ),
     );
-    const byHeader = await get("nobody.proxy.test", "/", {
-      "x-obiente-deployment": "dep_missing",
-      "x-obiente-proxy-secret": SECRET,
-    });
-    expect(byHeader.status).toBe(404);
-    expect(JSON.parse(byHeader.body).detail).toBe("No deployment is routed for deployment dep_missing.");
+    const { domain } = await deploy([10]);
+    const byHost = await send(proxy.url, { headers: { host: domain, "x-obiente-proxy-secret": SECRET } });
+    expect(byHost.status).toBe(400);
+    expect(JSON.parse(byHost.body)).toEqual(
+      problem(
+        400,
+        "BAD_REQUEST",
+        "Bad Request",
+        "X-Obiente-Deployment is missing: the fallback proxy routes by deployment only, never by Host.",
+      ),
+    );
   });
 
-  it("routes by the deployment header only with the right secret; refuses forged headers with 403", async () => {
+  it("routes by the deployment header only with the right secret; 401 without it, 403 with a wrong one", async () => {
     const { id, ups } = await deploy([10]);
-    const ok = await get("anything.example", "/", { "x-obiente-deployment": id, "x-obiente-proxy-secret": SECRET });
+    const ok = await get("anything.example", "/", edge(id));
     expect(ok.status).toBe(200);
     expect(ok.body).toBe(ups[0]?.name);
-    const forgeries: Record<string, string>[] = [
-      { "x-obiente-deployment": id },
-      { "x-obiente-deployment": id, "x-obiente-proxy-secret": "wrong-secret-0123456789abcdef0" },
-      { "x-obiente-deployment": id, "x-obiente-proxy-secret": "" },
+    const forgeries: [Record<string, string>, number][] = [
+      [{ "x-obiente-deployment": id }, 401],
+      [{ "x-obiente-deployment": id, "x-obiente-proxy-secret": "wrong-secret-0123456789abcdef0" }, 403],
+      [{ "x-obiente-deployment": id, "x-obiente-proxy-secret": "" }, 403],
     ];
-    for (const forged of forgeries) {
-      const res = await get("anything.example", "/", forged);
-      expect(res.status).toBe(403);
+    for (const [forged, status] of forgeries) {
+      const res = await send(proxy.url, { headers: { host: "anything.example", ...forged } });
+      expect(res.status).toBe(status);
       expect(res.headers["content-type"]).toBe("application/problem+json");
       expect(JSON.parse(res.body)).toEqual(
-        problem(
-          403,
-          "UNTRUSTED_ROUTING_HEADER",
-          "Untrusted routing header",
-          "X-Obiente-Deployment is accepted only from the edge proxy, with the shared secret.",
-        ),
+        status === 401
+          ? problem(
+              401,
+              "PROXY_UNAUTHENTICATED",
+              "Unauthenticated",
+              "This port serves requests forwarded by the edge proxy only.",
+            )
+          : problem(403, "PROXY_FORBIDDEN", "Forbidden", "This port serves requests forwarded by the edge proxy only."),
       );
     }
   });
 
-  it("refuses the routing header from a peer outside FALLBACK_TRUSTED_CIDRS, even with the secret", async () => {
+  it("refuses every request from a peer outside FALLBACK_TRUSTED_CIDRS, even with the secret", async () => {
     const { id, domain } = await deploy([10]);
     const strict = await startProxy({
       port: 0,
@@ -269,10 +282,10 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
     });
     try {
       const res = await send(strict.url, {
-        headers: { host: domain, "x-obiente-deployment": id, "x-obiente-proxy-secret": SECRET },
+        headers: { host: domain, ...edge(id) },
       });
       expect(res.status).toBe(403);
-      expect((await send(strict.url, { headers: { host: domain } })).status).toBe(200); // Host routing still works
+      expect((await send(strict.url, { headers: { host: domain } })).status).toBe(403); // nor without headers
     } finally {
       await strict.close();
     }
@@ -340,7 +353,11 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
   it("does not retry a request with a body: 502 BAD_UPSTREAM", async () => {
     const { domain, ups } = await deploy([10, 50]);
     await ups[0]?.close();
-    const res = await send(proxy.url, { method: "POST", headers: { host: domain }, body: "payload" });
+    const res = await send(proxy.url, {
+      method: "POST",
+      headers: { host: domain, ...edge(deploymentOf.get(domain) ?? "") },
+      body: "payload",
+    });
     expect(res.status).toBe(502);
     expect(JSON.parse(res.body)).toEqual(
       problem(502, "BAD_UPSTREAM", "Bad upstream", "The replica could not be reached."),
@@ -357,7 +374,7 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
     );
   });
 
-  it("refuses '..' segments with 400 and survives malformed requests", async () => {
+  it("refuses '..' segments with 400 and survives malformed requests (encodings: proxy-attacks.test.ts)", async () => {
     const { domain } = await deploy([10]);
     for (const path of ["/a/../b", "/%2e%2e/etc/passwd"]) {
       const res = await get(domain, path);
@@ -396,7 +413,7 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
     try {
       const { domain, ups } = await deploy([10]);
       const res = await waitFor(async () => {
-        const r = await send(listening.url, { headers: { host: domain } });
+        const r = await send(listening.url, { headers: { host: domain, ...edge(deploymentOf.get(domain) ?? "") } });
         return r.status === 200 ? r : undefined;
       });
       expect(res.body).toBe(ups[0]?.name);
@@ -460,7 +477,7 @@ describe("fallback proxy table refresh", () => {
       fail = true;
       const before = loads;
       await waitFor(async () => loads > before + 2);
-      const res = await send(p.url, { headers: { host: "s.proxy.test" } });
+      const res = await send(p.url, { headers: { host: "s.proxy.test", ...edge("dep_s") } });
       expect(res.status).toBe(200);
       expect(res.body).toBe("solo");
     } finally {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { freshCpu, type HealthState, nextHealth, statusMatches } from "../../src/health/state.js";
+import {
+  dueSlackMs,
+  freshCpu,
+  type HealthState,
+  LEASE_MARGIN_MS,
+  nextHealth,
+  nextProbeAt,
+  probeLeaseMs,
+  statusMatches,
+} from "../../src/health/state.js";
 
 const policy = { rise: 3 };
 const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
@@ -82,5 +91,32 @@ describe("freshCpu", () => {
     expect(freshCpu(40, t(0), t(90), 30)).toBe(40);
     expect(freshCpu(40, t(0), t(91), 30)).toBeNull();
     expect(freshCpu(null, null, t(0), 30)).toBeNull();
+  });
+});
+
+describe("probe leases and due times", () => {
+  it("leases a replica for its own probe timeout plus a margin, up to the 120 s maximum", () => {
+    expect(LEASE_MARGIN_MS).toBeGreaterThanOrEqual(5_000);
+    expect(probeLeaseMs(5_000)).toBe(15_000);
+    expect(probeLeaseMs(60_000)).toBe(70_000); // the hanging replica of issue 10 #6: never claimed twice
+    expect(probeLeaseMs(120_000)).toBe(130_000);
+  });
+
+  it("keeps a replica probed on time on its own grid, so ticks and claim latency never add up", () => {
+    // due at 30 s, probed 50 ms late: due again at 60 s, not 60.05 s
+    expect(nextProbeAt(t(30), new Date(t(30).getTime() + 50), 30_000)).toEqual(t(60));
+    // claimed up to half a tick early: still due at due + interval
+    expect(nextProbeAt(t(30), new Date(t(30).getTime() - 2_500), 30_000)).toEqual(t(60));
+  });
+
+  it("starts a new grid for a new replica or a probe that ran half an interval late", () => {
+    expect(nextProbeAt(null, t(7), 30_000)).toEqual(t(37));
+    expect(nextProbeAt(t(0), t(20), 30_000)).toEqual(t(50)); // no catch-up burst after a backlog
+    expect(nextProbeAt(t(0), t(14), 30_000)).toEqual(t(30));
+  });
+
+  it("claims a replica due within half a tick", () => {
+    expect(dueSlackMs(5_000)).toBe(2_500);
+    expect(dueSlackMs(0)).toBe(0);
   });
 });

@@ -3,12 +3,18 @@ import { describe, expect, it } from "vitest";
 import { MiddlewaresBody } from "../../src/api/schemas.js";
 import { canonical } from "../../src/render/canonical.js";
 import { CHAIN_ORDER, middlewaresFor, StoredMiddlewares } from "../../src/render/middlewares.js";
-import { REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "../../src/render/names.js";
+import {
+  REDIRECT_TO_HTTP,
+  REDIRECT_TO_HTTPS,
+  redirectRouterName,
+  routeName,
+  toHttpRouterName,
+} from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { toJson, toYaml } from "../../src/render/serialize.js";
-import type { DynamicConfig, RenderResult, RouteInput } from "../../src/render/types.js";
-import { anInput, aReplica, aRoute, shuffled } from "../fixtures/rows.js";
-import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
+import type { DynamicConfig, RouteInput } from "../../src/render/types.js";
+import { anInput, aReplica, aRoute, routed, settings, shuffled } from "../fixtures/rows.js";
+import { STATIC_CONFIG, traefikSchemaErrors } from "../helpers/traefik-schema.js";
 
 // Hashed once at cost 4 (the API uses 10; the format is the same), in the `$2y$` form Traefik documents.
 const ALICE = `alice:${bcrypt.hashSync("alice-password", 4).replace(/^\$2b\$/, "$2y$")}`;
@@ -29,16 +35,45 @@ const EVERYTHING = {
   strip_prefix: true,
 } as const;
 
+const NOT_RENDERED =
+  "not rendered (the peer address is used): TRUSTED_PROXY_CIDRS is empty, so Traefik deletes X-Forwarded-For";
+
 const stored = (raw: unknown): StoredMiddlewares => StoredMiddlewares.parse(raw);
 
-function render(routes: RouteInput[], middlewares: Record<string, unknown>): RenderResult {
+/** The load balancers of the tests that use `ip_depth`: TRUSTED_PROXY_CIDRS and Traefik's trustedIPs alike. */
+const TRUSTED_PROXIES = ["10.9.0.0/24", "fd00:9::/64"];
+const TRUSTED = { trustForwardedFor: true };
+
+/** The shipped traefik/traefik.yml with its commented `forwardedHeaders.trustedIPs` filled in on both entry points. */
+function staticTrusting(cidrs: readonly string[]): unknown {
+  const s = structuredClone(STATIC_CONFIG) as { entryPoints: Record<string, Record<string, unknown>> };
+  for (const ep of Object.values(s.entryPoints)) {
+    ep.forwardedHeaders = { trustedIPs: [...cidrs] };
+  }
+  return s;
+}
+
+interface RenderOptions {
+  /** TRUSTED_PROXY_CIDRS is set (and Traefik's static config trusts the same ranges). */
+  trusted?: boolean;
+  /** Semantics warnings a test accepts, each with its reason next to it. */
+  acceptWarnings?: RegExp[];
+}
+
+function render(routes: RouteInput[], middlewares: Record<string, unknown>, opts: RenderOptions = {}) {
   const result = renderDynamicConfig({
     ...anInput(routes, [aReplica(), aReplica({ id: "loc_b", deploymentId: "dep_b", address: "10.0.0.2" })]),
     middlewares: new Map(Object.entries(middlewares)),
+    settings: opts.trusted ? { ...settings, trustedProxyCidrs: TRUSTED_PROXIES } : settings,
   });
-  expect(traefikSchemaErrors(result.config)).toEqual([]);
+  expect(
+    traefikSchemaErrors(result.config, {
+      acceptWarnings: opts.acceptWarnings ?? [],
+      ...(opts.trusted ? { staticConfig: staticTrusting(TRUSTED_PROXIES) } : {}),
+    }),
+  ).toEqual([]);
   expect(toJson(canonical(result.config))).toBe(toJson(result.config));
-  return result;
+  return routed(result);
 }
 
 function routerOf(config: DynamicConfig, route: RouteInput) {
@@ -49,20 +84,25 @@ function routerOf(config: DynamicConfig, route: RouteInput) {
   return r;
 }
 
-/** Applies a rendered redirectRegex the way Traefik does (Go RE2 and JS agree on this subset; `${n}` → `$n`). */
+/**
+ * Applies a rendered redirectRegex the way Traefik does (Go RE2 and JS agree on this subset; `${n}` → `$n`; RE2's
+ * leading `(?i)` flag group → JS's `i` flag).
+ */
 function redirect(mw: { regex: string; replacement: string } | undefined, url: string): string | undefined {
   if (!mw) {
     throw new Error("no redirectRegex");
   }
-  const re = new RegExp(mw.regex);
+  const caseless = mw.regex.startsWith("(?i)");
+  const re = new RegExp(caseless ? mw.regex.slice(4) : mw.regex, caseless ? "i" : "");
   return re.test(url) ? url.replace(re, mw.replacement.replace(/\$\{(\d)\}/g, "$$$1")) : undefined;
 }
 
 describe("middlewaresFor", () => {
-  const www = aRoute({ id: "rt_www", domain: "www.example.com", pathPrefix: "/api" });
+  const www = aRoute({ id: "rt_www", domain: "www.example.com", pathPrefix: "/api", sslEnabled: true });
 
   it("defines every middleware and chains them in CHAIN_ORDER (never alphabetically)", () => {
-    const { defs, chain } = middlewaresFor(www, stored(EVERYTHING));
+    const { defs, chain, ignored } = middlewaresFor(www, stored(EVERYTHING), TRUSTED);
+    expect(ignored).toEqual([]);
     expect(chain).toEqual([
       "dep-a--rt-www--redirect-www",
       "dep-a--ip-allow-list",
@@ -77,7 +117,7 @@ describe("middlewaresFor", () => {
       "dep-a--rt-www--redirect-www": {
         redirectRegex: {
           permanent: true,
-          regex: "^(https?)://www\\.example\\.com(:[0-9]+)?(.*)$",
+          regex: "(?i)^(https?)://www\\.example\\.com(:[0-9]+)?(.*)$",
           // biome-ignore lint/suspicious/noTemplateCurlyInString: Go regexp replacement syntax, not a JS template
           replacement: "${1}://example.com${2}${3}",
         },
@@ -122,7 +162,7 @@ describe("middlewaresFor", () => {
     for (let mask = 0; mask < 1 << keys.length; mask++) {
       const picked = keys.filter((_, i) => mask & (1 << i));
       const cfg = stored(Object.fromEntries(picked.map((k) => [k, EVERYTHING[k]])));
-      const { chain } = middlewaresFor(www, cfg);
+      const { chain } = middlewaresFor(www, cfg, TRUSTED);
       const expected = CHAIN_ORDER.filter((name) => picked.some((k) => suffix[k] === name));
       expect(chain.map((n) => n.split("--").at(-1))).toEqual(expected);
     }
@@ -138,6 +178,60 @@ describe("middlewaresFor", () => {
     const toApex = middlewaresFor(www, stored({ redirect_www: "to-apex" })).defs[0]?.[1].redirectRegex;
     expect(redirect(toApex, "https://www.example.com/x")).toBe("https://example.com/x");
     expect(redirect(toApex, "https://wwwXexample.com/x")).toBeUndefined();
+  });
+
+  it("redirects a host sent in upper case (Example.NET) to the lower-case target", () => {
+    // Traefik matches the Host header as the client sent it (redirect_regex.go rawURL); hosts are case-insensitive.
+    const apex = aRoute({ domain: "example.net" });
+    const toWww = middlewaresFor(apex, stored({ redirect_www: "to-www" })).defs[0]?.[1].redirectRegex;
+    expect(redirect(toWww, "http://Example.NET/A?b=C")).toBe("http://www.example.net/A?b=C");
+    expect(redirect(toWww, "https://EXAMPLE.net:8443")).toBe("https://www.example.net:8443");
+    const wwwNet = aRoute({ domain: "www.example.net" });
+    const toApex = middlewaresFor(wwwNet, stored({ redirect_www: "to-apex" })).defs[0]?.[1].redirectRegex;
+    expect(redirect(toApex, "https://WWW.Example.Net/Path")).toBe("https://example.net/Path");
+    expect(redirect(toApex, "https://WWWXexample.net/")).toBeUndefined(); // still anchored and escaped
+  });
+
+  it("renders ip_depth as the peer address when TRUSTED_PROXY_CIDRS is empty, and says so", () => {
+    const cfg = stored({
+      ip_allow_list: { source_range: ["10.0.0.0/8"], ip_depth: 2 },
+      rate_limit: { average: 5, ip_depth: 1 },
+    });
+    const { defs, ignored } = middlewaresFor(aRoute(), cfg);
+    expect(Object.fromEntries(defs)).toEqual({
+      "dep-a--ip-allow-list": { ipAllowList: { sourceRange: ["10.0.0.0/8"] } },
+      "dep-a--rate-limit": { rateLimit: { average: 5, burst: 1, period: "1s" } },
+    });
+    expect(ignored).toEqual([`ip_allow_list.ip_depth 2 ${NOT_RENDERED}`, `rate_limit.ip_depth 1 ${NOT_RENDERED}`]);
+    // ip_depth 0 already means the peer address: nothing is lost, nothing to warn about.
+    expect(middlewaresFor(aRoute(), stored({ rate_limit: { average: 5, ip_depth: 0 } })).ignored).toEqual([]);
+  });
+
+  it("sends HSTS only where Traefik can: the security preset on a plain-HTTP route has no sts*", () => {
+    const preset = stored({ headers: { security_preset: true } });
+    expect(middlewaresFor(aRoute({ sslEnabled: true }), preset).defs).toEqual([
+      [
+        "dep-a--headers",
+        {
+          headers: {
+            contentTypeNosniff: true,
+            frameDeny: true,
+            referrerPolicy: "strict-origin-when-cross-origin",
+            stsIncludeSubdomains: true,
+            stsSeconds: 31_536_000,
+          },
+        },
+      ],
+    ]);
+    expect(middlewaresFor(aRoute(), preset).defs).toEqual([
+      [
+        "dep-a--http--headers",
+        { headers: { contentTypeNosniff: true, frameDeny: true, referrerPolicy: "strict-origin-when-cross-origin" } },
+      ],
+    ]);
+    // Without the preset the headers do not depend on the scheme: one definition for every route.
+    const custom = stored({ headers: { response: { "X-A": "1" } } });
+    expect(middlewaresFor(aRoute(), custom).chain).toEqual(["dep-a--headers"]);
   });
 
   it("adds no www redirect where it would loop or cannot apply", () => {
@@ -184,33 +278,76 @@ describe("renderDynamicConfig with middlewares", () => {
   const plain = aRoute({ id: "rt_plain", domain: "example.com" });
   const other = aRoute({ id: "rt_b", deploymentId: "dep_b", domain: "b.example.com", sslEnabled: true });
 
-  it("attaches the chain to HTTPS and plain routers, never to the --to-https redirect", () => {
-    const { config, warnings } = render([secure, plain, other], { dep_a: EVERYTHING });
+  it("attaches the chain to HTTPS and plain routers, never to the scheme redirects", () => {
+    const { config, warnings } = render([secure, plain, other], { dep_a: EVERYTHING }, { trusted: true });
     expect(warnings).toEqual([]);
-    const deploymentWide = ["ip-allow-list", "rate-limit", "basic-auth", "headers"].map((n) => `dep-a--${n}`);
+    const guards = ["ip-allow-list", "rate-limit", "basic-auth"].map((n) => `dep-a--${n}`);
     expect(routerOf(config, secure).middlewares).toEqual([
       "dep-a--rt-www--redirect-www",
-      ...deploymentWide,
+      ...guards,
+      "dep-a--headers",
       "dep-a--rt-www--strip-prefix",
       "dep-a--compress",
     ]);
     expect(routerOf(config, secure).entryPoints).toEqual(["websecure"]);
-    // example.com is already the apex and "/" has nothing to strip.
-    expect(routerOf(config, plain).middlewares).toEqual([...deploymentWide, "dep-a--compress"]);
+    // example.com is already the apex and "/" has nothing to strip; plain HTTP gets the headers without HSTS.
+    expect(routerOf(config, plain).middlewares).toEqual([...guards, "dep-a--http--headers", "dep-a--compress"]);
     expect(routerOf(config, plain).entryPoints).toEqual(["web"]);
-    expect(config.http.routers[redirectRouterName(routeName(secure))]?.middlewares).toEqual([REDIRECT_TO_HTTPS]);
-    expect(config.http.routers[redirectRouterName(routeName(other))]?.middlewares).toEqual([REDIRECT_TO_HTTPS]);
+    const routers = config.http.routers;
+    expect(routers[redirectRouterName(routeName(secure))]?.middlewares).toEqual([REDIRECT_TO_HTTPS]);
+    expect(routers[redirectRouterName(routeName(other))]?.middlewares).toEqual([REDIRECT_TO_HTTPS]);
+    expect(routers[toHttpRouterName(routeName(plain))]?.middlewares).toEqual([REDIRECT_TO_HTTP]);
     expect(routerOf(config, other).middlewares).toBeUndefined(); // another deployment gets none of it
     expect(Object.keys(config.http.middlewares ?? {})).toEqual([
       "dep-a--basic-auth",
       "dep-a--compress",
       "dep-a--headers",
+      "dep-a--http--headers",
       "dep-a--ip-allow-list",
       "dep-a--rate-limit",
       "dep-a--rt-www--redirect-www",
       "dep-a--rt-www--strip-prefix",
+      REDIRECT_TO_HTTP,
       REDIRECT_TO_HTTPS,
     ]);
+  });
+
+  const depths = {
+    ip_allow_list: { source_range: ["10.0.0.0/8"], ip_depth: 1 },
+    rate_limit: { average: 9, ip_depth: 2 },
+  };
+
+  it("never renders ip_depth without TRUSTED_PROXY_CIDRS, so Traefik does not refuse or pool every client", () => {
+    // render() checks against the shipped traefik.yml, which trusts no proxy: a depth there is a semantics error.
+    const { config, warnings } = render([secure, plain], { dep_a: depths });
+    expect(toJson(config)).not.toContain("ipStrategy");
+    const mws = config.http.middlewares ?? {};
+    expect(mws["dep-a--ip-allow-list"]).toEqual({ ipAllowList: { sourceRange: ["10.0.0.0/8"] } });
+    expect(mws["dep-a--rate-limit"]).toEqual({ rateLimit: { average: 9, burst: 1, period: "1s" } });
+    expect(warnings).toEqual([
+      {
+        kind: "middleware",
+        id: "dep_a",
+        reason: `ip_allow_list.ip_depth 1 ${NOT_RENDERED}; rate_limit.ip_depth 2 ${NOT_RENDERED}`,
+      },
+    ]);
+    expect(routerOf(config, plain).middlewares).toEqual(["dep-a--ip-allow-list", "dep-a--rate-limit"]); // served
+  });
+
+  it("renders ip_depth with TRUSTED_PROXY_CIDRS, valid for a Traefik that trusts those load balancers", () => {
+    const { config, warnings } = render([secure, plain], { dep_a: depths }, { trusted: true });
+    expect(warnings).toEqual([]);
+    const mws = config.http.middlewares ?? {};
+    expect(mws["dep-a--ip-allow-list"]).toEqual({
+      ipAllowList: { ipStrategy: { depth: 1 }, sourceRange: ["10.0.0.0/8"] },
+    });
+    expect(mws["dep-a--rate-limit"]).toEqual({
+      rateLimit: { average: 9, burst: 1, period: "1s", sourceCriterion: { ipStrategy: { depth: 2 } } },
+    });
+    // The same document against the shipped traefik.yml (no trustedIPs) is what issue 9 #2 was about.
+    expect(traefikSchemaErrors(config).filter((l) => l.startsWith("error:") && l.includes("ipStrategy"))).toHaveLength(
+      2,
+    );
   });
 
   it("would notice a misspelt middleware field (the schema overlay closes basicAuth)", () => {
@@ -244,10 +381,24 @@ describe("renderDynamicConfig with middlewares", () => {
     const routes = [
       secure,
       plain,
-      aRoute({ id: "rt_wild", domain: "*.apps.example.com", pathPrefix: "/v1", sslEnabled: true }),
+      aRoute({
+        id: "rt_wild",
+        domain: "*.apps.example.com",
+        pathPrefix: "/v1",
+        sslEnabled: true,
+        sslCertResolver: "letsencrypt-dns", // wildcard certificates need DNS-01 (traefik.yml)
+      }),
       aRoute({ id: "rt_apexs", domain: "shop.example.com", sslEnabled: true }),
     ];
-    const { config, warnings } = render(routes, { dep_a: cfg });
+    const opts: RenderOptions = {
+      trusted: true, // the ip_depth cases render it, checked against a Traefik that trusts the load balancers
+      acceptWarnings:
+        "rate_limit" in cfg && "request_header" in cfg.rate_limit
+          ? // Intended and documented (README, API docs): requests without the header share one bucket.
+            [/requestHeaderName: requests without a Authorization header all share one bucket/]
+          : [],
+    };
+    const { config, warnings } = render(routes, { dep_a: cfg }, opts);
     expect(warnings).toEqual([]);
     expect(Object.keys(config.http.middlewares ?? {}).length).toBeGreaterThan(1);
     for (const router of Object.values(config.http.routers)) {
@@ -256,7 +407,7 @@ describe("renderDynamicConfig with middlewares", () => {
       }
     }
     for (const seed of [1, 2]) {
-      const again = render(shuffled(routes, seed), { dep_a: cfg }).config;
+      const again = render(shuffled(routes, seed), { dep_a: cfg }, opts).config;
       expect(toYaml(again)).toBe(toYaml(config));
     }
   });

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { proxyBindHost } from "../../src/proxy/config.js";
 import { isHopByHop, isRefusedPath } from "../../src/proxy/headers.js";
 import { appendForwarding, scanRequest } from "../../src/proxy/request.js";
 import { checkCidr, isTrustedPeer, secretMatcher, trustedPeers } from "../../src/proxy/trust.js";
+import { fallbackProxyUrl } from "../../src/server.js";
+import { testConfig } from "../helpers/app.js";
 
 describe("isRefusedPath", () => {
   it.each([
@@ -13,6 +16,27 @@ describe("isRefusedPath", () => {
     "/a/%2E./b",
     "/a/.%2e",
     "/a\\..\\b",
+    // issue 10 #9: every encoding an upstream might decode to a parent segment
+    "/a/..%2fetc/passwd",
+    "/a/..%2Fetc",
+    "/a/%2e%2e%2fetc",
+    "/a/..;/etc",
+    "/a/..;jsessionid=1/etc",
+    "/a/;../etc",
+    "/a/..%5cetc",
+    "/a/..%5Cetc",
+    "/a/%252e%252e/etc",
+    "/a/%25252e%25252e/etc",
+    "/a/%c0%ae%c0%ae/etc",
+    "/a/%c0%af..",
+    "/a/%e0%80%ae%e0%80%ae/etc",
+    "/a/%ef%bc%8e%ef%bc%8e/etc", // full-width dots (NFKC folds them)
+    "/a/%2e%2e%00.png",
+    "/a/x%00",
+    "/a/.../b",
+    "/a/.. /b",
+    "/a#/../",
+    "/%2525252525252e", // still encoded after four rounds
     "*",
     "http://evil.example/",
     "",
@@ -20,12 +44,22 @@ describe("isRefusedPath", () => {
     expect(isRefusedPath(url)).toBe(true);
   });
 
-  it.each(["/", "/a/b.c", "/a..b/c", "/...", "/a/.b", "/file..txt", "/a?x=../..", "/a#/../", "/%41"])(
-    "accepts %j",
-    (url) => {
-      expect(isRefusedPath(url)).toBe(false);
-    },
-  );
+  it.each([
+    "/",
+    "/a/b.c",
+    "/a..b/c",
+    "/a/.b",
+    "/file..txt",
+    "/a?x=../..",
+    "/a?x=%2e%2e%2f",
+    "/%41",
+    "/caf%C3%A9",
+    "/100%25",
+    "/a;b=c/d",
+    "/a/%2e/b", // a single dot stays in place
+  ])("accepts %j", (url) => {
+    expect(isRefusedPath(url)).toBe(false);
+  });
 });
 
 describe("scanRequest", () => {
@@ -76,6 +110,21 @@ describe("scanRequest", () => {
     });
   });
 
+  it("never lets Connection remove Host or the body framing (issue 10 #9)", () => {
+    const scan = scanRequest([
+      "Host",
+      "app.example.com",
+      "Content-Length",
+      "3",
+      "Connection",
+      "host, content-length, X-Hop",
+      "X-Hop",
+      "1",
+    ]);
+    expect(scan.headers).toEqual(["Host", "app.example.com", "Content-Length", "3"]);
+    expect(scan.host).toBe("app.example.com");
+  });
+
   it("drops a short header name listed in Connection", () => {
     expect(scanRequest(["Connection", "X-Hop", "X-Hop", "1", "Accept", "*/*"]).headers).toEqual(["Accept", "*/*"]);
   });
@@ -91,9 +140,24 @@ describe("scanRequest", () => {
     expect(scanRequest([]).hasBody).toBe(false);
   });
 
-  it("appends X-Forwarded-For and keeps the edge's -Proto/-Host only for trusted requests", () => {
-    const raw = ["Host", "app.example.com", "X-Forwarded-For", "198.51.100.1", "X-Forwarded-Proto", "https"];
-    const trusted = scanRequest([...raw, "X-Forwarded-Host", "edge.example.com"]);
+  it("keeps the client's X-Forwarded-* and Forwarded only from a trusted peer", () => {
+    const raw = [
+      "Host",
+      "app.example.com",
+      "X-Forwarded-For",
+      "198.51.100.1",
+      "X-Forwarded-Proto",
+      "https",
+      "X-Forwarded-Host",
+      "edge.example.com",
+      "X-Forwarded-Port",
+      "443",
+      "Forwarded",
+      "for=198.51.100.1",
+      "X-Real-Ip",
+      "198.51.100.1",
+    ];
+    const trusted = scanRequest(raw);
     appendForwarding(trusted, "10.0.0.2", true);
     expect(trusted.headers).toEqual([
       "Host",
@@ -104,12 +168,20 @@ describe("scanRequest", () => {
       "https",
       "x-forwarded-host",
       "edge.example.com",
+      "X-Forwarded-Port",
+      "443",
+      "Forwarded",
+      "for=198.51.100.1",
+      "X-Real-Ip",
+      "198.51.100.1",
     ]);
-    const direct = scanRequest([...raw, "X-Forwarded-Host", "spoofed.example.com"]);
-    appendForwarding(direct, "127.0.0.1", false);
-    expect(direct.headers.slice(2)).toEqual([
+    const direct = scanRequest(raw);
+    appendForwarding(direct, "127.0.0.2", false);
+    expect(direct.headers).toEqual([
+      "Host",
+      "app.example.com",
       "x-forwarded-for",
-      "198.51.100.1, 127.0.0.1",
+      "127.0.0.2",
       "x-forwarded-proto",
       "http",
       "x-forwarded-host",
@@ -161,5 +233,14 @@ describe("trust", () => {
     expect(checkCidr("nope")).toMatch(/not an IP/);
     expect(checkCidr("::1/128")).toBeUndefined();
     expect(() => trustedPeers(["10.0.0.0/x"])).toThrow(/invalid trusted CIDR/);
+  });
+});
+
+describe("bind address", () => {
+  it("listens on loopback even when the API binds 0.0.0.0, unless PROXY_HOST says otherwise (issue 10 #1)", () => {
+    const open = testConfig({ HOST: "0.0.0.0", PROXY_PORT: "8081" });
+    expect(proxyBindHost(open)).toBe("127.0.0.1");
+    expect(fallbackProxyUrl(open)).toBe("http://127.0.0.1:8081");
+    expect(proxyBindHost(testConfig({ HOST: "0.0.0.0", PROXY_HOST: "172.30.81.3" }))).toBe("172.30.81.3");
   });
 });

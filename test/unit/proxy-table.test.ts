@@ -145,14 +145,10 @@ describe("routing table lookups", () => {
   ];
   const t = RoutingTable.build({ routes, replicas }, { defaultIntervalSeconds: 30 });
 
-  it("resolves hosts like Traefik: exact host beats wildcard, longer path prefix wins", () => {
-    expect(t.byHost("a.example.com", "/")?.key).toBe("dep_a|http|3000");
-    expect(t.byHost("a.example.com", "/api/v1?x=1")?.key).toBe("dep_a|http|4000");
-    expect(t.byHost("one.apps.example.com", "/")?.deploymentId).toBe("dep_w");
-    expect(t.byHost("exact.apps.example.com", "/")?.deploymentId).toBe("dep_x");
-    expect(t.byHost("two.levels.apps.example.com", "/")).toBeUndefined(); // one label only
-    expect(t.byHost("b.example.com", "/")).toBeUndefined();
-    expect(t.byHost("localhost", "/")).toBeUndefined();
+  it("has no lookup by Host: a request reaches only the deployment its trusted header names", () => {
+    expect("byHost" in t).toBe(false);
+    expect(t.byDeployment("a.example.com", "a.example.com", "/")).toBeUndefined();
+    expect(t.byDeployment("dep_w", "one.apps.example.com", "/")?.deploymentId).toBe("dep_w");
   });
 
   it("resolves a header-routed deployment to the route matching the host, else its primary route", () => {
@@ -164,9 +160,11 @@ describe("routing table lookups", () => {
   it("builds origins from the replica port or the route's target port, IPv6 in brackets", () => {
     const a = backendOf(t);
     expect(a.replicas.map((r) => r.origin)).toEqual(["http://10.0.0.1:3000"]);
-    const api = t.byHost("a.example.com", "/api");
+    const api = t.byDeployment("dep_a", "a.example.com", "/api");
     expect(api?.replicas.map((r) => r.origin)).toEqual(["http://10.0.0.1:4000"]);
-    expect(t.byHost("x.apps.example.com", "/")?.replicas.map((r) => r.origin)).toEqual(["http://[fd00::7]:8080"]);
+    expect(t.byDeployment("dep_w", "x.apps.example.com", "/")?.replicas.map((r) => r.origin)).toEqual([
+      "http://[fd00::7]:8080",
+    ]);
     expect([...t.origins].sort()).toEqual(["http://10.0.0.1:3000", "http://10.0.0.1:4000", "http://[fd00::7]:8080"]);
   });
 

@@ -1,16 +1,42 @@
 import { describe, expect, it } from "vitest";
 import { canonical } from "../../src/render/canonical.js";
-import { redirectRouterName, routeName } from "../../src/render/names.js";
+import { REDIRECT_TO_HTTP, redirectRouterName, routeName, toHttpRouterName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
-import { toJson, toYaml } from "../../src/render/serialize.js";
-import type { DynamicConfig, ReplicaInput, RouteInput } from "../../src/render/types.js";
-import { anInput, aReplica, aRoute, shuffled } from "../fixtures/rows.js";
-import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
+import { routingPath } from "../../src/render/rules.js";
+import { toJson, toPrettyJson, toYaml } from "../../src/render/serialize.js";
+import type { DynamicConfig, RenderInput, ReplicaInput, RouteInput } from "../../src/render/types.js";
+import { checkPathPrefix, traefikPathPrefix } from "../../src/render/validate.js";
+import { anInput, aReplica, aRoute, routed, shuffled } from "../fixtures/rows.js";
+import { STATIC_CONFIG, type TraefikCheckOptions, traefikSchemaErrors } from "../helpers/traefik-schema.js";
+
+/**
+ * Paths of empty objects and lists: Traefik's decoder rejects the whole document for one, except on fields its
+ * Go structs tag `allowEmpty` (router `tls`, middleware `compress`, …; paerser parser/nodes_metadata.go).
+ */
+function emptyElements(value: unknown, path = ""): string[] {
+  if (Array.isArray(value)) {
+    return value.length === 0 ? [path] : value.flatMap((v, i) => emptyElements(v, `${path}[${i}]`));
+  }
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value);
+    if (entries.length === 0) {
+      return /^\.http\.routers\.[^.]+\.tls$|\.compress$/.test(path) ? [] : [path];
+    }
+    return entries.flatMap(([k, v]) => emptyElements(v, `${path}.${k}`));
+  }
+  return [];
+}
+
+/** Renders a config that routes something, checked against the schema and Traefik's semantics. */
+function renderInput(input: RenderInput, opts?: TraefikCheckOptions) {
+  const result = routed(renderDynamicConfig(input));
+  expect(traefikSchemaErrors(result.config, opts)).toEqual([]);
+  expect(emptyElements(result.config)).toEqual([]);
+  return result;
+}
 
 function render(routes: RouteInput[], replicas: ReplicaInput[] = []) {
-  const result = renderDynamicConfig(anInput(routes, replicas));
-  expect(traefikSchemaErrors(result.config)).toEqual([]);
-  return result;
+  return renderInput(anInput(routes, replicas));
 }
 
 function routerFor(config: DynamicConfig, route: RouteInput) {
@@ -39,14 +65,26 @@ describe("renderDynamicConfig", () => {
     );
     const name = routeName(route);
     expect(warnings).toEqual([]);
+    const rule = "Host(`app.example.com`)";
     expect(config.http.routers).toEqual({
-      [name]: { entryPoints: ["web"], priority: expect.any(Number), rule: "Host(`app.example.com`)", service: name },
+      [name]: { entryPoints: ["web"], priority: expect.any(Number), rule, service: name },
+      // HTTPS for it is answered by the route itself, with a redirect to http:// (not by another TLS router).
+      [toHttpRouterName(name)]: {
+        entryPoints: ["websecure"],
+        middlewares: [REDIRECT_TO_HTTP],
+        priority: routerFor(config, route).priority,
+        rule,
+        service: name,
+        tls: {},
+      },
     });
     expect(config.http.services[name]?.loadBalancer.servers).toEqual([
       { url: "http://10.0.0.1:9000" },
       { url: "http://10.0.0.2:8080" },
     ]);
-    expect(config.http.middlewares).toBeUndefined();
+    expect(config.http.middlewares).toEqual({
+      [REDIRECT_TO_HTTP]: { redirectScheme: { permanent: false, scheme: "http" } },
+    });
   });
 
   it("adds PathPrefix only for prefixes other than /", () => {
@@ -84,12 +122,12 @@ describe("renderDynamicConfig", () => {
   });
 
   it("serves ssl routes on websecure with the resolver and redirects plain HTTP", () => {
-    const route = aRoute({ sslEnabled: true, sslCertResolver: "le-prod" });
+    const route = aRoute({ sslEnabled: true, sslCertResolver: "letsencrypt-dns" });
     const { config } = render([route]);
     const name = routeName(route);
     const secure = routerFor(config, route);
     expect(secure.entryPoints).toEqual(["websecure"]);
-    expect(secure.tls).toEqual({ certResolver: "le-prod" });
+    expect(secure.tls).toEqual({ certResolver: "letsencrypt-dns" });
     const redirect = config.http.routers[redirectRouterName(name)];
     expect(redirect?.entryPoints).toEqual(["web"]);
     expect(redirect?.rule).toBe(secure.rule);
@@ -102,7 +140,11 @@ describe("renderDynamicConfig", () => {
     const route = aRoute({ sslEnabled: true });
     const input = anInput([route]);
     input.settings = { ...input.settings, entryPoints: { web: "http", websecure: "https" } };
-    const { config } = renderDynamicConfig(input);
+    const renamed = {
+      ...(STATIC_CONFIG as object),
+      entryPoints: { http: { address: ":80" }, https: { address: ":443" } },
+    };
+    const { config } = renderInput(input, { staticConfig: renamed });
     expect(routerFor(config, route).entryPoints).toEqual(["https"]);
     expect(config.http.routers[redirectRouterName(routeName(route))]?.entryPoints).toEqual(["http"]);
   });
@@ -161,7 +203,7 @@ describe("renderDynamicConfig", () => {
       ...input.settings,
       traefikHealthCheck: { path: "/health", intervalSeconds: 30, timeoutSeconds: 5 },
     };
-    const { config } = renderDynamicConfig(input);
+    const { config } = renderInput(input);
     expect(traefikSchemaErrors(config)).toEqual([]);
     expect(config.http.services[routeName(plain)]?.loadBalancer.healthCheck).toEqual({
       interval: "30s",
@@ -174,14 +216,14 @@ describe("renderDynamicConfig", () => {
       timeout: "5s",
     });
     expect(toJson(canonical(config))).toBe(toJson(config));
-    const empty = renderDynamicConfig({ ...input, replicas: [] }).config;
+    const empty = renderInput({ ...input, replicas: [] }).config;
     expect(empty.http.services[routeName(plain)]?.loadBalancer.healthCheck).toBeUndefined();
   });
 
   it("routes least-conn through the fallback proxy with the deployment and secret headers, else round-robin", () => {
     const lc = aRoute({ id: "lc", loadBalancerAlgo: "least-conn", sslEnabled: true });
     const replicas = [aReplica(), aReplica({ id: "l2", address: "10.0.0.2" })];
-    const plain = renderDynamicConfig(anInput([lc], replicas));
+    const plain = renderInput(anInput([lc], replicas));
     expect(plain.hasSecrets).toBe(false);
     expect(plain.config.http.services[routeName(lc)]?.loadBalancer.servers).toHaveLength(2);
     const input = anInput([lc], replicas);
@@ -189,7 +231,7 @@ describe("renderDynamicConfig", () => {
       ...input.settings,
       fallbackProxy: { url: "http://10.9.9.9:8081", secret: "s3cret-s3cret-s3cret" },
     };
-    const { config, hasSecrets } = renderDynamicConfig(input);
+    const { config, hasSecrets } = renderInput(input);
     expect(traefikSchemaErrors(config)).toEqual([]);
     expect(hasSecrets).toBe(true);
     expect(config.http.services[routeName(lc)]?.loadBalancer.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
@@ -201,7 +243,7 @@ describe("renderDynamicConfig", () => {
       },
     });
     // The proxy answers 503 itself: no weight-0 placeholder even with no healthy replica.
-    const none = renderDynamicConfig({ ...input, replicas: [] }).config;
+    const none = renderInput({ ...input, replicas: [] }).config;
     expect(none.http.services[routeName(lc)]?.loadBalancer.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
     expect(toJson(canonical(config))).toBe(toJson(config));
   });
@@ -228,7 +270,7 @@ describe("renderDynamicConfig", () => {
     const badId = aRoute({ id: "rt-Bad.Id", domain: "e.example.com" });
     const badReplica = aReplica({ id: "bad-rep", address: "10.0.0.9/evil" });
     const { config, warnings } = render([evil, good, badPath, badResolver, badId], [badReplica, aReplica()]);
-    expect(Object.keys(config.http.routers)).toEqual([routeName(good)]);
+    expect(Object.keys(config.http.routers)).toEqual([routeName(good), toHttpRouterName(routeName(good))]);
     expect(warnings.map((w) => `${w.kind}:${w.id}`).sort()).toEqual([
       "replica:bad-rep",
       "route:badpath",
@@ -250,6 +292,7 @@ describe("renderDynamicConfig", () => {
           domain: i % 7 === 0 ? `*.d${i}.example.com` : `d${i}.example.com`,
           pathPrefix: i % 5 === 0 ? `/p${i}` : "/",
           sslEnabled: i % 2 === 0,
+          sslCertResolver: i % 7 === 0 ? "letsencrypt-dns" : "letsencrypt", // wildcards need DNS-01
           loadBalancerAlgo: i % 3 === 0 ? "ip-hash" : "round-robin",
         }),
       );
@@ -261,7 +304,7 @@ describe("renderDynamicConfig", () => {
     const bytes = toJson(first);
     expect(toJson(canonical(first))).toBe(bytes); // keys already sorted, by construction
     for (const seed of [1, 2, 3]) {
-      const again = renderDynamicConfig(anInput(shuffled(routes, seed), shuffled(replicas, seed + 10))).config;
+      const again = renderInput(anInput(shuffled(routes, seed), shuffled(replicas, seed + 10))).config;
       expect(toJson(again)).toBe(bytes);
       expect(toYaml(again)).toBe(toYaml(first));
     }
@@ -294,5 +337,113 @@ describe("renderDynamicConfig", () => {
     ];
     const { config } = render(routes, replicas);
     await expect(toYaml(config)).toMatchFileSnapshot("../fixtures/golden/mixed.yaml");
+  });
+});
+
+describe("an empty routing table (issue 9 #1)", () => {
+  const settingsWithProxy = {
+    ...anInput([]).settings,
+    fallbackProxy: { url: "http://10.9.9.9:8081", secret: "s3cret" },
+  };
+
+  it("renders {} with no routes, which Traefik applies (removing every route), in JSON and YAML", () => {
+    const result = renderDynamicConfig({ ...anInput([], [aReplica()]), settings: settingsWithProxy });
+    expect(result).toEqual({ config: {}, warnings: [], hasSecrets: false });
+    expect(toJson(result.config)).toBe("{}\n");
+    expect(toPrettyJson(result.config)).toBe("{}\n");
+    expect(toYaml(result.config)).toBe("{}\n");
+    expect(traefikSchemaErrors(result.config, { allowEmpty: true })).toEqual([]);
+    // Without allowEmpty the check says what Traefik will do with it: that is the point of serving it.
+    expect(traefikSchemaErrors(result.config)).toEqual([expect.stringMatching(/^warn: \/: no routers/)]);
+  });
+
+  it("renders {} when every row is skipped, and keeps the warnings", () => {
+    const bad = aRoute({ id: "bad", pathPrefix: "/x`)" });
+    const { config, warnings } = renderDynamicConfig(anInput([bad]));
+    expect(config).toEqual({});
+    expect(warnings.map((w) => w.id)).toEqual(["bad"]);
+  });
+
+  it("renders {} with certificates but no routes, and does not count their keys as served secrets", () => {
+    const cert = {
+      id: "crt_1",
+      certPem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+      keyPem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+      sans: ["a.example.com"],
+    };
+    const result = renderDynamicConfig({ ...anInput([]), certificates: [cert] });
+    expect(result.config).toEqual({});
+    expect(result.hasSecrets).toBe(false);
+  });
+
+  it("never emits an empty middlewares map, chain, tls section or headers map", () => {
+    const plain = aRoute({ id: "plain" });
+    const { config } = render([plain], [aReplica()]);
+    expect(routerFor(config, plain).middlewares).toBeUndefined(); // no chain at all, rather than []
+    expect(config.tls).toBeUndefined();
+    expect(emptyElements(config)).toEqual([]);
+    // Stored settings that switch nothing on render no middleware for the deployment.
+    const input = { ...anInput([plain], [aReplica()]), middlewares: new Map([["dep_a", {}]]) };
+    const quiet = renderInput(input).config;
+    expect(routerFor(quiet, plain).middlewares).toBeUndefined();
+    expect(Object.keys(quiet.http.middlewares ?? {})).toEqual([REDIRECT_TO_HTTP]);
+  });
+});
+
+describe("hasSecrets (issue 10 #10)", () => {
+  const hash = "alice:$2y$04$abcdefghijklmnopqrstuu5Wq1wJXCJkdpHn5cXlrFyzqDsMV3mVu";
+  const route = aRoute();
+  const withMiddlewares = (mw: unknown) =>
+    renderDynamicConfig({ ...anInput([route], [aReplica()]), middlewares: new Map([["dep_a", mw]]) });
+
+  it("is false for a config without secret-bearing fields", () => {
+    expect(render([route], [aReplica()]).hasSecrets).toBe(false);
+    expect(withMiddlewares({ compress: {} }).hasSecrets).toBe(false);
+  });
+
+  it.each([
+    ["basic-auth hashes", { basic_auth: { users: [hash] } }],
+    ["custom request header values", { headers: { request: { "X-Api-Key": "sk_live_123" } } }],
+    ["custom response header values", { headers: { response: { "X-Token": "t0k3n" } } }],
+  ])("is true for %s", (_what, mw) => {
+    const result = withMiddlewares(mw);
+    expect(result.warnings).toEqual([]);
+    expect(result.hasSecrets).toBe(true);
+  });
+});
+
+describe("path prefixes in the form Traefik compares (issue 9 #5)", () => {
+  it.each([
+    ["/cafA", "/cafA"],
+    ["/caf%41", "/cafA"],
+    ["/x%2fy", "/x%2Fy"],
+    ["/x%2Fy", "/x%2Fy"],
+    ["/a%7eb", "/a~b"],
+    ["/%25", "/%25"],
+    ["/a%3bb", "/a%3Bb"],
+  ])("%s is compared by Traefik as %s", (stored, compared) => {
+    expect(traefikPathPrefix(stored)).toEqual({ value: compared });
+    expect(checkPathPrefix(compared)).toBeUndefined();
+  });
+
+  it.each(["/caf%41", "/x%2fy", "/a%7eb"])("render refuses %s (it could never match) and keeps the others", (p) => {
+    expect(checkPathPrefix(p)).toMatch(/must be written as Traefik compares it/);
+    const bad = aRoute({ id: "bad", domain: "b.example.com", pathPrefix: p });
+    const good = aRoute({ id: "good" });
+    const { config, warnings } = render([bad, good]);
+    expect(warnings).toEqual([{ kind: "route", id: "bad", reason: expect.stringMatching(/Traefik compares/) }]);
+    expect(Object.keys(config.http.services)).toEqual([routeName(good)]);
+  });
+
+  it.each(["/a%20b", "/a%22", "/%7B", "/a%5cb", "/%2E%2E/x"])("%s cannot be normalized and is refused", (p) => {
+    expect(checkPathPrefix(p)).toBeDefined();
+  });
+
+  it("routes a request path as Traefik does: decodes all but upper-case reserved escapes", () => {
+    expect(routingPath("/caf%41/x")).toBe("/cafA/x");
+    expect(routingPath("/x%2fy")).toBe("/x/y");
+    expect(routingPath("/x%2Fy")).toBe("/x%2Fy");
+    expect(routingPath("/caf%C3%A9")).toBe("/café");
+    expect(routingPath("/bad%4")).toBeUndefined();
   });
 });

@@ -9,7 +9,7 @@ import type { RouteInput, TlsCertificateInput } from "../../src/render/types.js"
 import { CertificateProblem, inspectCertificate } from "../../src/tls/certificate.js";
 import { decryptSecret, encryptSecret, keyId, parseEncryptionKey, WrongKey } from "../../src/tls/crypto.js";
 import { expiringSoon } from "../../src/tls/expiry.js";
-import { anInput, aRoute, shuffled } from "../fixtures/rows.js";
+import { anInput, aRoute, routed, shuffled } from "../fixtures/rows.js";
 import {
   encryptedKey,
   expiredCert,
@@ -102,7 +102,13 @@ describe("renderDynamicConfig with uploaded certificates", () => {
     { id: "crt_b_other", certPem: other.certPem, keyPem: other.keyPem, sans: other.sans },
   ];
   const routes: RouteInput[] = [
-    aRoute({ id: "wild", deploymentId: "dep_shop", domain: "*.shop.example.com", sslEnabled: true }),
+    aRoute({
+      id: "wild",
+      deploymentId: "dep_shop",
+      domain: "*.shop.example.com",
+      sslEnabled: true,
+      sslCertResolver: "letsencrypt-dns", // as the API defaults it: wildcard certificates need DNS-01
+    }),
     aRoute({ id: "apex", deploymentId: "dep_shop", domain: "shop.example.com", sslEnabled: true }),
     aRoute({ id: "one", deploymentId: "dep_shop", domain: "x.shop.example.com", sslEnabled: true }),
     aRoute({
@@ -116,7 +122,7 @@ describe("renderDynamicConfig with uploaded certificates", () => {
     aRoute({ id: "plain", deploymentId: "dep_plain", domain: "plain.example.com" }),
   ];
   const render = (certificates: TlsCertificateInput[], rows = routes) => {
-    const result = renderDynamicConfig({ ...anInput(rows), certificates });
+    const result = routed(renderDynamicConfig({ ...anInput(rows), certificates }));
     expect(traefikSchemaErrors(result.config)).toEqual([]);
     return result;
   };
@@ -155,7 +161,7 @@ describe("renderDynamicConfig with uploaded certificates", () => {
     const { config } = render([]);
     expect(config.tls).toBeUndefined();
     expect(tlsOf(config, "wild")).toEqual({
-      certResolver: "letsencrypt",
+      certResolver: "letsencrypt-dns",
       domains: [{ main: "*.shop.example.com" }],
     });
     expect(tlsOf(config, "apex")).toEqual({ certResolver: "letsencrypt" });

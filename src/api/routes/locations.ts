@@ -1,14 +1,17 @@
 import { Hono } from "hono";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { deleteLocation, listLocations, upsertLocation } from "../../db/repo/locations.js";
+import { replicaAllowList } from "../../render/address.js";
+import { checkAddress } from "../../render/validate.js";
 import type { AppEnv, Deps } from "../app.js";
 import { DeploymentId, LocationId, PutLocationBody } from "../schemas.js";
-import { parseBody, parseParam } from "../validate.js";
+import { invalidField, parseBody, parseParam } from "../validate.js";
 import { locationView } from "../views.js";
 
 /** Replicas of a deployment: the orchestrator's write path and the operator's view of their health. */
-export function locationsApi({ handle, cache, checker }: Deps) {
+export function locationsApi({ handle, cache, checker, config }: Deps) {
   const { db } = handle;
+  const allowed = replicaAllowList(config.REPLICA_ALLOWED_CIDRS);
   return new Hono<AppEnv>()
     .get("/:id/locations", async (c) => {
       const id = parseParam(c, "id", DeploymentId);
@@ -19,6 +22,11 @@ export function locationsApi({ handle, cache, checker }: Deps) {
       const id = parseParam(c, "id", DeploymentId);
       const locationId = parseParam(c, "location_id", LocationId);
       const b = await parseBody(c, PutLocationBody);
+      // The schema checks the form; whether the address may be dialled depends on the operator's allow-list.
+      const refused = checkAddress(b.address, allowed);
+      if (refused) {
+        throw invalidField("body.address", refused);
+      }
       const { row, created, routingChanged } = await upsertLocation(db, id, locationId, {
         nodeId: b.node_id,
         nodeHostname: b.node_hostname,

@@ -2,8 +2,9 @@ import bcrypt from "bcryptjs";
 import { Hono } from "hono";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { getMiddlewares, putMiddlewares } from "../../db/repo/middlewares.js";
-import { CHAIN_ORDER, type StoredMiddlewares } from "../../render/middlewares.js";
+import { CHAIN_ORDER, IP_DEPTH_NEEDS_TRUSTED_PROXIES, type StoredMiddlewares } from "../../render/middlewares.js";
 import type { AppEnv, Deps } from "../app.js";
+import { type FieldError, HttpProblem } from "../problem.js";
 import { DeploymentId, type MiddlewaresBody, MiddlewaresBody as MiddlewaresBodySchema } from "../schemas.js";
 import { parseBody, parseParam } from "../validate.js";
 
@@ -40,7 +41,33 @@ export function middlewaresView(stored: Record<string, unknown>) {
   };
 }
 
-export function middlewaresApi({ handle, cache }: Deps) {
+/**
+ * `ip_depth` > 0 works only when Traefik trusts the load balancers that set X-Forwarded-For (TRUSTED_PROXY_CIDRS,
+ * mirrored in traefik.yml): otherwise Traefik deletes the header and every client would get the same empty IP.
+ */
+function checkIpDepth(body: MiddlewaresBody, trustedProxies: readonly string[]): void {
+  if (trustedProxies.length > 0) {
+    return;
+  }
+  const errors: FieldError[] = [];
+  if ((body.ip_allow_list?.ip_depth ?? 0) > 0) {
+    errors.push({ location: "body.ip_allow_list.ip_depth", message: IP_DEPTH_NEEDS_TRUSTED_PROXIES });
+  }
+  if ((body.rate_limit?.ip_depth ?? 0) > 0) {
+    errors.push({ location: "body.rate_limit.ip_depth", message: IP_DEPTH_NEEDS_TRUSTED_PROXIES });
+  }
+  if (errors.length > 0) {
+    throw new HttpProblem({
+      status: 400,
+      code: "VALIDATION_FAILED",
+      title: "Invalid request",
+      detail: `${errors[0]?.location}: ${IP_DEPTH_NEEDS_TRUSTED_PROXIES}`,
+      errors,
+    });
+  }
+}
+
+export function middlewaresApi({ handle, cache, config }: Deps) {
   const { db } = handle;
   return new Hono<AppEnv>()
     .get("/:id/middlewares", async (c) => {
@@ -51,6 +78,7 @@ export function middlewaresApi({ handle, cache }: Deps) {
     .put("/:id/middlewares", async (c) => {
       const id = parseParam(c, "id", DeploymentId);
       const body = await parseBody(c, MiddlewaresBodySchema);
+      checkIpDepth(body, config.TRUSTED_PROXY_CIDRS);
       await getDeployment(db, id);
       const stored = await toStored(body);
       await putMiddlewares(db, id, stored);

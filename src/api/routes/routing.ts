@@ -2,7 +2,8 @@ import { Hono } from "hono";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { addDomain, listRoutes, putPrimaryRouting, removeDomain } from "../../db/repo/routing.js";
 import type { AppEnv, Deps } from "../app.js";
-import { AddDomainBody, DeleteDomainQuery, DeploymentId, Domain, PutRoutingBody } from "../schemas.js";
+import { domainWarnings } from "../domain-policy.js";
+import { AddDomainBody, DeleteDomainQuery, DeploymentId, DomainName, PutRoutingBody } from "../schemas.js";
 import { parseBody, parseParam, parseQuery } from "../validate.js";
 import { dnsRecords, routeView, routingView } from "../views.js";
 
@@ -41,7 +42,8 @@ export function routingApi({ handle, cache, config }: Deps) {
         defaultResolver,
       );
       cache.invalidate();
-      return c.json(await show(id));
+      const warnings = b.domain ? domainWarnings(b.domain) : [];
+      return c.json({ ...(await show(id)), ...(warnings.length > 0 ? { warnings } : {}) });
     })
     .get("/:id/domains", async (c) => {
       const id = parseParam(c, "id", DeploymentId);
@@ -70,14 +72,19 @@ export function routingApi({ handle, cache, config }: Deps) {
         defaultResolver,
       );
       cache.invalidate();
+      const warnings = domainWarnings(route.domain); // accepted, but may imitate another name
       return c.json(
-        { route: routeView(route), dns_records: dnsRecords(route.domain, dnsTargets) },
+        {
+          route: routeView(route),
+          dns_records: dnsRecords(route.domain, dnsTargets),
+          ...(warnings.length > 0 ? { warnings } : {}),
+        },
         created ? 201 : 200,
       );
     })
     .delete("/:id/domains/:domain", async (c) => {
       const id = parseParam(c, "id", DeploymentId);
-      const domain = parseParam(c, "domain", Domain);
+      const domain = parseParam(c, "domain", DomainName);
       const { path_prefix } = parseQuery(c, DeleteDomainQuery);
       await removeDomain(db, id, domain, path_prefix);
       cache.invalidate();

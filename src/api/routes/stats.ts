@@ -4,9 +4,9 @@ import { countDeployments } from "../../db/repo/deployments.js";
 import { countReplicasByHealth } from "../../db/repo/locations.js";
 import { loadSnapshot } from "../../db/repo/snapshot.js";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
-import { routeName } from "../../render/names.js";
+import { redirectRouterName, routeName, toHttpRouterName } from "../../render/names.js";
 import { checkRoute } from "../../render/render.js";
-import { hostMatches, matchRoute, priorityFor, ruleFor } from "../../render/rules.js";
+import { hostMatches, matchRoute, priorityFor, routingPath, ruleFor } from "../../render/rules.js";
 import { expiringSoon } from "../../tls/expiry.js";
 import type { AppEnv, Deps } from "../app.js";
 import { normalizeDomain, ResolveQuery } from "../schemas.js";
@@ -59,24 +59,42 @@ export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
       const q = parseQuery(c, ResolveQuery);
       const host = normalizeDomain(q.host.replace(/:\d+$/, ""));
       const path = q.path.startsWith("/") ? q.path : `/${q.path}`;
+      const scheme = q.scheme;
+      // Traefik matches PathPrefix on the decoded path, except upper-case reserved escapes (routingPath).
+      const routed = routingPath(path);
+      if (routed === undefined) {
+        return c.json({
+          host,
+          path,
+          scheme,
+          matched: false,
+          outcome: 400,
+          reason: `${path} has a malformed %XX escape: Traefik answers 400 before routing.`,
+          candidates: [],
+        });
+      }
       const snap = await loadSnapshot(db);
       const valid = snap.routes.filter((r) => checkRoute(r) === undefined);
       const candidates = valid
-        .filter((r) => hostMatches(r.domain, host) && path.startsWith(r.pathPrefix))
+        .filter((r) => hostMatches(r.domain, host) && routed.startsWith(r.pathPrefix))
         .map((r) => ({
           route_id: r.id,
           deployment_id: r.deploymentId,
           domain: r.domain,
           path_prefix: r.pathPrefix,
           priority: priorityFor(r.domain, r.pathPrefix),
+          ssl_enabled: r.sslEnabled,
         }))
         .sort((a, b) => b.priority - a.priority);
-      const route = matchRoute(valid, host, path);
+      // Every route has a router on both entry points with the same rule and priority (serving on its own scheme,
+      // redirecting on the other), so the same route wins for http and https.
+      const route = matchRoute(valid, host, routed);
       if (!route) {
         const sameHost = valid.filter((r) => hostMatches(r.domain, host)).length;
         return c.json({
           host,
           path,
+          scheme,
           matched: false,
           outcome: 404,
           reason:
@@ -91,22 +109,47 @@ export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
       ).length;
       const kind = route.domain.startsWith("*.") ? `wildcard ${route.domain}` : `exact host ${route.domain}`;
       const beat = candidates.length - 1;
-      return c.json({
+      const priority = priorityFor(route.domain, route.pathPrefix);
+      const served = route.sslEnabled ? "https" : "http";
+      const name = routeName(route);
+      const why =
+        `${kind} with path prefix ${route.pathPrefix} (priority ${priority})` +
+        (beat > 0 ? ` beat ${beat} other matching route(s)` : " is the only matching route");
+      const common = {
         host,
         path,
+        scheme,
         matched: true,
-        outcome: healthy > 0 ? 200 : 503,
         deployment_id: route.deploymentId,
         route_id: route.id,
-        router: routeName(route),
         rule: ruleFor(route.domain, route.pathPrefix),
-        priority: priorityFor(route.domain, route.pathPrefix),
+        priority,
         healthy_replicas: healthy,
-        reason:
-          `${kind} with path prefix ${route.pathPrefix} (priority ${priorityFor(route.domain, route.pathPrefix)})` +
-          (beat > 0 ? ` beat ${beat} other matching route(s)` : " is the only matching route") +
-          (healthy > 0 ? `; ${healthy} healthy replica(s).` : "; no healthy replica, so Traefik answers 503."),
         candidates,
+      };
+      if (scheme !== served) {
+        // redirectScheme answers GET with 301 when permanent (to https), else 302 (traefik v3.7.9
+        // pkg/middlewares/redirect/redirect.go, moveHandler).
+        const redirectTo = `${served}://${host}${path}`;
+        return c.json({
+          ...common,
+          serves: false,
+          outcome: served === "https" ? 301 : 302,
+          router: served === "https" ? redirectRouterName(name) : toHttpRouterName(name),
+          entry_point: scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB,
+          redirect_to: redirectTo,
+          reason: `${why}; it is served over ${served} only, so Traefik redirects to ${redirectTo}.`,
+        });
+      }
+      return c.json({
+        ...common,
+        serves: true,
+        outcome: healthy > 0 ? 200 : 503,
+        router: name,
+        entry_point: scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB,
+        redirect_to: null,
+        reason:
+          why + (healthy > 0 ? `; ${healthy} healthy replica(s).` : "; no healthy replica, so Traefik answers 503."),
       });
     });
 }

@@ -52,13 +52,14 @@ export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
           code: "UNAUTHORIZED",
           title: "Unauthorized",
           detail:
-            "The configuration holds secrets (private keys or the fallback proxy secret): set PROVIDER_TOKEN and send it as a bearer token.",
+            "The configuration holds secrets (private keys, basic-auth hashes, custom header values or the fallback proxy secret): set PROVIDER_TOKEN and send it as a bearer token.",
           headers: { "WWW-Authenticate": 'Bearer realm="traefik-provider"' },
         });
       }
       pollers.record(nodeOf(c), clock.now(), cfg?.hash, c.req.header("user-agent"));
       if (!cfg) {
-        // Never 200 with an empty document: Traefik would drop every route. On 503 it keeps what it has.
+        // Never 200 before the database has been read: `{}` would drop every route, while on 503 Traefik keeps what
+        // it has. Once read, `{}` is the real answer when nothing is routed (Traefik applies it, issue 9 #1).
         throw new HttpProblem({
           status: 503,
           code: "CONFIG_UNAVAILABLE",

@@ -1,6 +1,13 @@
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import type { HealthMode, Protocol } from "../../../schema/enums.js";
 import { deploymentLocations, deployments, type HealthEventRow, locationHealthEvents } from "../../../schema/tables.js";
-import { type HealthPolicy, nextHealth, type Observation, type Transition } from "../../health/state.js";
+import {
+  type HealthPolicy,
+  LEASE_MARGIN_MS,
+  nextHealth,
+  type Observation,
+  type Transition,
+} from "../../health/state.js";
 import { type Db, rowsOf } from "../client.js";
 import { NotFound } from "../errors.js";
 
@@ -10,28 +17,48 @@ export interface ClaimedReplica {
   deploymentId: string;
   address: string;
   port: number | null;
+  /** Protocol of the deployment's primary route (the route that also supplies a missing port); null = no route. */
+  protocol: Protocol | null;
+  /** When the probe was due (null: at once, e.g. a new or moved replica). */
+  dueAt: Date | null;
   healthPath: string | null;
   healthIntervalSeconds: number | null;
   healthTimeoutSeconds: number | null;
   healthExpectedStatus: string | null;
+  healthMode: HealthMode | null;
+  tlsServerName: string | null;
+  tlsCaPem: string | null;
+  tlsInsecureSkipVerify: boolean;
+}
+
+export interface ClaimOptions {
+  owner: string;
+  now: Date;
+  limit: number;
+  /** The service-wide probe timeout, for deployments without their own: each lease covers its own timeout. */
+  defaultTimeoutMs: number;
+  /** Also claim replicas due this soon (half a scheduler tick; see dueSlackMs). */
+  dueSlackMs?: number;
+  /** Claim this replica regardless of its due time (probe at once on registration). */
+  onlyId?: string;
 }
 
 /**
  * Claims up to `limit` running replicas whose probe is due and not leased by a live instance: `FOR UPDATE SKIP
  * LOCKED` lets several instances claim disjoint sets, and the lease lets another take over a dead one's share.
- * `onlyId` claims one replica regardless of its due time (probe at once on registration).
+ * Each lease lasts `probeLeaseMs(timeout)` with the replica's own timeout, so it outlives the probe.
  */
-export async function claimDueReplicas(
-  db: Db,
-  opts: { owner: string; now: Date; leaseUntil: Date; limit: number; onlyId?: string },
-): Promise<ClaimedReplica[]> {
+export async function claimDueReplicas(db: Db, opts: ClaimOptions): Promise<ClaimedReplica[]> {
   const now = opts.now.toISOString();
+  const dueBy = new Date(opts.now.getTime() + (opts.dueSlackMs ?? 0)).toISOString();
   const due = opts.onlyId
     ? sql`l.id = ${opts.onlyId}`
-    : sql`(l.next_probe_at is null or l.next_probe_at <= ${now}::timestamptz)`;
+    : sql`(l.next_probe_at is null or l.next_probe_at <= ${dueBy}::timestamptz)`;
+  // probeLeaseMs(timeout) = timeout + LEASE_MARGIN_MS, per row in SQL.
+  const leaseMs = sql`(coalesce(d.health_timeout_seconds * 1000, ${opts.defaultTimeoutMs}::int) + ${LEASE_MARGIN_MS}::int)`;
   const result = await db.execute(sql`
     with due as (
-      select l.id from deployment_locations l
+      select l.id, l.deployment_id from deployment_locations l
       where l.status = 'running' and ${due}
         and (l.probe_lease_until is null or l.probe_lease_until < ${now}::timestamptz)
       order by l.next_probe_at nulls first, l.id
@@ -39,15 +66,26 @@ export async function claimDueReplicas(
       for update skip locked
     )
     update deployment_locations l
-       set probe_lease_until = ${opts.leaseUntil.toISOString()}::timestamptz, probe_lease_owner = ${opts.owner}
-      from due, deployments d
-     where l.id = due.id and d.id = l.deployment_id
-    returning l.id, l.deployment_id as "deploymentId", l.address,
-      coalesce(l.port, (select r.target_port from deployment_routing r where r.deployment_id = l.deployment_id
-                        order by r.is_primary desc, r.created_at, r.id limit 1)) as port,
+       set probe_lease_until = ${now}::timestamptz + ${leaseMs} * interval '1 millisecond',
+           probe_lease_owner = ${opts.owner}
+      from due
+      join deployments d on d.id = due.deployment_id
+      left join lateral (
+        select r.target_port, r.protocol from deployment_routing r where r.deployment_id = due.deployment_id
+        order by r.is_primary desc, r.created_at, r.id limit 1
+      ) pr on true
+     where l.id = due.id
+    returning l.id, l.deployment_id as "deploymentId", l.address, coalesce(l.port, pr.target_port) as port,
+      pr.protocol, (extract(epoch from l.next_probe_at) * 1000)::float8 as "dueMs",
       d.health_path as "healthPath", d.health_interval_seconds as "healthIntervalSeconds",
-      d.health_timeout_seconds as "healthTimeoutSeconds", d.health_expected_status as "healthExpectedStatus"`);
-  return rowsOf<ClaimedReplica>(result).map((r) => ({ ...r, port: r.port === null ? null : Number(r.port) }));
+      d.health_timeout_seconds as "healthTimeoutSeconds", d.health_expected_status as "healthExpectedStatus",
+      d.health_mode as "healthMode", d.backend_tls_server_name as "tlsServerName",
+      d.backend_tls_ca_pem as "tlsCaPem", d.backend_tls_insecure_skip_verify as "tlsInsecureSkipVerify"`);
+  return rowsOf<Omit<ClaimedReplica, "dueAt"> & { dueMs: number | string | null }>(result).map(({ dueMs, ...r }) => ({
+    ...r,
+    port: r.port === null ? null : Number(r.port),
+    dueAt: dueMs === null ? null : new Date(Number(dueMs)), // epoch ms: the same on both drivers
+  }));
 }
 
 export interface ObservationInput {
@@ -267,14 +305,29 @@ export interface HealthSettings {
   intervalSeconds?: number | null | undefined;
   timeoutSeconds?: number | null | undefined;
   expectedStatus?: string | null | undefined;
+  mode?: HealthMode | null | undefined;
+  /** null clears all three backend TLS settings. */
+  tls?:
+    | {
+        serverName?: string | null | undefined;
+        caPem?: string | null | undefined;
+        insecureSkipVerify?: boolean | null | undefined;
+      }
+    | null
+    | undefined;
 }
 
 export async function setHealthSettings(db: Db, deploymentId: string, s: HealthSettings) {
+  const tls = s.tls === null ? { serverName: null, caPem: null, insecureSkipVerify: false } : s.tls;
   const set = {
     ...(s.path === undefined ? {} : { healthPath: s.path }),
     ...(s.intervalSeconds === undefined ? {} : { healthIntervalSeconds: s.intervalSeconds }),
     ...(s.timeoutSeconds === undefined ? {} : { healthTimeoutSeconds: s.timeoutSeconds }),
     ...(s.expectedStatus === undefined ? {} : { healthExpectedStatus: s.expectedStatus }),
+    ...(s.mode === undefined ? {} : { healthMode: s.mode }),
+    ...(tls?.serverName === undefined ? {} : { backendTlsServerName: tls.serverName }),
+    ...(tls?.caPem === undefined ? {} : { backendTlsCaPem: tls.caPem }),
+    ...(tls?.insecureSkipVerify === undefined ? {} : { backendTlsInsecureSkipVerify: tls.insecureSkipVerify ?? false }),
     updatedAt: new Date(),
   };
   const [row] = await db.update(deployments).set(set).where(eq(deployments.id, deploymentId)).returning();

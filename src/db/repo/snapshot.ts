@@ -40,7 +40,7 @@ export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSna
   return db.transaction(
     async (tx) => {
       const changeSeq = await readChangeSeq(tx as unknown as Db);
-      const routes = await tx
+      const rows = await tx
         .select({
           ...routeColumns,
           loadBalancerAlgo: deploymentRouting.loadBalancerAlgo,
@@ -49,10 +49,24 @@ export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSna
           healthPath: deployments.healthPath,
           healthIntervalSeconds: deployments.healthIntervalSeconds,
           healthTimeoutSeconds: deployments.healthTimeoutSeconds,
+          healthExpectedStatus: deployments.healthExpectedStatus,
+          healthMode: deployments.healthMode,
           tlsIncludeApex: deploymentRouting.tlsIncludeApex,
+          tlsServerName: deployments.backendTlsServerName,
+          tlsCaPem: deployments.backendTlsCaPem,
+          tlsInsecureSkipVerify: deployments.backendTlsInsecureSkipVerify,
         })
         .from(deploymentRouting)
         .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
+      const routes = rows.map(({ tlsServerName, tlsCaPem, tlsInsecureSkipVerify, ...r }): RouteInput => {
+        // Verification settings matter only where replicas speak TLS; null = system roots, address as name.
+        const declared = tlsServerName !== null || tlsCaPem !== null || tlsInsecureSkipVerify;
+        const backendTls =
+          r.protocol === "https" && declared
+            ? { serverName: tlsServerName, caPem: tlsCaPem, insecureSkipVerify: tlsInsecureSkipVerify }
+            : null;
+        return { ...r, backendTls };
+      });
       const replicas = await tx.select(replicaColumns).from(deploymentLocations);
       const t = tx as unknown as Db;
       const { certs, failed } = certKey ? await loadCertificatesForRender(t, certKey) : { certs: [], failed: [] };
