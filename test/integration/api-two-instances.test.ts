@@ -1,9 +1,9 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DbHandle, openDb } from "../../src/db/client.js";
-import type { DynamicConfig } from "../../src/render/types.js";
+import type { TraefikDocument } from "../../src/render/types.js";
 import { type Running, startServer } from "../../src/server.js";
-import { testConfig, waitFor } from "../helpers/app.js";
+import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
 import { makeTestDb, type TestDb } from "../helpers/db.js";
 import { type ApiClient, httpClient, type RoutingJson, recordingLogger } from "./api-harness.js";
 
@@ -47,12 +47,13 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
   });
 
   /** Time until B's /traefik/config satisfies `seen`, failing past WITHIN_MS. */
-  const propagation = async (seen: (config: DynamicConfig) => boolean): Promise<number> => {
+  const propagation = async (seen: (config: TraefikDocument) => boolean): Promise<number> => {
     const started = performance.now();
-    await waitFor(async () => seen((await b.traefikConfig()).config), WITHIN_MS, 10);
+    await waitFor(async () => seen(await b.traefikDocument()), WITHIN_MS, 10);
     return performance.now() - started;
   };
-  const rules = (config: DynamicConfig) => Object.values(config.http.routers).map((r) => r.rule);
+  const PROVIDER = { token: PROVIDER_TOKEN };
+  const rules = (config: TraefikDocument) => Object.values(config.http?.routers ?? {}).map((r) => r.rule);
 
   it("control: an instance that does not LISTEN misses the write for longer than the bound", async () => {
     // Proves the bound is met by NOTIFY, not by the poll: same setup, LISTEN replaced by a no-op.
@@ -67,7 +68,8 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
       await a.post("/api/v1/deployments", { id: "dep_unheard", name: "unheard" });
       await a.put("/api/v1/deployments/dep_unheard/routing", { domain: "unheard.example.com", target_port: 80 });
       await new Promise((r) => setTimeout(r, WITHIN_MS + 200));
-      expect(rules((await client.traefikConfig()).config)).not.toContain("Host(`unheard.example.com`)");
+      // The deaf instance never heard of any route: it serves the empty document.
+      expect(rules(await client.traefikDocument())).not.toContain("Host(`unheard.example.com`)");
       expect(rules((await b.traefikConfig()).config)).toContain("Host(`unheard.example.com`)");
       expect((await a.delete("/api/v1/deployments/dep_unheard")).status).toBe(204);
     } finally {
@@ -77,8 +79,9 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
   });
 
   it("starts with the two instances serving the same bytes", async () => {
-    const [ra, rb] = [await a.traefikConfig(), await b.traefikConfig()];
-    expect(ra.reply.headers.get("x-config-hash")).toBe(rb.reply.headers.get("x-config-hash"));
+    expect(JSON.stringify(await a.traefikDocument())).toBe(JSON.stringify(await b.traefikDocument()));
+    const [ra, rb] = [await a.get("/traefik/config", PROVIDER), await b.get("/traefik/config", PROVIDER)];
+    expect(ra.headers.get("x-config-hash")).toBe(rb.headers.get("x-config-hash"));
   });
 
   it(`a route written through A is served by B within ${WITHIN_MS} ms`, async () => {
@@ -105,7 +108,7 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
     await tdb.handle.db.execute(sql`update deployment_locations set health_status = 'healthy' where id = 'twin_1'`);
     expect(
       await propagation((c) =>
-        Object.values(c.http.services).some((svc) =>
+        Object.values(c.http?.services ?? {}).some((svc) =>
           svc.loadBalancer.servers.some((x) => x.url === "http://10.3.0.1:8080"),
         ),
       ),
@@ -123,8 +126,9 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
 
     expect((await a.delete("/api/v1/deployments/dep_twin")).status).toBe(204);
     expect(await propagation((c) => !JSON.stringify(c).includes("twin.example.com"))).toBeLessThan(WITHIN_MS);
-    const [ra, rb] = [await a.traefikConfig(), await b.traefikConfig()];
-    expect(rb.reply.headers.get("x-config-hash")).toBe(ra.reply.headers.get("x-config-hash"));
+    expect(await a.traefikDocument()).toEqual({}); // the last deployment is gone: nothing left to route
+    const [ra, rb] = [await a.get("/traefik/config", PROVIDER), await b.get("/traefik/config", PROVIDER)];
+    expect(rb.headers.get("x-config-hash")).toBe(ra.headers.get("x-config-hash"));
     expect([...a.faults, ...b.faults]).toEqual([]);
     expect(logger.errors).toEqual([]);
   });

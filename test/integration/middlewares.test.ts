@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/db/client.js";
 import { createLogger } from "../../src/lib/logger.js";
 import { CHAIN_ORDER, IP_DEPTH_NEEDS_TRUSTED_PROXIES } from "../../src/render/middlewares.js";
-import { REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "../../src/render/names.js";
+import { REDIRECT_TO_HTTP, REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
 import { type Running, startServer } from "../../src/server.js";
 import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
@@ -190,8 +190,11 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
       ipAllowList: { ipStrategy: { depth: 1 }, sourceRange: ["10.0.0.0/8", "192.0.2.1"] },
     });
     expect(cfg.http.routers[redirectRouterName(www)]?.middlewares).toEqual([REDIRECT_TO_HTTPS]);
+    // The other deployment (plain HTTP) gets none of them: its own router has no chain, and its HTTPS twin only
+    // redirects back to http://.
     expect(Object.entries(cfg.http.routers).filter(([name]) => name.startsWith("dep-other"))).toEqual([
       [expect.any(String), expect.not.objectContaining({ middlewares: expect.anything() })],
+      [expect.stringMatching(/--to-http$/), expect.objectContaining({ middlewares: [REDIRECT_TO_HTTP] })],
     ]);
     const basicAuth = cfg.http.middlewares?.["dep-mw--basic-auth"]?.basicAuth;
     expect(basicAuth).toMatchObject({ realm: "staff", removeHeader: true });
@@ -227,7 +230,7 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
     expect(await storedConfig()).toEqual({});
     const after = await config();
     expect(after.http.routers[routeName(route.apex)]?.middlewares).toBeUndefined();
-    expect(Object.keys(after.http.middlewares ?? {})).toEqual([REDIRECT_TO_HTTPS]);
+    expect(Object.keys(after.http.middlewares ?? {})).toEqual([REDIRECT_TO_HTTP, REDIRECT_TO_HTTPS]);
   });
 
   it.each<[string, unknown, string[], RegExp]>([
@@ -362,7 +365,7 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
       return c.http.routers[routeName(route.apex)] === undefined ? c : undefined;
     });
     expect(Object.keys(cfg.http.routers).filter((n) => n.startsWith("dep-mw"))).toEqual([]);
-    expect(Object.keys(cfg.http.routers).filter((n) => n.startsWith("dep-other"))).toHaveLength(1);
+    expect(Object.keys(cfg.http.routers).filter((n) => n.startsWith("dep-other"))).toHaveLength(2); // + its --to-http
     expect(JSON.stringify(cfg)).not.toContain("{{");
     const stats = await call(
       api.get<{ config: { skipped_rows: { kind: string; id: string; reason: string }[] } }>("/api/v1/routing/stats"),
