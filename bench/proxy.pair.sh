@@ -16,12 +16,14 @@ setsid taskset -c 1 nginx -p $RUN -e $RUN/logs/up.err -c $RUN/up.conf >/dev/null
 sleep 0.5
 PORT=18098 BIND=127.0.0.1 BENCH_ROUTES=$HARNESS/conf/routes.json setsid taskset -c 0 bash -c "exec $A" > $RUN/logs/a.log 2>&1 & PA=$!
 PORT=18099 BIND=127.0.0.1 BENCH_ROUTES=$HARNESS/conf/routes.json setsid taskset -c 0 bash -c "exec $B" > $RUN/logs/b.log 2>&1 & PB=$!
-for p in 18098 18099; do for i in $(seq 50); do curl -s -o /dev/null -H 'Host: app1.test' http://127.0.0.1:$p/small && break; sleep 0.1; done; done
+for p in 18098 18099; do for i in $(seq 50); do curl -s -o /dev/null -H 'Host: app1.test' -H 'X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789' -H 'X-Obiente-Deployment: dep_app1_test' http://127.0.0.1:$p/small && break; sleep 0.1; done; done
 if [[ $SIZE == small ]]; then H=app1.test; P=/small; else H=app2.test; P=/large; fi
-taskset -c 1 wrk -t1 -c32 -d2s -H "Host: $H" http://127.0.0.1:18098$P >/dev/null & W0=$!; taskset -c 1 wrk -t1 -c32 -d2s -H "Host: $H" http://127.0.0.1:18099$P >/dev/null; wait $W0; sleep 0.3
+# What Traefik adds for the fallback proxy (src/proxy/bench-entry.ts); the other proxy ignores these headers.
+TH=(-H "X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789" -H "X-Obiente-Deployment: dep_${H//./_}")
+taskset -c 1 wrk -t1 -c32 -d2s -H "Host: $H" "${TH[@]}" http://127.0.0.1:18098$P >/dev/null & W0=$!; taskset -c 1 wrk -t1 -c32 -d2s -H "Host: $H" "${TH[@]}" http://127.0.0.1:18099$P >/dev/null; wait $W0; sleep 0.3
 a0=$(awk '{print $14+$15}' /proc/$PA/stat); b0=$(awk '{print $14+$15}' /proc/$PB/stat)
-taskset -c 1 wrk -t1 -c32 -d${SECS}s -H "Host: $H" http://127.0.0.1:18098$P > $RUN/wa.txt & WA=$!
-taskset -c 1 wrk -t1 -c32 -d${SECS}s -H "Host: $H" http://127.0.0.1:18099$P > $RUN/wb.txt
+taskset -c 1 wrk -t1 -c32 -d${SECS}s -H "Host: $H" "${TH[@]}" http://127.0.0.1:18098$P > $RUN/wa.txt & WA=$!
+taskset -c 1 wrk -t1 -c32 -d${SECS}s -H "Host: $H" "${TH[@]}" http://127.0.0.1:18099$P > $RUN/wb.txt
 wait $WA
 a1=$(awk '{print $14+$15}' /proc/$PA/stat); b1=$(awk '{print $14+$15}' /proc/$PB/stat)
 for x in a b; do

@@ -33,6 +33,16 @@ WORK="$(mktemp -d /tmp/obiente-proxy-bench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 cp -r "$HARNESS/." "$WORK/"
 chmod -R u+w "$WORK"
+# Traefik sends every request to the fallback proxy with the shared secret and the deployment it routed to (the
+# proxy never routes by Host: issue 10 #1). Make the harness's requests carry the same two headers, for every
+# proxy alike (the others ignore them): `-H "Host: X"` gains the secret and `X-Obiente-Deployment: dep_<X, dots
+# as _>`, as src/proxy/bench-entry.ts names its deployments.
+SECRET_H='-H "X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789"'
+sed -i -E \
+  -e "s/-H \"Host: \\\$host\"/& $SECRET_H -H \"X-Obiente-Deployment: dep_\\\${host\/\/.\/_}\"/g" \
+  -e "s/-H 'Host: ([a-z0-9]+)\.test'/& $SECRET_H -H 'X-Obiente-Deployment: dep_\\1_test'/g" \
+  "$WORK/run.sh"
+grep -q 'X-Obiente-Deployment' "$WORK/run.sh" || { echo "could not add the proxy headers to the harness" >&2; exit 1; }
 (cd "$WORK" && npm ci --no-audit --no-fund --loglevel=error)
 
 mkdir -p "$ROOT/bench/results"

@@ -6,10 +6,17 @@ import type { ProxyReplicaRow, ProxyRouteRow, ProxySnapshot } from "./table.js";
 
 // Benchmark entry for /work/shared/bench/run.sh (--extra): the real proxy code path (secret check, deployment
 // lookup, least-CPU choice, header rewrite, pooled upstreams) on a fixed table instead of a database. Requests
-// must carry what Traefik sends: `X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789` and
-// `X-Obiente-Deployment: dep_bench<N>` (N: the host's position in the routes, from 1). There is no Host lookup
-// any more (issue 10 #1), so a harness that sends only Host gets 401. Reads $BENCH_ROUTES_JSON
-// or the file $BENCH_ROUTES: {"app1.test":["127.0.0.1:19001",…],…}; serves on $BIND:$PORT.
+// must carry what Traefik sends: `X-Obiente-Proxy-Secret: <BENCH_SECRET>` and `X-Obiente-Deployment:
+// <benchDeploymentId(host)>` (there is no Host lookup: issue 10 #1); bench/proxy.sh adds both to the harness's
+// requests. Reads $BENCH_ROUTES_JSON or the file $BENCH_ROUTES: {"app1.test":["127.0.0.1:19001",…],…}; serves on
+// $BIND:$PORT.
+
+export const BENCH_SECRET = "bench-secret-not-used-0123456789";
+
+/** The deployment a bench host stands for: `app1.test` → `dep_app1_test` (bench/proxy.sh derives the same). */
+export function benchDeploymentId(host: string): string {
+  return `dep_${host.toLowerCase().replace(/[^a-z0-9]+/g, "_")}`;
+}
 
 type Routes = Record<string, string[]>;
 
@@ -28,7 +35,8 @@ export function benchSnapshot(routes: Routes, now: Date): ProxySnapshot {
   const out: { routes: ProxyRouteRow[]; replicas: ProxyReplicaRow[] } = { routes: [], replicas: [] };
   let d = 0;
   for (const [host, addrs] of Object.entries(routes)) {
-    const deploymentId = `dep_bench${++d}`;
+    const deploymentId = benchDeploymentId(host);
+    d++;
     out.routes.push({
       id: `rt_bench${d}`,
       deploymentId,
@@ -64,7 +72,7 @@ startProxy({
   host: process.env.BIND ?? "127.0.0.1",
   loadSnapshot: async () => benchSnapshot(routes, started),
   reportFailure: async (f) => logger.warn("replica failure", { ...f }),
-  secret: "bench-secret-not-used-0123456789",
+  secret: BENCH_SECRET,
   logger,
   clock: systemClock,
   defaultIntervalSeconds: 3600,
