@@ -145,7 +145,9 @@ export class ConfigCache {
       return; // same bytes: Traefik must not see a change
     }
     for (const w of warnings) {
-      this.deps.logger.warn("row skipped in rendered config", { kind: w.kind, id: w.id, reason: w.reason });
+      // A `middleware` warning renders the row with a setting ignored; every other kind leaves the row out.
+      const msg = w.kind === "middleware" ? "setting ignored in rendered config" : "row skipped in rendered config";
+      this.deps.logger.warn(msg, { kind: w.kind, id: w.id, reason: w.reason });
     }
     this.cur = {
       revision: (this.cur?.revision ?? 0) + 1,
