@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { BlockList, isIP, isIPv4 } from "node:net";
+import { type BlockList, isIP, isIPv4 } from "node:net";
+import { cidrBlockList } from "../render/address.js";
 import { checkCidr } from "../render/validate.js";
 
 /**
@@ -13,22 +14,13 @@ export function secretMatcher(secret: string): (provided: string) => boolean {
 
 /** Builds the allow-list of peers that may send the routing header; throws on an invalid entry. */
 export function trustedPeers(entries: readonly string[]): BlockList {
-  const list = new BlockList();
   for (const entry of entries) {
     const reason = checkCidr(entry);
     if (reason) {
       throw new Error(`invalid trusted CIDR ${reason}`);
     }
-    const slash = entry.indexOf("/");
-    const address = slash === -1 ? entry : entry.slice(0, slash);
-    const type = isIP(address) === 4 ? "ipv4" : "ipv6";
-    if (slash === -1) {
-      list.addAddress(address, type);
-    } else {
-      list.addSubnet(address, Number(entry.slice(slash + 1)), type);
-    }
   }
-  return list;
+  return cidrBlockList(entries);
 }
 
 /** Whether a socket's peer address is on the list; IPv4-mapped IPv6 (`::ffff:10.0.0.1`) counts as IPv4. */

@@ -19,16 +19,10 @@ export const METADATA_NAMES: ReadonlySet<string> = new Set([
   "instance-data.ec2.internal", // AWS
 ]);
 
-/** The operator's REPLICA_ALLOWED_CIDRS: refused addresses it covers are accepted after all. */
-export type ReplicaAllowList = BlockList;
-
-/** Builds the allow-list from validated CIDR entries (`169.254.10.0/24`, `fe80::1`); undefined when empty. */
-export function replicaAllowList(cidrs: readonly string[]): ReplicaAllowList | undefined {
-  if (cidrs.length === 0) {
-    return undefined;
-  }
+/** A BlockList of entries that passed `checkCidr` (`10.0.0.0/8`, `fd00::/8`, or a single address). */
+export function cidrBlockList(entries: readonly string[]): BlockList {
   const list = new BlockList();
-  for (const entry of cidrs) {
+  for (const entry of entries) {
     const slash = entry.indexOf("/");
     const address = slash === -1 ? entry : entry.slice(0, slash);
     const type = isIP(address) === 4 ? "ipv4" : "ipv6";
@@ -39,6 +33,17 @@ export function replicaAllowList(cidrs: readonly string[]): ReplicaAllowList | u
     }
   }
   return list;
+}
+
+/** The operator's REPLICA_ALLOWED_CIDRS: refused addresses it covers are accepted after all. */
+export type ReplicaAllowList = BlockList;
+
+/** Builds the allow-list from validated CIDR entries (`169.254.10.0/24`, `fe80::1`); undefined when empty. */
+export function replicaAllowList(cidrs: readonly string[]): ReplicaAllowList | undefined {
+  if (cidrs.length === 0) {
+    return undefined;
+  }
+  return cidrBlockList(cidrs);
 }
 
 /** Why an IPv4 address (as octets) may not be a replica, or undefined. */
