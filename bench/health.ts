@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { count, eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { deploymentLocations, deploymentRouting, deployments, locationHealthEvents } from "../schema/tables.js";
+import { healthDefaults } from "../src/app-wiring.js";
 import { loadConfig } from "../src/config/env.js";
 import { type DbHandle, openDb, rowsOf } from "../src/db/client.js";
 import { migrate } from "../src/db/migrate.js";
@@ -28,7 +29,6 @@ import { type CheckDefaults, HealthChecker } from "../src/health/checker.js";
 import { createHttpProbe, type Probe } from "../src/health/probe.js";
 import type { Clock } from "../src/lib/clock.js";
 import { silentLogger } from "../src/lib/logger.js";
-import { healthDefaults } from "../src/server.js";
 
 const SERVERS = 8;
 const DEPLOYMENTS = 50;

@@ -2,7 +2,7 @@
 # Paired CPU-cost comparison of two proxy commands, for a busy machine where run.sh's absolute numbers drift:
 # both proxies are pinned to CPU0 at the same time (so they share whatever contention there is), each gets its
 # own wrk (32 connections) on CPU1, and the output is req/s and proxy CPU microseconds per request for each.
-#   bench/proxy.pair.sh "node <harness>/undici-proxy.mjs" "node dist/src/proxy/bench-entry.js" 8 small
+#   bench/proxy.pair.sh "node <harness>/undici-proxy.mjs" "node --import tsx bench/proxy-entry.ts" 8 small
 # env: BENCH_HARNESS (default ../shared/bench next to the repo; needs its npm ci for the undici baseline).
 # usage: proxy.pair.sh "<cmd A>" "<cmd B>" [seconds] [small|large]
 set -euo pipefail
@@ -18,7 +18,7 @@ PORT=18098 BIND=127.0.0.1 BENCH_ROUTES=$HARNESS/conf/routes.json setsid taskset 
 PORT=18099 BIND=127.0.0.1 BENCH_ROUTES=$HARNESS/conf/routes.json setsid taskset -c 0 bash -c "exec $B" > $RUN/logs/b.log 2>&1 & PB=$!
 for p in 18098 18099; do for i in $(seq 50); do curl -s -o /dev/null -H 'Host: app1.test' -H 'X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789' -H 'X-Obiente-Deployment: dep_app1_test' http://127.0.0.1:$p/small && break; sleep 0.1; done; done
 if [[ $SIZE == small ]]; then H=app1.test; P=/small; else H=app2.test; P=/large; fi
-# What Traefik adds for the fallback proxy (src/proxy/bench-entry.ts); the other proxy ignores these headers.
+# What Traefik adds for the fallback proxy (bench/proxy-entry.ts); the other proxy ignores these headers.
 TH=(-H "X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789" -H "X-Obiente-Deployment: dep_${H//./_}")
 taskset -c 1 wrk -t1 -c32 -d2s -H "Host: $H" "${TH[@]}" http://127.0.0.1:18098$P >/dev/null & W0=$!; taskset -c 1 wrk -t1 -c32 -d2s -H "Host: $H" "${TH[@]}" http://127.0.0.1:18099$P >/dev/null; wait $W0; sleep 0.3
 a0=$(awk '{print $14+$15}' /proc/$PA/stat); b0=$(awk '{print $14+$15}' /proc/$PB/stat)

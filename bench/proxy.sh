@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Benchmarks the fallback proxy against nginx, HAProxy, Caddy and the Node baselines with the shared harness
-# (shared/bench/run.sh, see its README). Builds, copies the harness to a temp dir (the shared copy may be
-# read-only), installs its one dependency there, and runs it with the proxy as the `--extra` entry.
+# (shared/bench/run.sh, see its README). Copies the harness to a temp dir (the shared copy may be read-only),
+# installs its one dependency there, and runs it with the proxy (bench/proxy-entry.ts, through tsx) as the `--extra`
+# entry.
 #
 #   npm run bench:proxy                              # everything: ~6 min on 2 cores
 #   npm run bench:proxy -- nginx caddy undici --reps 1   # a subset while iterating (any run.sh option works)
 #
-# env: BENCH_HARNESS (default: ../shared/bench next to the repo), BENCH_PORT (default 18099),
-#      SKIP_BUILD=1 to reuse dist/. Needs nginx, haproxy, caddy and wrk (apt-get install -y --no-install-recommends
-#      nginx haproxy caddy wrk). Results JSON goes to bench/results/ (git-ignored).
+# env: BENCH_HARNESS (default: ../shared/bench next to the repo), BENCH_PORT (default 18099). Needs nginx, haproxy,
+#      caddy and wrk (apt-get install -y --no-install-recommends nginx haproxy caddy wrk). Results JSON goes to
+#      bench/results/ (git-ignored).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,11 +24,9 @@ for tool in nginx haproxy caddy wrk; do
   }
 done
 
-if [[ -z ${SKIP_BUILD:-} ]]; then
-  (cd "$ROOT" && npm run build)
-fi
-ENTRY="$ROOT/dist/src/proxy/bench-entry.js"
-[[ -f $ENTRY ]] || { echo "missing $ENTRY: run npm run build" >&2; exit 1; }
+# The entry runs from source through tsx's loader, given by absolute path: the harness starts it from its own dir.
+ENTRY="$ROOT/bench/proxy-entry.ts"
+TSX_LOADER="$(cd "$ROOT" && node -p 'require.resolve("tsx")')" || { echo "tsx not found: run npm ci" >&2; exit 1; }
 
 WORK="$(mktemp -d /tmp/obiente-proxy-bench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
@@ -36,7 +35,7 @@ chmod -R u+w "$WORK"
 # Traefik sends every request to the fallback proxy with the shared secret and the deployment it routed to (the
 # proxy never routes by Host: issue 10 #1). Make the harness's requests carry the same two headers, for every
 # proxy alike (the others ignore them): `-H "Host: X"` gains the secret and `X-Obiente-Deployment: dep_<X, dots
-# as _>`, as src/proxy/bench-entry.ts names its deployments.
+# as _>`, as bench/proxy-entry.ts names its deployments.
 SECRET_H='-H "X-Obiente-Proxy-Secret: bench-secret-not-used-0123456789"'
 sed -i -E \
   -e "s/-H \"Host: \\\$host\"/& $SECRET_H -H \"X-Obiente-Deployment: dep_\\\${host\/\/.\/_}\"/g" \
@@ -48,5 +47,5 @@ grep -q 'X-Obiente-Deployment' "$WORK/run.sh" || { echo "could not add the proxy
 mkdir -p "$ROOT/bench/results"
 OUT="$ROOT/bench/results/proxy-$(date -u +%Y-%m-%dT%H-%M-%SZ).json"
 "$WORK/run.sh" "$@" --out "$OUT" \
-  --extra "node $ENTRY" --extra-port "$PORT" --extra-name obiente
+  --extra "node --import $TSX_LOADER $ENTRY" --extra-port "$PORT" --extra-name obiente
 echo "results: $OUT"

@@ -10,13 +10,12 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { serve } from "@hono/node-server";
 import { Pool } from "undici";
 import type { LbAlgo, Protocol } from "../schema/enums.js";
-import { createApp, defaultNodeOf } from "../src/api/app.js";
+import { buildApp } from "../src/app-wiring.js";
 import { loadConfig } from "../src/config/env.js";
 import type { DbHandle } from "../src/db/client.js";
 import { systemClock } from "../src/lib/clock.js";
 import { silentLogger } from "../src/lib/logger.js";
-import { ConfigCache, type Snapshot } from "../src/provider/config-cache.js";
-import { PollTracker } from "../src/provider/pollers.js";
+import type { Snapshot } from "../src/provider/config-cache.js";
 import { renderDynamicConfig } from "../src/render/render.js";
 import { toJson } from "../src/render/serialize.js";
 import type { RenderInput, RenderSettings, ReplicaInput, RouteInput } from "../src/render/types.js";
@@ -242,7 +241,8 @@ interface PollResult {
 
 async function benchPolls(snapshot: Snapshot, polls: number): Promise<{ first: string; results: PollResult[] }> {
   let loads = 0;
-  const cache = new ConfigCache({
+  // The app as the server wires it, fed the synthetic snapshot instead of a database.
+  const { app, cache, close } = await buildApp(loadConfig({}), {} as DbHandle, {
     load: async () => {
       loads++;
       return snapshot;
@@ -250,19 +250,8 @@ async function benchPolls(snapshot: Snapshot, polls: number): Promise<{ first: s
     settings: SETTINGS,
     clock: systemClock,
     logger: silentLogger,
-    coalesceMs: 50,
-  });
-  const config = loadConfig({});
-  const app = createApp({
-    config,
-    handle: {} as DbHandle, // the provider route never touches the database
-    cache,
-    pollers: new PollTracker(),
-    clock: systemClock,
-    logger: silentLogger,
     version: "bench",
     certKey: Buffer.alloc(32), // unused: no certificates in the bench
-    nodeOf: defaultNodeOf,
   });
   const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 });
   await new Promise<void>((resolve) => {
@@ -353,7 +342,7 @@ async function benchPolls(snapshot: Snapshot, polls: number): Promise<{ first: s
   } finally {
     await pool.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    cache.close();
+    await close();
   }
   return { first, results };
 }

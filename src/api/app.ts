@@ -1,50 +1,35 @@
 import { randomBytes } from "node:crypto";
 import { getConnInfo } from "@hono/node-server/conninfo";
-import { type Context, Hono } from "hono";
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { Config } from "../config/env.js";
-import type { DbHandle } from "../db/client.js";
 import { Conflict, Invalid, isDatabaseUnavailable, NotFound } from "../db/errors.js";
-import type { HealthChecker } from "../health/checker.js";
-import type { Clock } from "../lib/clock.js";
-import type { Logger } from "../lib/logger.js";
-import type { ConfigCache } from "../provider/config-cache.js";
-import type { PollTracker } from "../provider/pollers.js";
+import { PROBLEM_CATALOGUE, type ProblemCode } from "../lib/problem.js";
+import { CertificateProblem } from "../tls/certificate.js";
 import { requireBearer } from "./auth.js";
-import { openApiDocument } from "./openapi.js";
+import { contracts, SECURITY_SCHEMES } from "./contract.js";
+import type { AppEnv, Deps } from "./deps.js";
+import { answerOtherMethods, openApiDocument } from "./openapi.js";
 import {
   databaseUnavailableProblem,
   HttpProblem,
   notFoundProblem,
-  type ProblemInit,
+  type Problem,
+  problem,
   problemResponse,
 } from "./problem.js";
 import { certificatesApi } from "./routes/certificates.js";
 import { deploymentsApi } from "./routes/deployments.js";
 import { healthApi } from "./routes/health.js";
 import { locationsApi } from "./routes/locations.js";
+import { metaApi } from "./routes/meta.js";
 import { middlewaresApi } from "./routes/middlewares.js";
 import { routingApi } from "./routes/routing.js";
 import { statsApi } from "./routes/stats.js";
 import { traefikApi } from "./routes/traefik.js";
+import { validatorProblem } from "./validate.js";
 
-export interface Deps {
-  config: Config;
-  handle: DbHandle;
-  cache: ConfigCache;
-  pollers: PollTracker;
-  /** Active health checker: probes a replica at once when it is registered or moves. */
-  checker?: HealthChecker;
-  clock: Clock;
-  logger: Logger;
-  version: string;
-  /** AES-256 key for uploaded private keys. */
-  certKey: Buffer;
-  /** Names the Traefik instance behind a request (header or remote address). */
-  nodeOf: (c: Context) => string;
-}
-
-export type AppEnv = { Variables: { requestId: string } };
+export type { AppEnv, Deps } from "./deps.js";
 
 const NODE_HEADER_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -61,10 +46,12 @@ export function defaultNodeOf(c: Context): string {
   }
 }
 
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /** Builds the HTTP app; no side effects at import or construction. */
-export function createApp(deps: Deps): Hono<AppEnv> {
-  const { logger } = deps;
-  const app = new Hono<AppEnv>();
+export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
+  const { logger, cache } = deps;
+  const app = contracts();
 
   app.use(async (c, next) => {
     const inbound = c.req.header("x-request-id");
@@ -83,36 +70,35 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     });
   });
 
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", (c) => {
-    const cfg = deps.cache.current();
-    const ready = cfg !== undefined && !deps.cache.stale;
-    return c.json(
-      { status: ready ? "ready" : "not-ready", stale: deps.cache.stale, revision: cfg?.revision ?? null },
-      ready ? 200 : 503,
-    );
-  });
-  app.get("/openapi.json", (c) => c.json(openApiDocument(deps.version)));
+  let document: ReturnType<typeof openApiDocument> | undefined;
+  app.route(
+    "/",
+    metaApi(deps, () => (document ??= openApiDocument(app, deps.version))),
+  );
   app.route("/traefik", traefikApi(deps));
 
-  const api = new Hono<AppEnv>();
+  const api = contracts();
   api.use(requireBearer("admin-api", deps.config.ADMIN_TOKEN));
   api.use(
     bodyLimit({
       maxSize: 1024 * 1024,
       onError: () => {
-        throw new HttpProblem({
-          status: 413,
-          code: "BODY_TOO_LARGE",
-          title: "Payload Too Large",
-          detail: "Request bodies are limited to 1 MiB.",
-          // The unread body leaves the connection unusable (the server drops it shortly after); say so, so a
-          // keep-alive client does not send its next request down it (RFC 9110 §15.5.14).
-          headers: { Connection: "close" },
-        });
+        // The unread body leaves the connection unusable (the server drops it shortly after); say so, so a
+        // keep-alive client does not send its next request down it (RFC 9110 §15.5.14).
+        throw new HttpProblem(
+          problem("BODY_TOO_LARGE", "Request bodies are limited to 1 MiB.", { headers: { Connection: "close" } }),
+        );
       },
     }),
   );
+  // The one place API writes invalidate the served config (the NOTIFY feed does it for other instances and hand
+  // SQL): after every write that succeeded, unless its handler knew the rendered state did not move.
+  api.use(async (c, next) => {
+    await next();
+    if (!READS.has(c.req.method) && c.res.status < 400 && !c.get("configUnchanged")) {
+      cache.invalidate();
+    }
+  });
   api.route("/deployments", deploymentsApi(deps));
   api.route("/deployments", routingApi(deps));
   api.route("/deployments", locationsApi(deps));
@@ -120,21 +106,12 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   api.route("/deployments", middlewaresApi(deps));
   api.route("/certificates", certificatesApi(deps));
   api.route("/routing", statsApi(deps));
-  allowOnly(api, ["/deployments"], ["GET", "POST"]);
-  allowOnly(api, ["/deployments/:id"], ["GET", "DELETE"]);
-  allowOnly(api, ["/deployments/:id/routing"], ["GET", "PUT"]);
-  allowOnly(api, ["/deployments/:id/domains"], ["GET", "POST"]);
-  allowOnly(api, ["/deployments/:id/domains/:domain"], ["DELETE"]);
-  allowOnly(api, ["/deployments/:id/locations"], ["GET"]);
-  allowOnly(api, ["/deployments/:id/locations/:location_id"], ["PUT", "DELETE"]);
-  allowOnly(api, ["/deployments/:id/health-check", "/deployments/:id/middlewares"], ["GET", "PUT"]);
-  allowOnly(api, ["/certificates"], ["GET", "POST"]);
-  allowOnly(api, ["/certificates/:id"], ["GET", "DELETE"]);
-  allowOnly(api, ["/deployments/:id/locations/:location_id/failures"], ["POST"]);
-  allowOnly(api, ["/deployments/:id/locations/:location_id/events"], ["GET"]);
-  allowOnly(api, ["/routing/stats", "/routing/resolve"], ["GET", "HEAD"]);
   app.route("/api/v1", api);
-  allowOnly(app, ["/traefik/config", "/healthz", "/readyz", "/openapi.json"], ["GET", "HEAD"]);
+
+  for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
+    app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
+  }
+  answerOtherMethods(app); // after every contract: 405 with the Allow list the contracts give
 
   app.notFound((c) => problemResponse(c, notFoundProblem));
   app.onError((err, c) => {
@@ -145,62 +122,46 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     if (isDatabaseUnavailable(err)) {
       // The served config can no longer be trusted to be current: /readyz and X-Config-Stale say so until the
       // change feed reads the database again.
-      deps.cache.markStale("database unavailable");
+      cache.markStale("database unavailable");
       logger.warn("database unavailable", { requestId: c.get("requestId"), err });
       return problemResponse(c, databaseUnavailableProblem);
     }
     // The logger reduces `err` to safe fields (never a database error's message: it carries query parameters).
     logger.error("unhandled error", { requestId: c.get("requestId"), err });
-    return problemResponse(c, {
-      status: 500,
-      code: "INTERNAL",
-      title: "Internal Server Error",
-      detail: "The request failed on our side; quote the requestId when reporting it.",
-    });
+    return problemResponse(
+      c,
+      problem("INTERNAL", "The request failed on our side; quote the requestId when reporting it."),
+    );
   });
   return app;
 }
 
+const catalogued = (code: string): code is ProblemCode => Object.hasOwn(PROBLEM_CATALOGUE, code);
+
 /** Maps errors that carry meaning for the client; anything else is a 500 with a generic message. */
-function domainProblem(err: Error): ProblemInit | undefined {
+function domainProblem(err: Error): Problem | undefined {
   if (err instanceof HttpProblem) {
-    return err.init;
+    return err.problem;
   }
   if (err instanceof NotFound) {
     const code = `${err.resource.toUpperCase()}_NOT_FOUND`;
-    return {
-      status: 404,
-      code,
-      title: `${err.resource[0]?.toUpperCase()}${err.resource.slice(1)} not found`,
-      detail: `No ${err.resource} ${err.id}.`,
-    };
+    const detail = `No ${err.resource} ${err.id}.`;
+    const title = `${err.resource[0]?.toUpperCase()}${err.resource.slice(1)} not found`;
+    return catalogued(code) ? problem(code, detail) : { status: 404, code, title, detail };
   }
   if (err instanceof Conflict) {
-    return { status: 409, code: err.code, title: "Conflict", detail: err.message, extra: err.details };
+    const extra = { extra: err.details };
+    return catalogued(err.code)
+      ? problem(err.code, err.message, extra)
+      : { status: 409, code: err.code, title: "Conflict", detail: err.message, ...extra };
   }
   if (err instanceof Invalid) {
-    return {
-      status: 400,
-      code: "VALIDATION_FAILED",
-      title: "Invalid request",
-      detail: err.message,
-      errors: [{ location: err.location, message: err.message }],
-    };
+    return problem("VALIDATION_FAILED", err.message, { errors: [{ location: err.location, message: err.message }] });
   }
-  return undefined;
-}
-
-/** Registers 405 answers (with `Allow`) for other methods on known paths; call after the real handlers. */
-export function allowOnly(app: Hono<AppEnv>, paths: string[], methods: string[]): void {
-  for (const path of paths) {
-    app.all(path, () => {
-      throw new HttpProblem({
-        status: 405,
-        code: "METHOD_NOT_ALLOWED",
-        title: "Method Not Allowed",
-        detail: `Use ${methods.join(" or ")} on this path.`,
-        headers: { Allow: methods.join(", ") },
-      });
+  if (err instanceof CertificateProblem) {
+    return problem("INVALID_CERTIFICATE", err.message, {
+      errors: [{ location: err.location, message: err.message }],
     });
   }
+  return validatorProblem(err);
 }

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
-import { HttpProblem } from "./problem.js";
+import { HttpProblem, problem } from "./problem.js";
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
@@ -35,13 +35,11 @@ export function requireBearer(
     }
     const presented = bearerOf(c.req.header("authorization"));
     if (digests.length === 0 || presented === undefined || !tokenMatches(presented, digests)) {
-      throw new HttpProblem({
-        status: 401,
-        code: "UNAUTHORIZED",
-        title: "Unauthorized",
-        detail: `A valid bearer token for ${realm} is required.`,
-        headers: { "WWW-Authenticate": `Bearer realm="${realm}"` },
-      });
+      throw new HttpProblem(
+        problem("UNAUTHORIZED", `A valid bearer token for ${realm} is required.`, {
+          headers: { "WWW-Authenticate": `Bearer realm="${realm}"` },
+        }),
+      );
     }
     return next();
   };

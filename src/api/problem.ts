@@ -1,72 +1,36 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { PROBLEM_CONTENT_TYPE, type Problem, problem, problemBody } from "../lib/problem.js";
 
-export interface FieldError {
-  location: string;
-  message: string;
-}
+// The API's side of the one problem vocabulary (src/lib/problem.ts): thrown as HttpProblem, answered as a hono
+// Response by the app's single onError.
 
-export interface ProblemInit {
-  status: ContentfulStatusCode;
-  code: string;
-  title: string;
-  detail?: string;
-  errors?: FieldError[];
-  /** Extra machine-readable members, e.g. `owner` on DOMAIN_CONFLICT. */
-  extra?: Record<string, unknown>;
-  /** Response headers such as `WWW-Authenticate`, `Allow` or `Retry-After`. */
-  headers?: Record<string, string>;
-}
+export type { FieldError, Problem, ProblemCode } from "../lib/problem.js";
+export { problem } from "../lib/problem.js";
 
-/** Thrown anywhere in a handler; the app's single onError turns it into a problem response. */
+/** Thrown anywhere in a handler or middleware; the app's single onError turns it into a problem response. */
 export class HttpProblem extends Error {
-  constructor(readonly init: ProblemInit) {
-    super(init.title);
+  constructor(readonly problem: Problem) {
+    super(problem.title);
     this.name = "HttpProblem";
   }
 }
 
-/** `type` URI for a code: plain HTTP failures are `about:blank` (RFC 9457 §4.2.1). */
-export function problemType(code: string): string {
-  if (code === "NOT_FOUND" || code === "METHOD_NOT_ALLOWED") {
-    return "about:blank";
-  }
-  return `urn:obiente-router:problem:${code.toLowerCase().replaceAll("_", "-")}`;
-}
-
-/** Builds every RFC 9457 problem body the service sends, with `application/problem+json`. */
-export function problemResponse(c: Context, init: ProblemInit): Response {
-  const body = {
-    type: problemType(init.code),
-    title: init.title,
-    status: init.status,
-    ...(init.detail === undefined ? {} : { detail: init.detail }),
-    instance: new URL(c.req.url).pathname,
-    code: init.code,
-    requestId: c.get("requestId" as never) as string | undefined,
-    ...(init.errors ? { errors: init.errors } : {}),
-    ...init.extra,
-  };
+/** Answers a problem for this request: `instance` is its path, `requestId` its id. */
+export function problemResponse(c: Context, p: Problem): Response {
+  const body = problemBody(p, new URL(c.req.url).pathname, c.get("requestId" as never) as string | undefined);
   return new Response(JSON.stringify(body), {
-    status: init.status,
-    headers: { ...init.headers, "content-type": "application/problem+json" },
+    status: p.status as ContentfulStatusCode,
+    headers: { ...p.headers, "content-type": PROBLEM_CONTENT_TYPE },
   });
 }
 
-export const notFoundProblem: ProblemInit = {
-  status: 404,
-  code: "NOT_FOUND",
-  title: "Not Found",
-  detail: "No resource at this path.",
-};
+export const notFoundProblem = problem("NOT_FOUND", "No resource at this path.");
 
 /** The database could not be reached or did not answer in time; the request may be retried. */
-export const databaseUnavailableProblem: ProblemInit = {
-  status: 503,
-  code: "DATABASE_UNAVAILABLE",
-  title: "Database unavailable",
-  detail:
-    "The routing database did not answer in time. Retry after the delay given in Retry-After; a write that was " +
+export const databaseUnavailableProblem = problem(
+  "DATABASE_UNAVAILABLE",
+  "The routing database did not answer in time. Retry after the delay given in Retry-After; a write that was " +
     "in flight may or may not have been applied, so read it back first.",
-  headers: { "Retry-After": "5" },
-};
+  { headers: { "Retry-After": "5" } },
+);

@@ -78,7 +78,7 @@ export const Protocol = z.enum(PROTOCOLS).meta({ description: "`h2c` for gRPC wi
 /** `least-cpu` is accepted as an alias of `least-conn` (lowest CPU usage wins). */
 export const LbAlgo = z
   .enum([...LB_ALGOS, "least-cpu"])
-  .overwrite((v) => (v === "least-cpu" ? "least-conn" : v))
+  .transform((v) => (v === "least-cpu" ? "least-conn" : v))
   .meta({ description: "round-robin (default), least-conn (alias least-cpu: lowest CPU usage), ip-hash." });
 export const ResolverName = z.string().superRefine(fromCheck(checkResolverName));
 
@@ -144,6 +144,16 @@ export const PutLocationBody = z.strictObject({
 });
 export type PutLocationBody = z.infer<typeof PutLocationBody>;
 
+// ── Path parameters ──────────────────────────────────────────────────────────────────────────────
+
+export const DeploymentParams = z.object({ id: DeploymentId });
+export const LocationParams = z.object({ id: DeploymentId, location_id: LocationId });
+export const DomainParams = z.object({ id: DeploymentId, domain: DomainName });
+/** Certificate ids are looked up as given: an unknown one is a 404. */
+export const CertificateParams = z.object({ id: z.string() });
+
+// ── Queries ──────────────────────────────────────────────────────────────────────────────────────
+
 export const PageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   after: z.string().max(64).optional(),
@@ -168,6 +178,7 @@ export const DeploymentView = z.object({
   created_at: z.string(),
   updated_at: z.string(),
 });
+export type DeploymentView = z.infer<typeof DeploymentView>;
 
 export const RouteView = z.object({
   id: z.string(),
@@ -184,6 +195,7 @@ export const RouteView = z.object({
   created_at: z.string(),
   updated_at: z.string(),
 });
+export type RouteView = z.infer<typeof RouteView>;
 
 export const RoutingView = z.object({
   deployment_id: z.string(),
@@ -196,12 +208,14 @@ export const RoutingView = z.object({
   ssl_cert_resolver: z.string().nullable(),
   domains: z.array(RouteView),
 });
+export type RoutingView = z.infer<typeof RoutingView>;
 
 export const DnsRecord = z.object({
   type: z.enum(["A", "AAAA", "CNAME", "ALIAS"]),
   name: z.string(),
   value: z.string(),
 });
+export type DnsRecord = z.infer<typeof DnsRecord>;
 
 export const LocationView = z.object({
   id: z.string(),
@@ -221,17 +235,21 @@ export const LocationView = z.object({
   created_at: z.string(),
   updated_at: z.string(),
 });
+export type LocationView = z.infer<typeof LocationView>;
 
-export const Problem = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.number(),
-  detail: z.string().optional(),
-  instance: z.string(),
-  code: z.string(),
-  requestId: z.string().optional(),
-  errors: z.array(z.object({ location: z.string(), message: z.string() })).optional(),
-});
+/** RFC 9457 problem details, the body of every error; extra members (e.g. `owner`) may follow. */
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number(),
+    detail: z.string().optional(),
+    instance: z.string(),
+    code: z.string(),
+    requestId: z.string().optional(),
+    errors: z.array(z.object({ location: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: "Problem" });
 
 export const ReportFailureBody = z.strictObject({
   reason: z
@@ -311,6 +329,7 @@ export const HealthCheckView = z.object({
   }),
   overrides: z.array(z.string()),
 });
+export type HealthCheckView = z.infer<typeof HealthCheckView>;
 
 export const HealthEventView = z.object({
   location_id: z.string(),
@@ -320,6 +339,7 @@ export const HealthEventView = z.object({
   reason: z.string(),
   source: z.string(),
 });
+export type HealthEventView = z.infer<typeof HealthEventView>;
 
 export const EventsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
@@ -341,6 +361,7 @@ export const CertificateView = z.object({
   used_by: z.array(z.object({ route_id: z.string(), deployment_id: z.string(), domain: z.string() })),
   created_at: z.string(),
 });
+export type CertificateView = z.infer<typeof CertificateView>;
 
 const BasicAuthUser = z.strictObject({
   username: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, "1–64 of letters, digits, '.', '_', '@', '-'"),
@@ -370,3 +391,59 @@ export const MiddlewaresBody = StoredMiddlewares.extend({
     .optional(),
 });
 export type MiddlewaresBody = z.infer<typeof MiddlewaresBody>;
+
+// ── Response composites ──────────────────────────────────────────────────────────────────────────
+
+export const Items = <S extends z.ZodType>(item: S) => z.object({ items: z.array(item) });
+export const Paged = <S extends z.ZodType>(item: S) =>
+  z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+
+/** Present only when the domain was accepted but may imitate another name (mixed scripts in one IDN label). */
+const Warnings = z.array(z.string()).optional();
+
+export const RoutingChangeView = RoutingView.extend({ warnings: Warnings });
+export const DomainWithDnsView = RouteView.extend({ dns_records: z.array(DnsRecord) });
+export const AddedDomainView = z.object({ route: RouteView, dns_records: z.array(DnsRecord), warnings: Warnings });
+
+export const FailureReportView = z.object({
+  location_id: z.string(),
+  health_status: z.enum(HEALTH),
+  collapsed: z.boolean().meta({ description: "Folded into a report less than 1 s old." }),
+  transition: z.boolean().meta({ description: "The report changed the replica's health." }),
+});
+
+/** Middleware settings as stored, basic-auth users as names only, plus the fixed chain order. */
+export const MiddlewaresView = z.looseObject({ chain_order: z.array(z.string()) });
+
+export const HealthzView = z.object({ status: z.literal("ok") });
+export const ReadyzView = z.object({
+  status: z.enum(["ready", "not-ready"]),
+  stale: z.boolean(),
+  revision: z.number().nullable(),
+});
+export const IndexView = z.object({
+  name: z.string(),
+  version: z.string(),
+  description: z.string(),
+  links: z.record(z.string(), z.string()),
+});
+
+/** What is served, to whom (the fields clients read first; see the README for the rest). */
+export const StatsView = z.looseObject({
+  total_routes: z.number(),
+  cached_proxies: z.number(),
+  timestamp: z.string(),
+  config: z.looseObject({ revision: z.number(), hash: z.string() }).nullable(),
+  pollers: z.array(z.looseObject({ node: z.string(), serving_current: z.boolean() })),
+});
+
+/** Which route answers scheme + host + path, what Traefik does with the request, and why. */
+export const ResolutionView = z.looseObject({
+  host: z.string(),
+  path: z.string(),
+  scheme: z.enum(["http", "https"]),
+  matched: z.boolean(),
+  outcome: z.number().meta({ description: "The status Traefik answers (a redirect, 404, 503, or 200)." }),
+  reason: z.string(),
+  candidates: z.array(z.looseObject({ route_id: z.string(), priority: z.number() })),
+});

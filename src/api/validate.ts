@@ -1,9 +1,19 @@
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { z } from "zod";
-import { type FieldError, HttpProblem } from "./problem.js";
+import { type FieldError, HttpProblem, type Problem, problem } from "./problem.js";
+
+// Request validation runs in the route contracts (@hono/zod-openapi); this module turns what goes wrong there into
+// the API's problems: 400 VALIDATION_FAILED with `errors[]`, 400 MALFORMED_JSON, 415 UNSUPPORTED_MEDIA_TYPE.
+
+type Where = "body" | "query" | "path";
+const WHERE: Record<string, Where> = { json: "body", query: "query", param: "path" };
+
+/** A body is JSON when its content type says so (`application/json`, `application/<x>+json`, any parameters). */
+const JSON_TYPE = /^application\/(.+\+)?json\b/i;
 
 /** zod issues → `errors[]` with locations like `body.servers[1].url`. */
-export function fieldErrors(where: "body" | "query" | "path", issues: readonly z.core.$ZodIssue[]): FieldError[] {
+export function fieldErrors(where: Where, issues: readonly z.core.$ZodIssue[]): FieldError[] {
   return issues.map((i) => {
     let location: string = where;
     for (const seg of i.path) {
@@ -14,15 +24,14 @@ export function fieldErrors(where: "body" | "query" | "path", issues: readonly z
   });
 }
 
-function invalid(errors: FieldError[]): HttpProblem {
-  return new HttpProblem({
-    status: 400,
-    code: "VALIDATION_FAILED",
-    title: "Invalid request",
-    detail:
-      errors.length === 1 ? `${errors[0]?.location}: ${errors[0]?.message}` : `${errors.length} fields are invalid.`,
-    errors,
-  });
+/** A 400 VALIDATION_FAILED naming every field that failed; `detail` sums them up unless given. */
+export function invalid(
+  errors: FieldError[],
+  detail = errors.length === 1
+    ? `${errors[0]?.location}: ${errors[0]?.message}`
+    : `${errors.length} fields are invalid.`,
+): HttpProblem {
+  return new HttpProblem(problem("VALIDATION_FAILED", detail, { errors }));
 }
 
 /** A 400 VALIDATION_FAILED for one field, from a check that needs the app's settings (REPLICA_ALLOWED_CIDRS). */
@@ -30,47 +39,38 @@ export function invalidField(location: string, message: string): HttpProblem {
   return invalid([{ location, message }]);
 }
 
-/** Reads and validates a JSON body; malformed JSON and wrong content types are 400/415 problems, never 500s. */
-export async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/(.+\+)?json\b/i.test(type)) {
-    throw new HttpProblem({
-      status: 415,
-      code: "UNSUPPORTED_MEDIA_TYPE",
-      title: "Unsupported Media Type",
-      detail: "Send the body as application/json.",
-    });
+const unsupportedMediaType = () =>
+  new HttpProblem(problem("UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json."));
+
+/**
+ * The `defaultHook` of every contract: runs after each part of the request (path, query, body) was validated and
+ * throws the problem for the first part that failed. A body without a JSON content type never counts as `{}`.
+ */
+export function validationHook(
+  result: { target: string } & ({ success: true } | { success: false; error: z.ZodError }),
+  c: Context,
+): void {
+  if (result.target === "json" && !JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+    throw unsupportedMediaType();
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await c.req.text());
-  } catch {
-    throw new HttpProblem({
-      status: 400,
-      code: "MALFORMED_JSON",
-      title: "Malformed JSON",
-      detail: "The request body is not valid JSON.",
-    });
+  if (!result.success) {
+    throw invalid(fieldErrors(WHERE[result.target] ?? "body", result.error.issues));
   }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    throw invalid(fieldErrors("body", r.error.issues));
-  }
-  return r.data;
 }
 
-export function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
-  const r = schema.safeParse(c.req.query());
-  if (!r.success) {
-    throw invalid(fieldErrors("query", r.error.issues));
+/**
+ * What the contract validators throw before the hook sees the body: a content type the route does not accept (415)
+ * or a body that is not JSON (400). The parser's own message is never echoed.
+ */
+export function validatorProblem(err: Error): Problem | undefined {
+  if (!(err instanceof HTTPException)) {
+    return undefined;
   }
-  return r.data;
-}
-
-export function parseParam<S extends z.ZodType>(c: Context, name: string, schema: S): z.output<S> {
-  const r = schema.safeParse(c.req.param(name));
-  if (!r.success) {
-    throw invalid(fieldErrors("path", r.error.issues).map((e) => ({ ...e, location: `path.${name}` })));
+  if (err.status === 415) {
+    return unsupportedMediaType().problem;
   }
-  return r.data;
+  if (err.status === 400) {
+    return problem("MALFORMED_JSON", "The request body is not valid JSON.");
+  }
+  return undefined;
 }

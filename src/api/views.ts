@@ -1,34 +1,56 @@
 import { getDomain } from "tldts";
+import type { z } from "zod";
 import type { DeploymentRow, LocationRow, RoutingRow } from "../../schema/tables.js";
+import { DeploymentView, type DnsRecord, LocationView, RouteView, type RoutingView } from "./schemas.js";
 
-// Database rows → the snake_case JSON the API speaks.
+// snake_case (the API) ⇄ camelCase (rows and repo inputs), once: a field's API name is its repo name in
+// snake_case, so requests are `camelize`d and views are built from their zod schema's field list.
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+type Camel<S extends string> = S extends `${infer Head}_${infer Tail}` ? `${Head}${Capitalize<Camel<Tail>>}` : S;
+/** An object with its snake_case keys in camelCase (`path_prefix` → `pathPrefix`), one level deep. */
+export type Camelized<T> = { [K in keyof T as K extends string ? Camel<K> : K]: T[K] };
 
-export function deploymentView(d: DeploymentRow) {
-  return { id: d.id, name: d.name, created_at: d.createdAt.toISOString(), updated_at: d.updatedAt.toISOString() };
+const camel = (key: string) => key.replace(/_([a-z0-9])/g, (_, ch: string) => ch.toUpperCase());
+
+/** A request body (or part of one) with the repo's field names. */
+export function camelize<T extends object>(o: T): Camelized<T> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v])) as Camelized<T>;
 }
 
-export function routeView(r: RoutingRow) {
-  return {
-    id: r.id,
-    deployment_id: r.deploymentId,
-    domain: r.domain,
-    path_prefix: r.pathPrefix,
-    target_port: r.targetPort,
-    protocol: r.protocol,
-    load_balancer_algo: r.loadBalancerAlgo,
-    ssl_enabled: r.sslEnabled,
-    ssl_cert_resolver: r.sslCertResolver,
-    tls_include_apex: r.tlsIncludeApex,
-    is_primary: r.isPrimary,
-    created_at: r.createdAt.toISOString(),
-    updated_at: r.updatedAt.toISOString(),
+/** The row a view of `V` is read from: every field under its camelCase name, dates as Date. */
+type RowOf<V> = { [K in keyof V as K extends string ? Camel<K> : K]: V[K] extends string | null ? V[K] | Date : V[K] };
+
+/**
+ * The view of a row for a response schema: each field is the row's camelCase field (dates as ISO strings) unless
+ * `computed` gives it; fields keep the schema's order. Views are typed from their zod schema, so a field added to
+ * the schema is a type error until the row (or `computed`) has it.
+ */
+export function viewOf<S extends z.ZodObject>(schema: S) {
+  const fields = Object.keys(schema.shape).map((k) => [k, camel(k)] as const);
+  // biome-ignore lint/complexity/noBannedTypes: no computed fields by default
+  return <C extends Partial<z.infer<S>> = {}>(row: RowOf<Omit<z.infer<S>, keyof C>>, computed?: C): z.infer<S> => {
+    const r = row as Record<string, unknown>;
+    const extra = (computed ?? {}) as Record<string, unknown>;
+    const view: Record<string, unknown> = {};
+    for (const [api, repo] of fields) {
+      const v = api in extra ? extra[api] : r[repo];
+      view[api] = v instanceof Date ? v.toISOString() : v;
+    }
+    return view as z.infer<S>;
   };
 }
 
+const deploymentFields = viewOf(DeploymentView);
+const routeFields = viewOf(RouteView);
+const locationFields = viewOf(LocationView);
+
+// One argument each, so they can be handed to `Array.map`.
+export const deploymentView = (d: DeploymentRow): DeploymentView => deploymentFields(d);
+export const routeView = (r: RoutingRow): RouteView => routeFields(r);
+export const locationView = (l: LocationRow): LocationView => locationFields(l);
+
 /** The shape operators know from `GET …/routing`, plus every route in `domains`. */
-export function routingView(deploymentId: string, routes: RoutingRow[]) {
+export function routingView(deploymentId: string, routes: RoutingRow[]): RoutingView {
   const p = routes.find((r) => r.isPrimary) ?? routes[0];
   return {
     deployment_id: deploymentId,
@@ -43,27 +65,6 @@ export function routingView(deploymentId: string, routes: RoutingRow[]) {
   };
 }
 
-export function locationView(l: LocationRow) {
-  return {
-    id: l.id,
-    deployment_id: l.deploymentId,
-    node_id: l.nodeId,
-    node_hostname: l.nodeHostname,
-    address: l.address,
-    port: l.port,
-    container_id: l.containerId,
-    status: l.status,
-    health_status: l.healthStatus,
-    cpu_usage: l.cpuUsage,
-    consecutive_successes: l.consecutiveSuccesses,
-    consecutive_failures: l.consecutiveFailures,
-    last_check_at: iso(l.lastCheckAt),
-    last_error: l.lastError,
-    created_at: l.createdAt.toISOString(),
-    updated_at: l.updatedAt.toISOString(),
-  };
-}
-
 export interface DnsTargets {
   ipv4: string[];
   ipv6: string[];
@@ -74,7 +75,7 @@ export interface DnsTargets {
  * DNS records a user must create for a domain: A/AAAA to the public IPs for an apex (a CNAME is not allowed
  * there; ALIAS when only a host name is configured), a CNAME for a subdomain when a target host is configured.
  */
-export function dnsRecords(domain: string, targets: DnsTargets) {
+export function dnsRecords(domain: string, targets: DnsTargets): DnsRecord[] {
   const name = domain;
   const host = domain.startsWith("*.") ? domain.slice(2) : domain;
   const apex = getDomain(host, { allowPrivateDomains: true }) === host && !domain.startsWith("*.");

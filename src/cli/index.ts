@@ -6,10 +6,9 @@ import { openDb } from "../db/client.js";
 import { migrate } from "../db/migrate.js";
 import { loadSnapshot } from "../db/repo/snapshot.js";
 import { errorLine, silentLogger } from "../lib/logger.js";
-import { resolveProxySecret } from "../proxy/config.js";
+import { fallbackProxySecret, fallbackProxyUrl, renderSettings } from "../provider/settings.js";
 import { renderDynamicConfig } from "../render/render.js";
 import { type ConfigFormat, serialize } from "../render/serialize.js";
-import { fallbackProxyUrl, renderSettings } from "../server.js";
 
 const USAGE = `usage: obiente-router <command>
 
@@ -66,9 +65,7 @@ async function run(argv: string[]): Promise<number> {
       try {
         await migrate(handle);
         const snap = await loadSnapshot(handle.db, certEncryptionKey(config, silentLogger));
-        const secret = config.FALLBACK_ENABLED
-          ? resolveProxySecret(config.FALLBACK_PROXY_SECRET, config.DATA_DIR, silentLogger)
-          : undefined;
+        const secret = fallbackProxySecret(config, silentLogger);
         const result = renderDynamicConfig({
           ...snap,
           settings: renderSettings(config, secret ? { url: fallbackProxyUrl(config), secret } : undefined),

@@ -10,6 +10,12 @@ import { withDeadlines, within } from "./deadline.js";
 
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/**
+ * A transaction handle (`db.transaction(async (tx) => …)`). It is a `Db` too (drizzle's PgTransaction extends
+ * PgDatabase), so repo functions taking `db: Db` run inside one as is; no cast. Take `tx: Tx` where a query only
+ * makes sense inside a transaction (row locks).
+ */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 export interface DbHandle {
   driver: "postgres" | "pglite";

@@ -4,6 +4,7 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { Probe, ProbeTarget } from "./probe.js";
 import { ResultRecorder } from "./recorder.js";
+import { logTransitions } from "./report.js";
 import { dueSlackMs, LEASE_MARGIN_MS, nextProbeAt } from "./state.js";
 
 export interface CheckDefaults {
@@ -370,18 +371,6 @@ export class HealthChecker {
       dueSlackMs: dueSlackMs((defaults.tickSeconds ?? 0) * 1000),
       ...(onlyId ? { onlyId } : {}),
     });
-  }
-}
-
-/** One log line per transition; losing a replica is a warning. */
-export function logTransitions(logger: Logger, transitions: RecordedTransition[]): void {
-  for (const t of transitions) {
-    const fields = { locationId: t.locationId, deploymentId: t.deploymentId, from: t.from, to: t.to, reason: t.reason };
-    if (t.to === "unhealthy") {
-      logger.warn(`replica ${t.from}→${t.to}`, fields);
-    } else {
-      logger.info(`replica ${t.from}→${t.to}`, fields);
-    }
   }
 }
 

@@ -57,6 +57,120 @@ export function nextHealth(
   return { state, transition: { from: prev.status, to: status, at: obs.at, reason } };
 }
 
+/** Where an observation came from: an active probe, or a failure someone reported. */
+export type ObservationSource = "probe" | "report";
+
+/** One observation to record for a replica (see foldObservations). */
+export interface ObservationInput {
+  locationId: string;
+  obs: Observation;
+  source: ObservationSource;
+  /** Probes only: the endpoint that was probed; a replica that moved meanwhile keeps its (reset) state. */
+  probed?: { address: string };
+  cpu?: number | undefined;
+  nextProbeAt?: Date;
+  /** Probes only: release this owner's lease. */
+  leaseOwner?: string;
+}
+
+/** A replica's stored health, as read under its row lock before the observations are applied. */
+export interface StoredReplica {
+  id: string;
+  deploymentId: string;
+  address: string;
+  healthStatus: Health;
+  okStreak: number;
+  failStreak: number;
+  leaseOwner: string | null;
+}
+
+export interface ReplicaTransition extends Transition {
+  locationId: string;
+  deploymentId: string;
+}
+
+/** The one write a replica gets for a batch, however many observations it had. */
+export interface ReplicaUpdate {
+  id: string;
+  health: Health;
+  ok: number;
+  fail: number;
+  /** The last observation's time. */
+  at: Date;
+  error: string | null;
+  cpu: number | undefined;
+  next: Date | undefined;
+  /** A report was among the observations (sets the collapse window's start). */
+  report: boolean;
+  /** Give the probe lease back. */
+  release: boolean;
+}
+
+export interface FoldedObservations {
+  updates: ReplicaUpdate[];
+  /** Replicas probed at an address they have left: they keep their (reset) state and only get the lease back. */
+  released: string[];
+  transitions: ReplicaTransition[];
+  /** The same transitions with their observation's source, for the event log. */
+  events: (ReplicaTransition & { source: ObservationSource })[];
+}
+
+/**
+ * Applies a batch of observations, in order, to the replicas' stored health: one update per replica, the
+ * transitions, and the leases to give back. Observations of a replica not in `rows` (deleted meanwhile) are
+ * skipped; a second observation of the same replica builds on the first. Pure: time comes with each observation.
+ */
+export function foldObservations(
+  rows: readonly StoredReplica[],
+  items: readonly ObservationInput[],
+  policy: HealthPolicy,
+): FoldedObservations {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const updates = new Map<string, ReplicaUpdate>();
+  const released: string[] = [];
+  const transitions: ReplicaTransition[] = [];
+  const events: (ReplicaTransition & { source: ObservationSource })[] = [];
+  for (const item of items) {
+    const row = byId.get(item.locationId);
+    if (!row) {
+      continue;
+    }
+    const release = item.leaseOwner !== undefined && row.leaseOwner === item.leaseOwner;
+    if (item.probed && item.probed.address !== row.address) {
+      if (release) {
+        released.push(row.id); // probed the old address: keep the reset state, just give the lease back
+      }
+      continue;
+    }
+    const prev = updates.get(row.id);
+    const { state, transition } = nextHealth(
+      prev
+        ? { status: prev.health, okStreak: prev.ok, failStreak: prev.fail }
+        : { status: row.healthStatus, okStreak: row.okStreak, failStreak: row.failStreak },
+      item.obs,
+      policy,
+    );
+    updates.set(row.id, {
+      id: row.id,
+      health: state.status,
+      ok: state.okStreak,
+      fail: state.failStreak,
+      at: item.obs.at,
+      error: item.obs.ok ? null : (item.obs.error ?? "check failed"),
+      cpu: item.cpu ?? prev?.cpu,
+      next: item.nextProbeAt ?? prev?.next,
+      report: item.source === "report" || prev?.report === true,
+      release: release || prev?.release === true,
+    });
+    if (transition) {
+      const recorded = { ...transition, locationId: row.id, deploymentId: row.deploymentId };
+      transitions.push(recorded);
+      events.push({ ...recorded, source: item.source });
+    }
+  }
+  return { updates: [...updates.values()], released, transitions, events };
+}
+
 /** Whether an HTTP status satisfies an expectation like `2xx`, `204`, `200-399` or `200,204,3xx`. */
 export function statusMatches(spec: string, status: number): boolean {
   return spec.split(",").some((raw) => {

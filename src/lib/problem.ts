@@ -49,7 +49,7 @@ export const PROBLEM_CATALOGUE = {
   CERTIFICATE_EXISTS: { status: 409, title: "Conflict" },
   // The service itself.
   INTERNAL: { status: 500, title: "Internal Server Error" },
-  CONFIG_UNAVAILABLE: { status: 503, title: "Config unavailable" },
+  CONFIG_UNAVAILABLE: { status: 503, title: "No configuration rendered yet" },
   DATABASE_UNAVAILABLE: { status: 503, title: "Database unavailable" },
   // The fallback proxy.
   BAD_REQUEST: { status: 400, title: "Bad Request" },

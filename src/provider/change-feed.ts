@@ -1,9 +1,8 @@
+import { ROUTING_CHANNEL } from "../db/change-feed.js";
 import type { DbHandle } from "../db/client.js";
 import { readChangeSeq } from "../db/repo/snapshot.js";
 import type { Logger } from "../lib/logger.js";
 import type { ConfigCache } from "./config-cache.js";
-
-export const ROUTING_CHANNEL = "obiente_routing";
 
 export interface ChangeFeedDeps {
   handle: DbHandle;

@@ -4,36 +4,6 @@ import { connectionListed, dropListed, isHopByHop, isNamed } from "./headers.js"
 import type { RequestScan } from "./request.js";
 import type { TableBackend, TableReplica } from "./table.js";
 
-const CONNECT_ERRORS = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "ENETDOWN",
-  "ETIMEDOUT",
-  "EADDRNOTAVAIL",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EPIPE",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_SOCKET",
-]);
-
-/** Whether an error before onConnect means the replica could not be reached (reported as a failure). */
-export function isConnectError(err: Error & { code?: string }): boolean {
-  const code = err.code ?? "";
-  return CONNECT_ERRORS.has(code) || code.startsWith("ERR_TLS") || code.includes("CERT");
-}
-
-/** The health reason recorded for a failed connect. */
-export function describeConnectError(err: Error & { code?: string }): string {
-  if (err.code === "UND_ERR_CONNECT_TIMEOUT") {
-    return "connect timeout";
-  }
-  return `connection failed: ${err.code ?? err.message}`;
-}
-
 /** What an exchange needs from the proxy around it. */
 export interface ExchangeHost {
   dispatcherFor(origin: string): Dispatcher;

@@ -1,11 +1,10 @@
+import { ROUTING_CHANNEL } from "../db/change-feed.js";
 import type { DbHandle } from "../db/client.js";
 import { NotFound } from "../db/errors.js";
 import type { RecordedTransition } from "../db/repo/health.js";
-import { reportFailure } from "../db/repo/health.js";
 import { loadProxySnapshot } from "../db/repo/proxy-table.js";
-import { logTransitions } from "../health/checker.js";
+import { reportReplicaFailure } from "../health/report.js";
 import type { Logger } from "../lib/logger.js";
-import { ROUTING_CHANNEL } from "../provider/change-feed.js";
 import type { ProxyOptions, ReplicaFailure } from "./server.js";
 
 export interface ProxyDbOptions {
@@ -18,28 +17,24 @@ export interface ProxyDbOptions {
 
 /**
  * The proxy's database side: the routing snapshot, LISTEN on the routing channel, and failed connects
- * recorded through the same passive-failure path as `POST …/failures`.
+ * recorded with reportReplicaFailure, as `POST …/failures` records them.
  */
 export function proxyDbDeps(
   handle: DbHandle,
   opts: ProxyDbOptions,
 ): Pick<ProxyOptions, "loadSnapshot" | "listen" | "reportFailure"> {
+  const deps = { db: handle.db, logger: opts.logger, rise: opts.rise, onTransition: opts.onTransition };
   return {
     loadSnapshot: () => loadProxySnapshot(handle.db),
     listen: (onChange) => handle.listen(ROUTING_CHANNEL, onChange, onChange),
     async reportFailure(f: ReplicaFailure) {
       try {
-        const { transition } = await reportFailure(
-          handle.db,
-          f.deploymentId,
-          f.replicaId,
-          { ok: false, at: f.at, error: `reported: fallback proxy: ${f.error}` },
-          { rise: opts.rise },
-        );
-        if (transition) {
-          logTransitions(opts.logger, [transition]);
-          opts.onTransition?.(transition);
-        }
+        await reportReplicaFailure(deps, {
+          deploymentId: f.deploymentId,
+          locationId: f.replicaId,
+          at: f.at,
+          error: `reported: fallback proxy: ${f.error}`,
+        });
       } catch (err) {
         if (!(err instanceof NotFound)) {
           throw err; // a replica deleted meanwhile needs no report

@@ -2,78 +2,47 @@ import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
-import { problemType } from "../api/problem.js";
+import { type Problem, type ProblemCode, problem, problemBody as problemObject } from "../lib/problem.js";
 
-/** A failure the proxy answers itself, as an RFC 9457 problem. */
-export interface ProxyProblem {
-  status: number;
-  code: string;
-  title: string;
-  detail: string;
-  /** Extra response headers, e.g. `Retry-After`. */
-  headers?: Record<string, string>;
-}
+/** A failure the proxy answers itself: a catalogued problem (src/lib/problem.ts) that always has a detail. */
+export type ProxyProblem = Problem & { detail: string };
 
 const RETRY_AFTER_SECONDS = "5";
 
+function proxyProblem(code: ProblemCode, detail: string, headers?: Record<string, string>): ProxyProblem {
+  return { ...problem(code, detail, headers ? { headers } : {}), detail };
+}
+
 export const problems = {
-  notFound: (what: string): ProxyProblem => ({
-    status: 404,
-    code: "DEPLOYMENT_NOT_FOUND",
-    title: "Deployment not found",
-    detail: `No deployment is routed for ${what}.`,
-  }),
-  noHealthyReplica: (deploymentId: string): ProxyProblem => ({
-    status: 503,
-    code: "NO_HEALTHY_REPLICA",
-    title: "No healthy replica",
-    detail: `Deployment ${deploymentId} has no healthy replica right now. Try again shortly.`,
-    headers: { "retry-after": RETRY_AFTER_SECONDS },
-  }),
-  badUpstream: (detail: string): ProxyProblem => ({ status: 502, code: "BAD_UPSTREAM", title: "Bad upstream", detail }),
-  upstreamTimeout: (detail: string): ProxyProblem => ({
-    status: 504,
-    code: "UPSTREAM_TIMEOUT",
-    title: "Upstream timeout",
-    detail,
-  }),
+  notFound: (what: string) => proxyProblem("DEPLOYMENT_NOT_FOUND", `No deployment is routed for ${what}.`),
+  noHealthyReplica: (deploymentId: string) =>
+    proxyProblem(
+      "NO_HEALTHY_REPLICA",
+      `Deployment ${deploymentId} has no healthy replica right now. Try again shortly.`,
+      { "retry-after": RETRY_AFTER_SECONDS },
+    ),
+  badUpstream: (detail: string) => proxyProblem("BAD_UPSTREAM", detail),
+  upstreamTimeout: (detail: string) => proxyProblem("UPSTREAM_TIMEOUT", detail),
   // The two answers to a request that did not come through the edge say nothing about what would have worked.
-  unauthenticated: (): ProxyProblem => ({
-    status: 401,
-    code: "PROXY_UNAUTHENTICATED",
-    title: "Unauthenticated",
-    detail: "This port serves requests forwarded by the edge proxy only.",
-    headers: { "www-authenticate": 'Secret realm="obiente-fallback-proxy"' },
-  }),
-  forbidden: (): ProxyProblem => ({
-    status: 403,
-    code: "PROXY_FORBIDDEN",
-    title: "Forbidden",
-    detail: "This port serves requests forwarded by the edge proxy only.",
-  }),
-  missingDeployment: (): ProxyProblem => ({
-    status: 400,
-    code: "BAD_REQUEST",
-    title: "Bad Request",
-    detail: "X-Obiente-Deployment is missing: the fallback proxy routes by deployment only, never by Host.",
-  }),
-  invalidPath: (): ProxyProblem => ({
-    status: 400,
-    code: "INVALID_PATH",
-    title: "Invalid path",
-    detail: "The request target must be a path without '..' segments, in any encoding.",
-  }),
-  notWebSocket: (): ProxyProblem => ({
-    status: 400,
-    code: "BAD_REQUEST",
-    title: "Bad Request",
-    detail: "Only WebSocket upgrades (RFC 6455, with a Sec-WebSocket-Key) are carried.",
-  }),
+  unauthenticated: () =>
+    proxyProblem("PROXY_UNAUTHENTICATED", "This port serves requests forwarded by the edge proxy only.", {
+      "www-authenticate": 'Secret realm="obiente-fallback-proxy"',
+    }),
+  forbidden: () => proxyProblem("PROXY_FORBIDDEN", "This port serves requests forwarded by the edge proxy only."),
+  missingDeployment: () =>
+    proxyProblem(
+      "BAD_REQUEST",
+      "X-Obiente-Deployment is missing: the fallback proxy routes by deployment only, never by Host.",
+    ),
+  invalidPath: () =>
+    proxyProblem("INVALID_PATH", "The request target must be a path without '..' segments, in any encoding."),
+  notWebSocket: () =>
+    proxyProblem("BAD_REQUEST", "Only WebSocket upgrades (RFC 6455, with a Sec-WebSocket-Key) are carried."),
+  /** BAD_REQUEST, or the same code with another 4xx (431 headers too large, 408 request timeout). */
   badRequest: (detail: string, status = 400): ProxyProblem => ({
+    ...proxyProblem("BAD_REQUEST", detail),
     status,
-    code: "BAD_REQUEST",
     title: STATUS_CODES[status] ?? "Bad Request",
-    detail,
   }),
 };
 
@@ -97,15 +66,7 @@ export function instanceOf(url: string | undefined): string {
 
 /** The problem+json body (RFC 9457: type, title, status, detail, instance, plus our code and requestId). */
 export function problemBody(p: ProxyProblem, instance: string, requestId: string): string {
-  return JSON.stringify({
-    type: problemType(p.code),
-    title: p.title,
-    status: p.status,
-    detail: p.detail,
-    instance,
-    code: p.code,
-    requestId,
-  });
+  return JSON.stringify(problemObject(p, instance, requestId));
 }
 
 const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };

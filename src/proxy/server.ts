@@ -5,7 +5,7 @@ import { type Dispatcher, Pool } from "undici";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { ReplicaAllowList } from "../render/address.js";
-import { describeConnectError, Exchange, type ExchangeHost, isConnectError } from "./exchange.js";
+import { Exchange, type ExchangeHost } from "./exchange.js";
 import { isNamed, isRefusedPath } from "./headers.js";
 import { answerClientError, type ProxyProblem, problems, sendProblem, writeRawProblem } from "./problem.js";
 import { startRefresher } from "./refresher.js";
@@ -13,6 +13,7 @@ import { appendForwarding, type RequestScan, scanRequest } from "./request.js";
 import { normalizeHost, type ProxySnapshot, RoutingTable, type TableBackend, type TableReplica } from "./table.js";
 import { isTrustedPeer, LOOPBACK_PEERS, secretMatcher, trustedPeers } from "./trust.js";
 import { isWebSocketKey, openTunnel } from "./tunnel.js";
+import { httpFailure, upstreamVerdict } from "./verdict.js";
 
 /** A failed connect to a replica, handed to the passive health path. */
 export interface ReplicaFailure {
@@ -231,41 +232,22 @@ class FallbackProxy implements ExchangeHost {
       res.destroy(); // mid-body: all we can do is cut the response
       return;
     }
-    const code = err.code;
-    if (!ex.connected && isConnectError(err)) {
-      this.replicaFailed(ex.replica, describeConnectError(err));
-      if (this.retry(ex)) {
-        return;
-      }
-      this.answer(
-        ex.req,
-        res,
-        code === "UND_ERR_CONNECT_TIMEOUT"
-          ? problems.upstreamTimeout("The replica did not accept the connection in time.")
-          : problems.badUpstream("The replica could not be reached."),
-      );
+    const failure = httpFailure(err, ex);
+    const verdict = upstreamVerdict(failure, "http", ex.attempt === 0 && ex.retryable);
+    if (verdict.failed !== undefined) {
+      this.replicaFailed(ex.replica, verdict.failed);
+    }
+    if (verdict.retry && this.retry(ex)) {
       return;
     }
-    if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
-      this.answer(ex.req, res, problems.upstreamTimeout("The replica did not answer in time."));
-      return;
+    if (failure.kind === "closed" || failure.kind === "invalid") {
+      this.opts.logger.debug("upstream failed", { replica: ex.replica.id, err });
     }
-    if (ex.connected && !ex.responded && (code === "UND_ERR_SOCKET" || code === "ECONNRESET") && this.retry(ex)) {
-      return; // a kept-alive connection closed under us: not the replica's health
-    }
-    if (code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH") {
-      this.answer(ex.req, res, problems.badRequest("The request could not be forwarded as sent."));
-      return;
-    }
-    this.opts.logger.debug("upstream failed", { replica: ex.replica.id, err });
-    this.answer(ex.req, res, problems.badUpstream("The replica sent no valid response."));
+    this.answer(ex.req, res, verdict.problem);
   }
 
-  /** One retry on the next-best replica, for requests without a body that never reached the first one. */
+  /** One retry on the next-best replica (the verdict said the request may go to a second one). */
   private retry(ex: Exchange): boolean {
-    if (ex.attempt > 0 || !ex.retryable) {
-      return false;
-    }
     const next = this.current.pickReplica(ex.backend, this.opts.clock.now(), ex.replica.id);
     if (!next) {
       return false;
@@ -334,21 +316,16 @@ class FallbackProxy implements ExchangeHost {
       responseTimeoutMs: this.opts.responseTimeoutMs,
       onClose: () => this.tunnels.delete(t),
       onFail: (f) => {
-        if (f.kind === "connect") {
-          this.replicaFailed(replica, describeConnectError(f.err));
-          const next = attempt === 0 ? this.current.pickReplica(backend, this.opts.clock.now(), replica.id) : undefined;
-          if (next) {
-            this.tunnel(client, head, headers, key, url, backend, next, attempt + 1);
-            return;
-          }
+        const verdict = upstreamVerdict(f, "websocket", attempt === 0);
+        if (verdict.failed !== undefined) {
+          this.replicaFailed(replica, verdict.failed);
         }
-        const p =
-          f.kind === "timeout" || (f.kind === "connect" && f.err.code === "UND_ERR_CONNECT_TIMEOUT")
-            ? problems.upstreamTimeout("The replica did not answer the upgrade in time.")
-            : f.kind === "handshake"
-              ? problems.badUpstream("The replica did not complete the WebSocket handshake.")
-              : problems.badUpstream("The replica could not be reached for the upgrade.");
-        writeRawProblem(client, p, url);
+        const next = verdict.retry ? this.current.pickReplica(backend, this.opts.clock.now(), replica.id) : undefined;
+        if (next) {
+          this.tunnel(client, head, headers, key, url, backend, next, attempt + 1);
+          return;
+        }
+        writeRawProblem(client, verdict.problem, url);
       },
     });
     this.tunnels.add(t);

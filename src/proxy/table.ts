@@ -1,5 +1,6 @@
 import type { Health, Protocol } from "../../schema/enums.js";
 import { freshCpu } from "../health/state.js";
+import { byId } from "../lib/order.js";
 import type { ReplicaAllowList } from "../render/address.js";
 import { matchRoute } from "../render/rules.js";
 import { checkAddress, checkDomain, checkPathPrefix, checkPort, urlHost } from "../render/validate.js";
@@ -160,7 +161,7 @@ export class RoutingTable {
           replicasById.set(row.id, [replica]);
         }
       }
-      replicas.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // stable rotation order
+      replicas.sort(byId); // stable rotation order
       const backend: TableBackend = {
         key,
         deploymentId: route.deploymentId,

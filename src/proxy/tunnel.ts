@@ -4,6 +4,7 @@ import { request as httpsRequest } from "node:https";
 import { isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { connectionListed, isHopByHop } from "./headers.js";
+import type { UpstreamFailure } from "./verdict.js";
 
 export interface TunnelTarget {
   address: string;
@@ -11,12 +12,11 @@ export interface TunnelTarget {
   tls: boolean;
 }
 
-/** Why a tunnel failed before anything reached the client; the client socket is left to the caller. */
-export type TunnelFailure =
-  | { kind: "connect"; err: Error & { code?: string } } // nothing was sent: safe to retry elsewhere
-  | { kind: "timeout" } // connected and sent, no answer within the response timeout
-  | { kind: "closed" } // connected and sent, closed without an answer
-  | { kind: "handshake" }; // a 101 that does not complete the client's WebSocket handshake
+/**
+ * Why a tunnel failed before anything reached the client (judged by upstreamVerdict); the client socket is left to
+ * the caller.
+ */
+export type TunnelFailure = Extract<UpstreamFailure, { kind: "connect" | "timeout" | "closed" | "handshake" }>;
 
 export interface TunnelOptions {
   /** The client's socket, handed over by the server's `upgrade` event. */

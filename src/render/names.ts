@@ -33,6 +33,11 @@ export function toHttpRouterName(base: string): string {
   return `${base}--to-http`;
 }
 
+/** The fallback proxy's headers middleware for a route's deployment: `<deployment>--least-cpu`, one per deployment. */
+export function leastCpuMiddlewareName(base: string): string {
+  return `${base.split("--")[0]}--least-cpu`;
+}
+
 export const REDIRECT_TO_HTTPS = "obiente-redirect-to-https";
 export const REDIRECT_TO_HTTP = "obiente-redirect-to-http";
 

@@ -1,18 +1,17 @@
+import { byId } from "../lib/order.js";
 import type { ReplicaAllowList } from "./address.js";
 import { checkBackendTls, healthCheckFor, serversTransportFor, serversTransportName } from "./backend.js";
 import { canonical } from "./canonical.js";
 import { middlewaresFor, StoredMiddlewares } from "./middlewares.js";
 import {
   DEPLOYMENT_HEADER,
+  leastCpuMiddlewareName,
   PROXY_SECRET_HEADER,
   REDIRECT_TO_HTTP,
   REDIRECT_TO_HTTPS,
-  redirectRouterName,
   routeName,
-  toHttpRouterName,
 } from "./names.js";
-import { priorityFor, ruleFor } from "./rules.js";
-import { routerTls } from "./tls.js";
+import { routerContext, routersFor } from "./routers.js";
 import type {
   DynamicConfig,
   LoadBalancer,
@@ -128,7 +127,7 @@ function validCertificates(certs: readonly TlsCertificateInput[], warnings: Rend
       warnings.push({ kind: "certificate", id: c.id, reason: "certificate or key is not clean PEM" });
     }
   }
-  return ok.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return ok.sort(byId);
 }
 
 /** Parses each deployment's stored middlewares once; `null` marks an invalid config (its routes are skipped). */
@@ -171,17 +170,12 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   // both after "--".
   const routers: Record<string, Router> = {};
   const services: Record<string, Service> = {};
-  // Shared, never-mutated arrays: at 100k routes, one allocation instead of 160k (the output is the same JSON).
-  const webEps = [entryPoints.web];
-  const secureEps = [entryPoints.websecure];
-  const redirectChain = [REDIRECT_TO_HTTPS];
-  const toHttpChain = [REDIRECT_TO_HTTP];
+  const routerCtx = routerContext(entryPoints, certs);
+  const noMiddlewares: readonly string[] = [];
   let redirects = false;
   let toHttp = false;
   let viaProxyRoutes = 0;
   for (const [name, route] of valid) {
-    const rule = ruleFor(route.domain, route.pathPrefix);
-    const priority = priorityFor(route.domain, route.pathPrefix);
     const viaProxy = route.loadBalancerAlgo === "least-conn" ? input.settings.fallbackProxy : undefined;
     const transport = viaProxy ? undefined : serversTransportFor(route);
     if (transport) {
@@ -196,9 +190,9 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
           transport ? serversTransportName(route) : undefined,
         );
     const mwCfg = mwConfigs.get(route.deploymentId);
-    const chain: string[] = [];
+    let middlewares = noMiddlewares;
     if (mwCfg) {
-      const { defs, chain: names, ignored } = middlewaresFor(route, mwCfg, mwOpts);
+      const { defs, chain, ignored } = middlewaresFor(route, mwCfg, mwOpts);
       for (const [n, def] of defs) {
         mwDefs.set(n, def);
       }
@@ -206,53 +200,19 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
         mwWarned.add(route.deploymentId); // deployment-wide settings: one warning per deployment
         warnings.push({ kind: "middleware", id: route.deploymentId, reason: ignored.join("; ") });
       }
-      chain.push(...names);
+      middlewares = chain;
     }
     if (viaProxy) {
-      // Last in the chain: Traefik overwrites any client-sent copy of these headers.
-      const fallbackName = `${name.split("--")[0]}--least-cpu`;
-      mwDefs.set(fallbackName, {
+      mwDefs.set(leastCpuMiddlewareName(name), {
         headers: {
           customRequestHeaders: { [DEPLOYMENT_HEADER]: route.deploymentId, [PROXY_SECRET_HEADER]: viaProxy.secret },
         },
       });
-      chain.push(fallbackName);
       viaProxyRoutes++;
     }
-    const withChain = chain.length > 0 ? { middlewares: chain } : {};
-    if (route.sslEnabled) {
-      routers[name] = {
-        entryPoints: secureEps,
-        ...withChain,
-        priority,
-        rule,
-        service: name,
-        tls: routerTls(route, certs),
-      };
-      routers[redirectRouterName(name)] = {
-        entryPoints: webEps,
-        middlewares: redirectChain,
-        priority,
-        rule,
-        service: name,
-      };
-      redirects = true;
-    } else {
-      routers[name] = { entryPoints: webEps, ...withChain, priority, rule, service: name };
-      // HTTPS for a plain-HTTP route: without this router any other TLS router matching the host (another
-      // deployment's wildcard, this host's `/` route) would answer it (issue 9 #3). Same rule and priority as the
-      // route, so every scheme + host + path lands on the route `/routing/resolve` names; `tls: {}` (no resolver)
-      // requests no certificate, and Traefik's default certificate answers the handshake.
-      routers[toHttpRouterName(name)] = {
-        entryPoints: secureEps,
-        middlewares: toHttpChain,
-        priority,
-        rule,
-        service: name,
-        tls: {},
-      };
-      toHttp = true;
-    }
+    routersFor({ name, route, middlewares, viaProxy: viaProxy !== undefined }, routerCtx, routers);
+    redirects ||= route.sslEnabled; // the twins' middlewares are defined once, below
+    toHttp ||= !route.sslEnabled;
   }
   sortWarnings(warnings);
 

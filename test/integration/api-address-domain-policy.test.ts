@@ -1,12 +1,11 @@
 import { sql } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { deploymentLocations, deploymentRouting } from "../../schema/tables.js";
 import type { Probe, ProbeTarget } from "../../src/health/probe.js";
-import { type Running, startServer } from "../../src/server.js";
-import { testConfig } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { expectInvalid, type LocationJson } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { DRIVERS } from "../helpers/db.js";
 import { fakeClock } from "../helpers/replica.js";
-import { type ApiClient, expectInvalid, httpClient, type LocationJson, recordingLogger } from "./api-harness.js";
 
 // Issue 10 items 7 and 8 through the real API: which replica addresses and route domains get in, why the others
 // are refused, and that rows written by hand past the API are neither rendered nor probed.
@@ -14,37 +13,21 @@ import { type ApiClient, expectInvalid, httpClient, type LocationJson, recording
 const ALLOWED = "169.254.10.0/24,fe80::10";
 
 describe.each(DRIVERS)("replica address and domain policy on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logger = recordingLogger();
   const clock = fakeClock();
   const probed: string[] = [];
   const probe: Probe = async (target: ProbeTarget) => {
     probed.push(target.address);
     return { ok: true, at: clock.now(), durationMs: 1 };
   };
+  const srv = useApiServer(
+    driver,
+    { HEALTH_ENABLED: "true", REPLICA_ALLOWED_CIDRS: ALLOWED },
+    { start: { clock, probe, schedule: () => () => {} } }, // no cron: the test drives rounds
+  );
+  const { api } = srv;
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    server = await startServer(testConfig({ HEALTH_ENABLED: "true", REPLICA_ALLOWED_CIDRS: ALLOWED }), {
-      handle: tdb.handle,
-      logger,
-      clock,
-      probe,
-      schedule: () => () => {}, // no cron: the test drives rounds
-    });
-    api = httpClient(server.url);
-    await api.post("/api/v1/deployments", { id: "dep_pol", name: "policy" });
-    await api.put("/api/v1/deployments/dep_pol/routing", { domain: "pol.example.com", target_port: 8080 });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-    expect(logger.errors).toEqual([]);
+    await srv.seedDeployment("dep_pol", { domain: "pol.example.com", target_port: 8080 });
   });
 
   const putReplica = (id: string, address: string) =>
@@ -102,7 +85,7 @@ describe.each(DRIVERS)("replica address and domain policy on %s", (driver) => {
   });
 
   it("neither routes nor probes replica rows written past the API with refused addresses", async () => {
-    const db = tdb.handle.db;
+    const db = srv.db;
     await db.delete(deploymentLocations).where(sql`deployment_id = 'dep_pol'`);
     await db.insert(deploymentLocations).values([
       { id: "hand_meta", deploymentId: "dep_pol", address: "169.254.169.254", port: 80, healthStatus: "healthy" },
@@ -116,13 +99,13 @@ describe.each(DRIVERS)("replica address and domain policy on %s", (driver) => {
       },
       { id: "hand_ok", deploymentId: "dep_pol", address: "169.254.10.7", port: 80, healthStatus: "healthy" },
     ]);
-    server.cache.invalidate();
-    await server.cache.ensureFresh();
+    srv.cache.invalidate();
+    await srv.cache.ensureFresh();
     expect(await servers()).toEqual(["http://169.254.10.7:80"]);
 
     probed.length = 0;
     clock.advance(60);
-    await server.checker.runRound();
+    await srv.checker.runRound();
     expect(probed).toEqual(["169.254.10.7"]);
     const rows = await api.get<{ items: LocationJson[] }>("/api/v1/deployments/dep_pol/locations");
     const lastError = new Map(rows.body.items.map((l) => [l.id, l.last_error]));
@@ -175,11 +158,11 @@ describe.each(DRIVERS)("replica address and domain policy on %s", (driver) => {
   });
 
   it("does not render a wildcard under a public suffix written past the API, and still lets it be deleted", async () => {
-    await tdb.handle.db
+    await srv.db
       .insert(deploymentRouting)
       .values({ id: "rt_hand_psl", deploymentId: "dep_pol", domain: "*.co.uk", targetPort: 80 });
-    server.cache.invalidate();
-    await server.cache.ensureFresh();
+    srv.cache.invalidate();
+    await srv.cache.ensureFresh();
     const { config } = await api.traefikConfig();
     const routers = Object.keys(config.http?.routers ?? {});
     expect(routers.filter((name) => name.startsWith("dep-pol--rt-hand-psl"))).toEqual([]);

@@ -1,18 +1,10 @@
 import { eq } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { deploymentRouting } from "../../schema/tables.js";
 import { ruleFor } from "../../src/render/rules.js";
-import { type Running, startServer } from "../../src/server.js";
-import { testConfig } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import {
-  type ApiClient,
-  expectProblem,
-  httpClient,
-  type Reply,
-  type RouteJson,
-  recordingLogger,
-} from "./api-harness.js";
+import { expectProblem, type Reply, type RouteJson } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { DRIVERS } from "../helpers/db.js";
 
 const RACERS = 20;
 
@@ -20,30 +12,15 @@ const RACERS = 20;
 // winner to every loser, and the config serves the winner only.
 
 describe.each(DRIVERS)("racing for one domain on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logger = recordingLogger();
+  const srv = useApiServer(driver);
+  const { api } = srv;
   const ids = Array.from({ length: RACERS }, (_, i) => `dep_race${i}`);
   const ownDomain = (id: string) => `${id.replace("dep_", "")}.race.test`;
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    server = await startServer(testConfig(), { handle: tdb.handle, logger });
-    api = httpClient(server.url);
     for (const id of ids) {
-      expect((await api.post("/api/v1/deployments", { id, name: id })).status).toBe(201);
-      const r = await api.put(`/api/v1/deployments/${id}/routing`, { domain: ownDomain(id), target_port: 3000 });
-      expect(r.status).toBe(200);
+      await srv.seedDeployment(id, { domain: ownDomain(id), target_port: 3000 });
     }
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-    expect(logger.errors).toEqual([]);
   });
 
   /** Checks the outcome of one race: exactly one winner, every loser told who won, the DB and config agree. */
@@ -60,7 +37,7 @@ describe.each(DRIVERS)("racing for one domain on %s", (driver) => {
       expect(p).toMatchObject({ owner_deployment_id: winner, domain, path_prefix: path });
       expect(p.detail).toContain(winner);
     }
-    const rows = await tdb.handle.db.select().from(deploymentRouting).where(eq(deploymentRouting.domain, domain));
+    const rows = await srv.db.select().from(deploymentRouting).where(eq(deploymentRouting.domain, domain));
     expect(rows.map((r) => [r.deploymentId, r.pathPrefix])).toEqual([[winner, path]]);
     const { config } = await api.traefikConfig();
     const serving = Object.entries(config.http.routers).filter(([, r]) => r.rule === ruleFor(domain, path));

@@ -1,20 +1,11 @@
 import { count, eq, sql } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
 import { routeName } from "../../src/render/names.js";
-import { type Running, startServer } from "../../src/server.js";
-import { testConfig, waitFor } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import {
-  type ApiClient,
-  expectInvalid,
-  expectProblem,
-  httpClient,
-  type Reply,
-  type RouteJson,
-  type RoutingJson,
-  recordingLogger,
-} from "./api-harness.js";
+import { expectInvalid, expectProblem, type Reply, type RouteJson, type RoutingJson } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { waitFor } from "../helpers/app.js";
+import { DRIVERS } from "../helpers/db.js";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -30,27 +21,11 @@ interface PageJson {
 }
 
 describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logger = recordingLogger();
-
-  beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    server = await startServer(testConfig(), { handle: tdb.handle, logger });
-    api = httpClient(server.url);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-    expect(logger.errors).toEqual([]);
-  });
+  const srv = useApiServer(driver);
+  const { api } = srv;
 
   const rowsOf = async (table: typeof deploymentRouting | typeof deploymentLocations, id: string) => {
-    const [row] = await tdb.handle.db.select({ n: count() }).from(table).where(eq(table.deploymentId, id));
+    const [row] = await srv.db.select({ n: count() }).from(table).where(eq(table.deploymentId, id));
     return row?.n;
   };
 
@@ -77,7 +52,7 @@ describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
     expect(r.body.id).toMatch(/^dep_[0-9a-z]{12}$/);
     expect(r.body.name).toBe("spaced");
     expect(r.headers.get("location")).toBe(`/api/v1/deployments/${r.body.id}`);
-    const [row] = await tdb.handle.db.select().from(deployments).where(eq(deployments.id, r.body.id));
+    const [row] = await srv.db.select().from(deployments).where(eq(deployments.id, r.body.id));
     expect(row?.name).toBe("spaced");
   });
 
@@ -85,7 +60,7 @@ describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
     await api.post("/api/v1/deployments", { id: "dep_twice", name: "first" });
     const r = await api.post("/api/v1/deployments", { id: "dep_twice", name: "second" });
     expect(expectProblem(r, 409, "DEPLOYMENT_EXISTS")).toMatchObject({ deployment_id: "dep_twice" });
-    const [row] = await tdb.handle.db.select().from(deployments).where(eq(deployments.id, "dep_twice"));
+    const [row] = await srv.db.select().from(deployments).where(eq(deployments.id, "dep_twice"));
     expect(row?.name).toBe("first");
   });
 
@@ -112,7 +87,7 @@ describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
     const all = await api.get<PageJson>("/api/v1/deployments?limit=500");
     expect(all.status).toBe(200);
     expect(all.body.next_cursor).toBeNull();
-    const [total] = await tdb.handle.db.select({ n: count() }).from(deployments);
+    const [total] = await srv.db.select({ n: count() }).from(deployments);
     expect(all.body.items).toHaveLength(total?.n ?? -1);
     const everyId = all.body.items.map((d) => d.id);
     expect(everyId).toEqual([...everyId].sort());
@@ -190,7 +165,7 @@ describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
     });
     expect(extra.status).toBe(201);
     expect((await api.put(`/api/v1/deployments/${id}/locations/doomed_1`, { address: "10.9.0.1" })).status).toBe(201);
-    await tdb.handle.db.execute(sql`update deployment_locations set health_status = 'healthy' where id = 'doomed_1'`);
+    await srv.db.execute(sql`update deployment_locations set health_status = 'healthy' where id = 'doomed_1'`);
 
     const names = [routing.body.domains[0], extra.body.route].map((r) =>
       routeName({ id: r?.id ?? "", deploymentId: id }),

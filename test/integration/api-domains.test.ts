@@ -1,21 +1,18 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { routeName } from "../../src/render/names.js";
 import { ruleFor, wildcardRegexp } from "../../src/render/rules.js";
-import { type Running, startServer } from "../../src/server.js";
-import { testConfig } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { staticConfigWith } from "../helpers/traefik-schema.js";
 import {
-  type ApiClient,
   type DnsJson,
   expectInvalid,
   expectProblem,
-  httpClient,
   inProcessApp,
   type RouteJson,
   type RoutingJson,
-  recordingLogger,
-} from "./api-harness.js";
+} from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { testConfig } from "../helpers/app.js";
+import { DRIVERS, makeTestDb } from "../helpers/db.js";
+import { staticConfigWith } from "../helpers/traefik-schema.js";
 
 const IPV4 = ["203.0.113.10", "203.0.113.11"];
 const IPV6 = "2001:db8::10";
@@ -35,36 +32,23 @@ const apexRecords = (name: string): DnsJson[] => [
 const cnameRecords = (name: string): DnsJson[] => [{ type: "CNAME", name, value: CNAME }];
 
 describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logger = recordingLogger();
-  const config = testConfig({ PUBLIC_IPS: `${IPV4.join(",")}, ${IPV6}`, PUBLIC_CNAME_TARGET: CNAME });
+  const srv = useApiServer(
+    driver,
+    { PUBLIC_IPS: `${IPV4.join(",")}, ${IPV6}`, PUBLIC_CNAME_TARGET: CNAME },
+    { staticConfig: staticConfigWith({ resolvers: ["shop-ca"] }) }, // shop-ca: a resolver of its own
+  );
+  const { api } = srv;
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    server = await startServer(config, { handle: tdb.handle, logger });
-    api = httpClient(server.url, staticConfigWith({ resolvers: ["shop-ca"] })); // shop-ca: a resolver of its own
-    for (const id of ["dep_shop", "dep_other", "dep_bare"]) {
-      expect((await api.post("/api/v1/deployments", { id, name: id })).status).toBe(201);
-    }
-    const r = await api.put("/api/v1/deployments/dep_shop/routing", {
+    await srv.seedDeployment("dep_shop", {
       domain: "shop-primary.example.com",
       target_port: 3000,
       protocol: "https",
       load_balancer_algo: "ip-hash",
       ssl_cert_resolver: "shop-ca",
     });
-    expect(r.status).toBe(200);
-    await api.put("/api/v1/deployments/dep_other/routing", { domain: "other.example.com", target_port: 4000 });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-    expect(logger.errors).toEqual([]);
+    await srv.seedDeployment("dep_other", { domain: "other.example.com", target_port: 4000 });
+    await srv.seedDeployment("dep_bare");
   });
 
   const routing = async (id: string) => (await api.get<RoutingJson>(`/api/v1/deployments/${id}/routing`)).body;
@@ -129,7 +113,8 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
     expect(list.body.items.map(({ dns_records: _, ...route }) => route)).toEqual(view.domains);
     expect(list.body.items[0]).toMatchObject({ domain: "shop-primary.example.com", is_primary: true });
     expect(list.body.items.filter((d) => d.is_primary)).toHaveLength(1);
-    const empty = await api.get("/api/v1/deployments/dep_bare/domains");
+    await srv.seedDeployment("dep_nodomains");
+    const empty = await api.get("/api/v1/deployments/dep_nodomains/domains");
     expect({ status: empty.status, body: empty.body }).toEqual({ status: 200, body: { items: [] } });
   });
 
@@ -145,17 +130,23 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
   });
 
   it("answers 409 DOMAIN_CONFLICT naming the owner for another deployment's (domain, path)", async () => {
-    const r = await api.post("/api/v1/deployments/dep_other/domains", { domain: "myapp.com" });
+    // dep_shop owns a host and a wildcard over it.
+    for (const domain of ["owned.example.com", "*.owned.example.com"]) {
+      expect((await api.post("/api/v1/deployments/dep_shop/domains", { domain })).status).toBe(201);
+    }
+    const r = await api.post("/api/v1/deployments/dep_other/domains", { domain: "owned.example.com" });
     const p = expectProblem(r, 409, "DOMAIN_CONFLICT");
-    expect(p).toMatchObject({ owner_deployment_id: "dep_shop", domain: "myapp.com", path_prefix: "/" });
+    expect(p).toMatchObject({ owner_deployment_id: "dep_shop", domain: "owned.example.com", path_prefix: "/" });
     expect(p.detail).toContain("dep_shop");
     // The same host on another path, or an exact host under someone's wildcard, is fine.
     const path = await api.post<AddedJson>("/api/v1/deployments/dep_other/domains", {
-      domain: "myapp.com",
+      domain: "owned.example.com",
       path_prefix: "/api/",
     });
     expect({ status: path.status, path: path.body.route.path_prefix }).toEqual({ status: 201, path: "/api" });
-    expect((await api.post("/api/v1/deployments/dep_other/domains", { domain: "blog.myapp.com" })).status).toBe(201);
+    expect((await api.post("/api/v1/deployments/dep_other/domains", { domain: "blog.owned.example.com" })).status).toBe(
+      201,
+    );
   });
 
   it("needs target_port for a deployment without routing; the first domain becomes primary", async () => {
@@ -173,7 +164,7 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
       is_primary: true,
       target_port: 5000,
       ssl_enabled: false,
-      ssl_cert_resolver: config.DEFAULT_CERT_RESOLVER,
+      ssl_cert_resolver: srv.config.DEFAULT_CERT_RESOLVER,
     });
     expect(await routing("dep_bare")).toMatchObject({ domain: "bare.example.com", target_port: 5000 });
   });
@@ -209,11 +200,15 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
     rules = Object.values(config.http.routers).map((x) => x.rule);
     expect(rules.filter((rule) => rule.includes("paths.example.com"))).toEqual([]);
     expectProblem(await api.delete("/api/v1/deployments/dep_other/domains/paths.example.com"), 404, "DOMAIN_NOT_FOUND");
-    // Someone else's domain is not found for this deployment, and stays put.
-    expectProblem(await api.delete("/api/v1/deployments/dep_other/domains/www.myapp.com"), 404, "DOMAIN_NOT_FOUND");
+    // Someone else's domain (dep_shop's primary, seeded for the suite) is not found for this deployment, and stays put.
+    expectProblem(
+      await api.delete("/api/v1/deployments/dep_other/domains/shop-primary.example.com"),
+      404,
+      "DOMAIN_NOT_FOUND",
+    );
     expect(
       (await api.get<{ items: DomainItem[] }>("/api/v1/deployments/dep_shop/domains")).body.items.map((d) => d.domain),
-    ).toContain("www.myapp.com");
+    ).toContain("shop-primary.example.com");
     expectInvalid(await api.delete("/api/v1/deployments/dep_other/domains/not_a_domain"), "path.domain");
     expectInvalid(
       await api.delete("/api/v1/deployments/dep_other/domains/x.example.com?path_prefix=nope"),
@@ -288,8 +283,8 @@ describe.each(DRIVERS)("DNS records with only a CNAME target configured on %s", 
       expect(none.body.items.map((d) => d.dns_records)).toEqual([[], []]);
       expect([...api.faults, ...bare.client.faults]).toEqual([]);
     } finally {
-      withCname.close();
-      bare.close();
+      await withCname.close();
+      await bare.close();
       await tdb.close();
     }
   });

@@ -1,8 +1,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Running, startServer } from "../../src/server.js";
+import {
+  type ApiClient,
+  expectInvalid,
+  expectProblem,
+  httpClient,
+  leaksIn,
+  recordingLogger,
+} from "../helpers/api-client.js";
 import { ADMIN_TOKEN, PROVIDER_TOKEN, testConfig } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { type ApiClient, expectInvalid, expectProblem, httpClient, leaksIn, recordingLogger } from "./api-harness.js";
 
 const MiB = 1024 * 1024;
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"] as const;
@@ -103,8 +110,10 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
     let checked = 0;
     for (const [path, ops] of Object.entries(doc.paths)) {
       const documented = Object.keys(ops).map((m) => m.toUpperCase());
+      // Every path is behind its own token (the provider's for /traefik/config), so the 405 is what answers.
+      const token = path === "/traefik/config" ? PROVIDER_TOKEN : undefined;
       for (const method of METHODS.filter((m) => !documented.includes(m))) {
-        const r = await api.send(method, concrete(path), method === "GET" ? {} : { json: {} });
+        const r = await api.send(method, concrete(path), method === "GET" ? { token } : { token, json: {} });
         expectProblem(r, 405, "METHOD_NOT_ALLOWED");
         const allow = (r.headers.get("allow") ?? "").split(",").map((m) => m.trim());
         expect({ path, allow: allow.filter((m) => m !== "HEAD").sort() }).toEqual({ path, allow: documented.sort() });
@@ -112,7 +121,7 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
       }
     }
     expect(checked).toBeGreaterThanOrEqual(30);
-    for (const path of ["/traefik/config", "/healthz", "/readyz", "/openapi.json"]) {
+    for (const path of ["/traefik/config", "/healthz", "/readyz", "/openapi.json", "/docs", "/"]) {
       const r = await api.send("DELETE", path, { token: path === "/traefik/config" ? PROVIDER_TOKEN : null });
       expectProblem(r, 405, "METHOD_NOT_ALLOWED");
       expect(r.headers.get("allow")).toBe("GET, HEAD");
@@ -120,7 +129,7 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
   });
 
   it("answers 404 NOT_FOUND (about:blank) for unknown paths", async () => {
-    for (const path of ["/api/v1/nope", "/api/v1/deployments/dep_err/routing/extra", "/api/v2/deployments", "/"]) {
+    for (const path of ["/api/v1/nope", "/api/v1/deployments/dep_err/routing/extra", "/api/v2/deployments", "/nope"]) {
       const p = expectProblem(await api.get(path), 404, "NOT_FOUND");
       expect(p.instance).toBe(path);
     }
@@ -139,7 +148,9 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
       ["two tokens", { token: null, headers: { authorization: `Bearer ${ADMIN_TOKEN} ${ADMIN_TOKEN}` } }],
     ];
     const before = (await api.get<{ items: unknown[] }>("/api/v1/deployments?limit=500")).body.items;
-    for (const [path, ops] of Object.entries(doc.paths)) {
+    const adminPaths = Object.entries(doc.paths).filter(([path]) => path.startsWith("/api/v1/"));
+    expect(adminPaths.length).toBeGreaterThanOrEqual(14);
+    for (const [path, ops] of adminPaths) {
       for (const method of Object.keys(ops)) {
         for (const [label, auth] of attempts) {
           const r = await api.send(method.toUpperCase(), concrete(path), {
@@ -159,6 +170,37 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
     ).toBe(200);
     // Nothing was written by the refused writes.
     expect((await api.get<{ items: unknown[] }>("/api/v1/deployments?limit=500")).body.items).toEqual(before);
+  });
+
+  it("answers GET / with an index of the service and GET /docs with the API reference, without a token", async () => {
+    const index = await api.get("/", { token: null });
+    expect({ status: index.status, contentType: index.contentType, body: index.body }).toEqual({
+      status: 200,
+      contentType: "application/json",
+      body: {
+        name: "obiente-router",
+        version: expect.any(String),
+        description: "Routing control plane for Traefik.",
+        links: {
+          docs: "/docs",
+          openapi: "/openapi.json",
+          traefik_config: "/traefik/config",
+          healthz: "/healthz",
+          readyz: "/readyz",
+          api: "/api/v1",
+        },
+      },
+    });
+    const doc = await api.get<{ info: { version: string } }>("/openapi.json", { token: null });
+    expect(index.body.version).toBe(doc.body.info.version);
+    const docs = await api.get("/docs", { token: null });
+    expect({ status: docs.status, contentType: docs.contentType }).toEqual({
+      status: 200,
+      contentType: "text/html; charset=UTF-8",
+    });
+    expect(docs.text).toContain("SwaggerUIBundle");
+    expect(docs.text).toContain("/openapi.json");
+    expect((await api.send("HEAD", "/docs", { token: null })).status).toBe(200);
   });
 
   it("the admin token does not open /traefik/config", async () => {

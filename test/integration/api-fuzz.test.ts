@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { deploymentRouting } from "../../schema/tables.js";
-import { testConfig } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { type InProcess, inProcessApp, type ProblemJson, type Reply, type RouteJson } from "./api-harness.js";
+import type { ProblemJson, Reply, RouteJson } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { DRIVERS } from "../helpers/db.js";
 
 // Property: whatever string arrives in `domain` or `path_prefix`, the API answers 400 (problem+json) or stores
 // a value that is strictly a hostname / URL path, and the rendered Traefik rules keep exactly one of two shapes.
@@ -214,27 +214,19 @@ interface Outcome {
 }
 
 describe.each(DRIVERS)("fuzzing domain and path_prefix on %s", (driver) => {
-  let tdb: TestDb;
-  let app: InProcess;
+  // Renders happen rarely during the run (a poll still forces a fresh one), so the fuzz measures the API.
+  const srv = useApiServer(driver, { RENDER_COALESCE_MS: "2000" }, { inProcess: true });
+  const { api } = srv;
   const outcomes: Record<string, Outcome[]> = {};
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    // Renders happen rarely during the run (a poll still forces a fresh one), so the fuzz measures the API.
-    app = await inProcessApp(tdb.handle, testConfig({ RENDER_COALESCE_MS: "2000" }));
-    for (const [id, domain] of [
-      ...Array.from({ length: SPREAD }, (_, k) => [`dep_fuzz_${k}`, `d${k}.fuzz.test`]),
+    const seeds: [string, string][] = [
+      ...Array.from({ length: SPREAD }, (_, k): [string, string] => [`dep_fuzz_${k}`, `d${k}.fuzz.test`]),
       ["dep_fuzz_put", "put.fuzz.test"],
-    ]) {
-      expect((await app.client.post("/api/v1/deployments", { id, name: id })).status).toBe(201);
-      expect((await app.client.put(`/api/v1/deployments/${id}/routing`, { domain, target_port: 8080 })).status).toBe(
-        200,
-      );
+    ];
+    for (const [id, domain] of seeds) {
+      await srv.seedDeployment(id, { domain, target_port: 8080 });
     }
-  });
-  afterAll(async () => {
-    app?.close();
-    await tdb?.close();
   });
 
   it("states the property strictly enough to fail (guards for the checks below)", () => {
@@ -315,7 +307,7 @@ describe.each(DRIVERS)("fuzzing domain and path_prefix on %s", (driver) => {
     }
     outcomes[name] = seen;
     expect(violations).toEqual([]);
-    expect(app.client.faults).toEqual([]);
+    expect(api.faults).toEqual([]);
     // The generator must exercise both sides of the rule, or the property says nothing.
     const statuses = new Set(seen.map((o) => o.status));
     expect(statuses.has(400)).toBe(true);
@@ -323,16 +315,55 @@ describe.each(DRIVERS)("fuzzing domain and path_prefix on %s", (driver) => {
     expect(new Set(seen.map((o) => o.input)).size).toBeGreaterThan(count / 2);
   };
 
-  it(`answers ${DOMAINS} hostile domains with 400 or a strictly valid stored host`, { timeout: SLOW }, async () => {
-    await run(
+  // Each fuzz runs once per suite, from its own test or from the summary test below, whichever comes first: the
+  // summary then looks at everything the three runs stored, in any test order.
+  const once = <T>(fn: () => Promise<T>) => {
+    let p: Promise<T> | undefined;
+    return () => {
+      p ??= fn();
+      return p;
+    };
+  };
+  const domainRun = once(() =>
+    run(
       "domain",
       SEED,
       genDomain,
-      (domain, i) => app.client.post(`/api/v1/deployments/dep_fuzz_${i % SPREAD}/domains`, { domain }),
+      (domain, i) => api.post(`/api/v1/deployments/dep_fuzz_${i % SPREAD}/domains`, { domain }),
       "domain",
       (b) => (b.route as RouteJson | undefined)?.domain,
       DOMAINS,
-    );
+    ),
+  );
+  const postPathRun = once(() =>
+    run(
+      "post-path",
+      SEED + 1,
+      genPath,
+      (path_prefix, i) =>
+        api.post(`/api/v1/deployments/dep_fuzz_${i % SPREAD}/domains`, {
+          domain: `p${i % SPREAD}.fuzz.test`,
+          path_prefix,
+        }),
+      "path_prefix",
+      (b) => (b.route as RouteJson | undefined)?.path_prefix,
+      PATHS / 2,
+    ),
+  );
+  const putPathRun = once(() =>
+    run(
+      "put-path",
+      SEED + 2,
+      genPath,
+      (path_prefix) => api.put("/api/v1/deployments/dep_fuzz_put/routing", { path_prefix }),
+      "path_prefix",
+      (b) => (typeof b.path_prefix === "string" ? b.path_prefix : undefined),
+      PATHS / 2,
+    ),
+  );
+
+  it(`answers ${DOMAINS} hostile domains with 400 or a strictly valid stored host`, { timeout: SLOW }, async () => {
+    await domainRun();
     const accepted = outcomes.domain?.filter((o) => o.status < 300).length ?? 0;
     const conflicts = outcomes.domain?.filter((o) => o.status === 409).length ?? 0;
     expect(accepted).toBeGreaterThan(50);
@@ -342,43 +373,28 @@ describe.each(DRIVERS)("fuzzing domain and path_prefix on %s", (driver) => {
   it(`answers ${PATHS / 2} hostile path prefixes on POST …/domains with 400 or a strictly valid stored path`, {
     timeout: SLOW,
   }, async () => {
-    await run(
-      "post-path",
-      SEED + 1,
-      genPath,
-      (path_prefix, i) =>
-        app.client.post(`/api/v1/deployments/dep_fuzz_${i % SPREAD}/domains`, {
-          domain: `p${i % SPREAD}.fuzz.test`,
-          path_prefix,
-        }),
-      "path_prefix",
-      (b) => (b.route as RouteJson | undefined)?.path_prefix,
-      PATHS / 2,
-    );
+    await postPathRun();
   });
 
   it(`answers ${PATHS / 2} hostile path prefixes on PUT …/routing with 400 or a strictly valid stored path`, {
     timeout: SLOW,
   }, async () => {
-    await run(
-      "put-path",
-      SEED + 2,
-      genPath,
-      (path_prefix) => app.client.put("/api/v1/deployments/dep_fuzz_put/routing", { path_prefix }),
-      "path_prefix",
-      (b) => (typeof b.path_prefix === "string" ? b.path_prefix : undefined),
-      PATHS / 2,
-    );
+    await putPathRun();
   });
 
-  it("leaves only strict values in the database and a config Traefik accepts, with one rule shape", async () => {
-    const rows = await tdb.handle.db
+  it("leaves only strict values in the database and a config Traefik accepts, with one rule shape", {
+    timeout: 3 * SLOW,
+  }, async () => {
+    await domainRun();
+    await postPathRun();
+    await putPathRun();
+    const rows = await srv.db
       .select({ domain: deploymentRouting.domain, path: deploymentRouting.pathPrefix })
       .from(deploymentRouting);
     expect(rows.length).toBeGreaterThan(100);
     expect(rows.filter((r) => !isStrictHost(r.domain) || !isStrictPath(r.path))).toEqual([]);
 
-    const { config } = await app.client.traefikConfig();
+    const { config } = await api.traefikConfig();
     const routers = Object.entries(config.http.routers);
     const badRules = routers.filter(([, r]) => !RULE.test(r.rule) || r.rule.includes("||"));
     expect(badRules).toEqual([]);
@@ -393,6 +409,6 @@ describe.each(DRIVERS)("fuzzing domain and path_prefix on %s", (driver) => {
       }),
     );
     expect(served).toEqual(expected);
-    expect(app.logger.errors).toEqual([]);
+    expect(srv.errors).toEqual([]);
   });
 });

@@ -1,56 +1,31 @@
 import { eq } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { deploymentRouting } from "../../schema/tables.js";
 import { redirectRouterName, routeName } from "../../src/render/names.js";
 import { priorityFor, ruleFor } from "../../src/render/rules.js";
-import { type Running, startServer } from "../../src/server.js";
-import { testConfig } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { expectInvalid, expectProblem, type RouteJson, type RoutingJson } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { DRIVERS } from "../helpers/db.js";
 import { staticConfigWith } from "../helpers/traefik-schema.js";
-import {
-  type ApiClient,
-  expectInvalid,
-  expectProblem,
-  httpClient,
-  type RouteJson,
-  type RoutingJson,
-  recordingLogger,
-} from "./api-harness.js";
 
 const RESOLVER = "le-staging";
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logger = recordingLogger();
-  const config = testConfig({ DEFAULT_CERT_RESOLVER: RESOLVER, ENTRYPOINT_WEB: "http", ENTRYPOINT_WEBSECURE: "https" });
-
-  beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    server = await startServer(config, { handle: tdb.handle, logger });
-    // Entry points and resolvers under other names than the shipped traefik.yml: checked against a static config
-    // that declares them.
-    api = httpClient(
-      server.url,
-      staticConfigWith({ entryPoints: ["http", "https"], resolvers: [RESOLVER, "custom-ca"] }),
-    );
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-    expect(logger.errors).toEqual([]);
-  });
+  // Entry points and resolvers under other names than the shipped traefik.yml: checked against a static config
+  // that declares them.
+  const srv = useApiServer(
+    driver,
+    { DEFAULT_CERT_RESOLVER: RESOLVER, ENTRYPOINT_WEB: "http", ENTRYPOINT_WEBSECURE: "https" },
+    { staticConfig: staticConfigWith({ entryPoints: ["http", "https"], resolvers: [RESOLVER, "custom-ca"] }) },
+  );
+  const { api } = srv;
 
   const newDeployment = async (id: string) => {
     expect((await api.post("/api/v1/deployments", { id, name: id })).status).toBe(201);
   };
   const storedRoutes = (id: string) =>
-    tdb.handle.db.select().from(deploymentRouting).where(eq(deploymentRouting.deploymentId, id));
+    srv.db.select().from(deploymentRouting).where(eq(deploymentRouting.deploymentId, id));
 
   it("shows an empty routing for a deployment without routes", async () => {
     await newDeployment("dep_empty");
@@ -125,16 +100,17 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
       rule: ruleFor("myapp.com", "/"),
       priority: priorityFor("myapp.com", "/"),
       service: name,
-      entryPoints: [config.ENTRYPOINT_WEBSECURE],
+      entryPoints: [srv.config.ENTRYPOINT_WEBSECURE],
       tls: { certResolver: RESOLVER },
     });
-    expect(cfg.http.routers[redirectRouterName(name)]).toMatchObject({ entryPoints: [config.ENTRYPOINT_WEB] });
+    expect(cfg.http.routers[redirectRouterName(name)]).toMatchObject({ entryPoints: [srv.config.ENTRYPOINT_WEB] });
     expect(cfg.http.routers[name]?.rule).toBe("Host(`myapp.com`)");
   });
 
   it("applies a partial update and leaves every other field as it was", async () => {
-    const before = (await api.get<RoutingJson>("/api/v1/deployments/dep_main/routing")).body;
-    const r = await api.put<RoutingJson>("/api/v1/deployments/dep_main/routing", {
+    await srv.seedDeployment("dep_partial", { domain: "oldapp.com", target_port: 3000 });
+    const before = (await api.get<RoutingJson>("/api/v1/deployments/dep_partial/routing")).body;
+    const r = await api.put<RoutingJson>("/api/v1/deployments/dep_partial/routing", {
       domain: "newdomain.com",
       load_balancer_algo: "least-conn",
     });
@@ -155,11 +131,11 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
     const { config: cfg } = await api.traefikConfig();
     const rules = Object.values(cfg.http.routers).map((x) => x.rule);
     expect(rules).toContain(ruleFor("newdomain.com", "/"));
-    expect(rules).not.toContain(ruleFor("myapp.com", "/"));
+    expect(rules).not.toContain(ruleFor("oldapp.com", "/"));
     // The old domain is free for another deployment now.
     await newDeployment("dep_taker");
     expect(
-      (await api.post("/api/v1/deployments/dep_taker/domains", { domain: "myapp.com", target_port: 80 })).status,
+      (await api.post("/api/v1/deployments/dep_taker/domains", { domain: "oldapp.com", target_port: 80 })).status,
     ).toBe(201);
   });
 
@@ -182,13 +158,14 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
   });
 
   it("stores the least-cpu alias as least-conn", async () => {
-    const r = await api.put<RoutingJson>("/api/v1/deployments/dep_main/routing", { load_balancer_algo: "least-cpu" });
+    await srv.seedDeployment("dep_lc", { domain: "lc.example.com", target_port: 3000 });
+    const r = await api.put<RoutingJson>("/api/v1/deployments/dep_lc/routing", { load_balancer_algo: "least-cpu" });
     expect(r.status).toBe(200);
     expect(r.body.load_balancer_algo).toBe("least-conn");
-    const rows = await storedRoutes("dep_main");
+    const rows = await storedRoutes("dep_lc");
     expect(rows.map((x) => x.loadBalancerAlgo)).toEqual(["least-conn"]);
     expectInvalid(
-      await api.put("/api/v1/deployments/dep_main/routing", { load_balancer_algo: "random" }),
+      await api.put("/api/v1/deployments/dep_lc/routing", { load_balancer_algo: "random" }),
       "body.load_balancer_algo",
     );
   });
@@ -232,29 +209,34 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
       rule: ruleFor("multi.example.com", "/app"),
       priority: priorityFor("multi.example.com", "/app"),
       service: primaryName,
-      entryPoints: [config.ENTRYPOINT_WEB],
+      entryPoints: [srv.config.ENTRYPOINT_WEB],
     });
     expect(cfg.http.routers[redirectRouterName(primaryName)]).toBeUndefined();
     expect(cfg.http.services[primaryName]?.loadBalancer.strategy).toBe("hrw");
   });
 
   it("answers 409 DOMAIN_CONFLICT naming the owner when the primary would take someone's domain", async () => {
+    await srv.seedDeployment("dep_owner", { domain: "owned.example.com", target_port: 3000 });
     await newDeployment("dep_thief");
     await api.put("/api/v1/deployments/dep_thief/routing", { domain: "thief.example.com", target_port: 80 });
-    const r = await api.put("/api/v1/deployments/dep_thief/routing", { domain: "newdomain.com" });
+    const r = await api.put("/api/v1/deployments/dep_thief/routing", { domain: "owned.example.com" });
     const p = expectProblem(r, 409, "DOMAIN_CONFLICT");
-    expect(p).toMatchObject({ owner_deployment_id: "dep_main", domain: "newdomain.com", path_prefix: "/" });
-    expect(p.detail).toContain("dep_main");
+    expect(p).toMatchObject({ owner_deployment_id: "dep_owner", domain: "owned.example.com", path_prefix: "/" });
+    expect(p.detail).toContain("dep_owner");
     // A first route that conflicts also names the owner and stores nothing.
     await newDeployment("dep_thief2");
-    const first = await api.put("/api/v1/deployments/dep_thief2/routing", { domain: "newdomain.com", target_port: 80 });
-    expect(expectProblem(first, 409, "DOMAIN_CONFLICT")).toMatchObject({ owner_deployment_id: "dep_main" });
+    const first = await api.put("/api/v1/deployments/dep_thief2/routing", {
+      domain: "owned.example.com",
+      target_port: 80,
+    });
+    expect(expectProblem(first, 409, "DOMAIN_CONFLICT")).toMatchObject({ owner_deployment_id: "dep_owner" });
     expect(await storedRoutes("dep_thief2")).toEqual([]);
     expect((await api.get<RoutingJson>("/api/v1/deployments/dep_thief/routing")).body.domain).toBe("thief.example.com");
   });
 
   it("validates every field of the body", async () => {
-    const path = "/api/v1/deployments/dep_main/routing";
+    await srv.seedDeployment("dep_valid", { domain: "valid.example.com", target_port: 3000 });
+    const path = "/api/v1/deployments/dep_valid/routing";
     expectInvalid(await api.put(path, { domain: "bad_domain.com" }), "body.domain");
     expectInvalid(await api.put(path, { path_prefix: "api" }), "body.path_prefix");
     expectInvalid(await api.put(path, { target_port: 0 }), "body.target_port");
@@ -264,6 +246,6 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
     expectInvalid(await api.put(path, { ssl_cert_resolver: "a b" }), "body.ssl_cert_resolver");
     expectInvalid(await api.put(path, { domain: "ok.example.com", hostname: "x" }), "body");
     expectInvalid(await api.put(path, { target_port: 70000, protocol: "tcp" }), "body.target_port", "body.protocol");
-    expect((await api.get<RoutingJson>(path)).body.domain).toBe("newdomain.com");
+    expect((await api.get<RoutingJson>(path)).body.domain).toBe("valid.example.com");
   });
 });

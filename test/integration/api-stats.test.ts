@@ -1,12 +1,12 @@
 import { count, sql } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
 import { routeName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
-import { type Running, startServer } from "../../src/server.js";
-import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { type ApiClient, expectInvalid, httpClient, type RoutingJson, recordingLogger } from "./api-harness.js";
+import { expectInvalid } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { PROVIDER_TOKEN, waitFor } from "../helpers/app.js";
+import { DRIVERS } from "../helpers/db.js";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -57,18 +57,13 @@ interface ResolveJson {
 }
 
 describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logger = recordingLogger();
+  // A coalescing window longer than a round trip: reads right after a write must still see the write.
+  const srv = useApiServer(driver, { RENDER_COALESCE_MS: "250" });
+  const { api } = srv;
   /** deployment id → its primary route id */
   const routeOf = new Map<string, string>();
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    // A coalescing window longer than a round trip: reads right after a write must still see the write.
-    server = await startServer(testConfig({ RENDER_COALESCE_MS: "250" }), { handle: tdb.handle, logger });
-    api = httpClient(server.url);
     const routes: [string, string, string][] = [
       ["dep_exact", "api.example.com", "/"],
       ["dep_wild", "*.example.com", "/"],
@@ -77,25 +72,20 @@ describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s"
       ["dep_idn", "bücher.de", "/"],
     ];
     for (const [id, domain, path_prefix] of routes) {
-      expect((await api.post("/api/v1/deployments", { id, name: id })).status).toBe(201);
-      const r = await api.put<RoutingJson>(`/api/v1/deployments/${id}/routing`, {
-        domain,
-        path_prefix,
-        target_port: 80,
-      });
-      expect(r.status).toBe(200);
-      routeOf.set(id, r.body.domains[0]?.id ?? "");
+      const routing = await srv.seedDeployment(id, { domain, path_prefix, target_port: 80 });
+      routeOf.set(id, routing?.domains[0]?.id ?? "");
     }
-    await api.put("/api/v1/deployments/dep_exact/locations/exact_1", { address: "10.0.0.1" });
-    await api.put("/api/v1/deployments/dep_exact/locations/exact_2", { address: "10.0.0.2" });
-    await api.put("/api/v1/deployments/dep_v1/locations/v1_1", { address: "10.0.1.1", status: "starting" });
-    await api.put("/api/v1/deployments/dep_wild/locations/wild_1", { address: "10.0.2.1" });
-    await tdb.handle.db.execute(
+    await srv.seedLocation("dep_exact", "exact_1", { address: "10.0.0.1" });
+    await srv.seedLocation("dep_exact", "exact_2", { address: "10.0.0.2" });
+    await srv.seedLocation("dep_v1", "v1_1", { address: "10.0.1.1", status: "starting" });
+    await srv.seedLocation("dep_wild", "wild_1", { address: "10.0.2.1" });
+    // Health straight in the database, after the API writes (interleaving them made the NOTIFY wait below flaky).
+    await srv.db.execute(
       sql`update deployment_locations set health_status = 'healthy' where id in ('exact_1', 'v1_1')`,
     );
-    await tdb.handle.db.execute(sql`update deployment_locations set health_status = 'unhealthy' where id = 'wild_1'`);
+    await srv.db.execute(sql`update deployment_locations set health_status = 'unhealthy' where id = 'wild_1'`);
     // A hand-written row the renderer must skip (and report), never serve.
-    await tdb.handle.db.execute(
+    await srv.db.execute(
       sql`insert into deployment_routing (id, deployment_id, domain, target_port) values ('rt_handmade', 'dep_idn', 'bad domain', 80)`,
     );
     // Both direct writes reach the render through NOTIFY: the healthy replica is served, the bad row reported.
@@ -103,16 +93,8 @@ describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s"
       const { config } = await api.traefikConfig();
       const name = routeName({ id: routeOf.get("dep_exact") ?? "", deploymentId: "dep_exact" });
       const served = config.http.services[name]?.loadBalancer.servers[0]?.url === "http://10.0.0.1:80";
-      return served && server.cache.current()?.warnings.some((w) => w.id === "rt_handmade");
+      return served && srv.cache.current()?.warnings.some((w) => w.id === "rt_handmade");
     });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-    expect(logger.errors).toEqual([]);
   });
 
   const stats = async () => {
@@ -127,7 +109,7 @@ describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s"
   it("reports routes, proxies, deployments, replicas, the config revision and who polled", async () => {
     const { config, reply } = await poll("edge-1");
     const body = await stats();
-    const db = tdb.handle.db;
+    const db = srv.db;
     const [routes] = await db.select({ n: count() }).from(deploymentRouting);
     const [deps] = await db.select({ n: count() }).from(deployments);
     const replicaRows = await db.select().from(deploymentLocations);

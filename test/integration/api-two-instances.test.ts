@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DbHandle, openDb } from "../../src/db/client.js";
 import type { TraefikDocument } from "../../src/render/types.js";
 import { type Running, startServer } from "../../src/server.js";
+import { type ApiClient, httpClient, type RoutingJson, recordingLogger } from "../helpers/api-client.js";
 import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
 import { makeTestDb, type TestDb } from "../helpers/db.js";
-import { type ApiClient, httpClient, type RoutingJson, recordingLogger } from "./api-harness.js";
 
 /** The bound for another instance to serve a write. */
 const WITHIN_MS = 1000;

@@ -1,9 +1,9 @@
 import { eq } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { deploymentRouting } from "../../schema/tables.js";
-import { testConfig } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { expectInvalid, type InProcess, inProcessApp, type LocationJson, type RouteJson } from "./api-harness.js";
+import { expectInvalid, type LocationJson, type RouteJson } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { DRIVERS } from "../helpers/db.js";
 
 // What the API stores is the normalized value, and only values that can sit inside a Traefik rule get in.
 // In-process (app.request): nothing here depends on the socket.
@@ -13,28 +13,16 @@ interface AddedJson {
 }
 
 describe.each(DRIVERS)("request validation and normalization on %s", (driver) => {
-  let tdb: TestDb;
-  let app: InProcess;
+  const srv = useApiServer(driver, {}, { inProcess: true });
+  const { api } = srv;
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    app = await inProcessApp(tdb.handle, testConfig());
-    await app.client.post("/api/v1/deployments", { id: "dep_val", name: "validation" });
-    await app.client.put("/api/v1/deployments/dep_val/routing", { domain: "val.example.com", target_port: 80 });
-  });
-  afterAll(async () => {
-    app?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(app.client.faults).toEqual([]);
-    expect(app.logger.errors).toEqual([]);
+    await srv.seedDeployment("dep_val", { domain: "val.example.com", target_port: 80 });
   });
 
-  const add = (body: Record<string, unknown>) =>
-    app.client.post<AddedJson>("/api/v1/deployments/dep_val/domains", body);
+  const add = (body: Record<string, unknown>) => api.post<AddedJson>("/api/v1/deployments/dep_val/domains", body);
   const stored = async (id: string) =>
-    (await tdb.handle.db.select().from(deploymentRouting).where(eq(deploymentRouting.id, id)))[0];
+    (await srv.db.select().from(deploymentRouting).where(eq(deploymentRouting.id, id)))[0];
 
   it.each([
     ["Shop.Example.COM.", "shop.example.com"],
@@ -142,23 +130,17 @@ describe.each(DRIVERS)("request validation and normalization on %s", (driver) =>
     ["/<script>"],
   ])("rejects path_prefix %j with 400 body.path_prefix", async (input) => {
     expectInvalid(await add({ domain: "paths.example.com", path_prefix: input }), "body.path_prefix");
-    expectInvalid(
-      await app.client.put("/api/v1/deployments/dep_val/routing", { path_prefix: input }),
-      "body.path_prefix",
-    );
+    expectInvalid(await api.put("/api/v1/deployments/dep_val/routing", { path_prefix: input }), "body.path_prefix");
   });
 
   it.each([[0], [65536], [1.5], [-1], ["80"], [null], [1e100]])(
     "rejects port %j for target_port and replica port",
     async (port) => {
-      expectInvalid(
-        await app.client.put("/api/v1/deployments/dep_val/routing", { target_port: port }),
-        "body.target_port",
-      );
+      expectInvalid(await api.put("/api/v1/deployments/dep_val/routing", { target_port: port }), "body.target_port");
       expectInvalid(await add({ domain: "ports.example.com", target_port: port }), "body.target_port");
       if (port !== null) {
         expectInvalid(
-          await app.client.put("/api/v1/deployments/dep_val/locations/ports_1", { address: "10.0.0.1", port }),
+          await api.put("/api/v1/deployments/dep_val/locations/ports_1", { address: "10.0.0.1", port }),
           "body.port",
         );
       }
@@ -167,11 +149,11 @@ describe.each(DRIVERS)("request validation and normalization on %s", (driver) =>
 
   it("accepts ports 1 and 65535", async () => {
     for (const port of [1, 65535]) {
-      const r = await app.client.put<{ target_port: number }>("/api/v1/deployments/dep_val/routing", {
+      const r = await api.put<{ target_port: number }>("/api/v1/deployments/dep_val/routing", {
         target_port: port,
       });
       expect(r.body.target_port).toBe(port);
-      const loc = await app.client.put<LocationJson>("/api/v1/deployments/dep_val/locations/ports_1", {
+      const loc = await api.put<LocationJson>("/api/v1/deployments/dep_val/locations/ports_1", {
         address: "10.0.0.1",
         port,
       });
@@ -182,7 +164,7 @@ describe.each(DRIVERS)("request validation and normalization on %s", (driver) =>
   it.each([["10.0.0.1"], ["fd00::1"], ["::1"], ["web-1.internal"], ["svc"], ["my_svc.local"]])(
     "accepts replica address %j",
     async (address) => {
-      const r = await app.client.put<LocationJson>("/api/v1/deployments/dep_val/locations/addr_ok", { address });
+      const r = await api.put<LocationJson>("/api/v1/deployments/dep_val/locations/addr_ok", { address });
       expect([200, 201]).toContain(r.status);
       expect(r.body.address).toBe(address);
     },
@@ -202,6 +184,6 @@ describe.each(DRIVERS)("request validation and normalization on %s", (driver) =>
     ["a`b"],
     [`${"a".repeat(64)}.internal`],
   ])("rejects replica address %j", async (address) => {
-    expectInvalid(await app.client.put("/api/v1/deployments/dep_val/locations/addr_bad", { address }), "body.address");
+    expectInvalid(await api.put("/api/v1/deployments/dep_val/locations/addr_bad", { address }), "body.address");
   });
 });

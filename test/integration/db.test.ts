@@ -1,11 +1,11 @@
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
+import { ROUTING_CHANNEL } from "../../src/db/change-feed.js";
 import { openDb } from "../../src/db/client.js";
 import { isUniqueViolation } from "../../src/db/errors.js";
 import { migrate } from "../../src/db/migrate.js";
 import { readChangeSeq } from "../../src/db/repo/snapshot.js";
-import { ROUTING_CHANNEL } from "../../src/provider/change-feed.js";
 import { waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 

@@ -1,23 +1,16 @@
 import bcrypt from "bcryptjs";
 import { sql } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/db/client.js";
-import { createLogger } from "../../src/lib/logger.js";
 import { CHAIN_ORDER, IP_DEPTH_NEEDS_TRUSTED_PROXIES } from "../../src/render/middlewares.js";
 import { REDIRECT_TO_HTTP, REDIRECT_TO_HTTPS, redirectRouterName, routeName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
-import { type Running, startServer } from "../../src/server.js";
+import { startServer } from "../../src/server.js";
+import { expectInvalid, expectProblem, httpClient, type Reply } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
 import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { DRIVERS } from "../helpers/db.js";
 import { STATIC_CONFIG, traefikSchemaErrors } from "../helpers/traefik-schema.js";
-import {
-  type ApiClient,
-  expectInvalid,
-  expectProblem,
-  httpClient,
-  type Reply,
-  type RoutingJson,
-} from "./api-harness.js";
 
 // Passwords distinctive enough that finding one anywhere is a leak, not a coincidence.
 const ALICE_PASSWORD = "alice-Pl41ntext-Passw0rd-7f3a9c";
@@ -61,10 +54,9 @@ const SETTINGS = {
 };
 
 describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logs: string[] = [];
+  // SETTINGS use ip_depth: this edge sits behind load balancers that Traefik trusts (see traefik/traefik.yml).
+  const srv = useApiServer(driver, { TRUSTED_PROXY_CIDRS: TRUSTED_PROXIES }, { captureLogs: true });
+  const { api, logs } = srv;
   const answers: Reply<unknown>[] = [];
   const route = { www: { id: "", deploymentId: "dep_mw" }, apex: { id: "", deploymentId: "dep_mw" } };
 
@@ -76,7 +68,7 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
   const put = (body: unknown, id = "dep_mw") => call(api.put(`/api/v1/deployments/${id}/middlewares`, body));
   const storedConfig = async (id = "dep_mw") =>
     rowsOf<{ config: Record<string, unknown> }>(
-      await tdb.handle.db.execute(sql`select config from deployment_middlewares where deployment_id = ${id}`),
+      await srv.db.execute(sql`select config from deployment_middlewares where deployment_id = ${id}`),
     )[0]?.config;
   const config = async (): Promise<DynamicConfig> => {
     const reply = await call(api.get("/traefik/config", { token: PROVIDER_TOKEN }));
@@ -90,48 +82,25 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
   };
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    // SETTINGS use ip_depth: this edge sits behind load balancers that Traefik trusts (see traefik/traefik.yml).
-    server = await startServer(testConfig({ LOG_LEVEL: "debug", TRUSTED_PROXY_CIDRS: TRUSTED_PROXIES }), {
-      handle: tdb.handle,
-      logger: createLogger("debug", (line) => logs.push(line)),
-    });
-    api = httpClient(server.url);
-    expect((await api.post("/api/v1/deployments", { id: "dep_mw", name: "mw" })).status).toBe(201);
-    const primary = await api.put<RoutingJson>("/api/v1/deployments/dep_mw/routing", {
+    const primary = await srv.seedDeployment("dep_mw", {
       domain: "www.mw.example.com",
       path_prefix: "/app",
       target_port: 3000,
       ssl_enabled: true,
     });
-    expect(primary.status).toBe(200);
-    route.www.id = primary.body.domains[0]?.id ?? "";
+    route.www.id = primary?.domains[0]?.id ?? "";
     const apex = await api.post<{ route: { id: string } }>("/api/v1/deployments/dep_mw/domains", {
       domain: "mw.example.com",
       ssl_enabled: false,
     });
     expect(apex.status).toBe(201);
     route.apex.id = apex.body.route.id;
-    expect((await api.post("/api/v1/deployments", { id: "dep_other", name: "other" })).status).toBe(201);
-    const other = await api.put("/api/v1/deployments/dep_other/routing", {
-      domain: "other.example.com",
-      target_port: 3000,
-      ssl_enabled: false,
-    });
-    expect(other.status).toBe(200);
-  });
-
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
+    await srv.seedDeployment("dep_other", { domain: "other.example.com", target_port: 3000, ssl_enabled: false });
   });
 
   it("shows only the chain order before anything is set", async () => {
-    const r = await call(api.get("/api/v1/deployments/dep_mw/middlewares"));
+    await srv.seedDeployment("dep_unset");
+    const r = await call(api.get("/api/v1/deployments/dep_unset/middlewares"));
     expect({ status: r.status, contentType: r.contentType, body: r.body }).toEqual({
       status: 200,
       contentType: "application/json",
@@ -167,6 +136,7 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
   });
 
   it("renders the chain on both routers, hashes that verify, and a schema-valid config", async () => {
+    expect((await put(SETTINGS)).status).toBe(200);
     const cfg = await config();
     const www = routeName(route.www);
     const apex = routeName(route.apex);
@@ -317,7 +287,7 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
   it("refuses ip_depth when TRUSTED_PROXY_CIDRS is empty, saying why and what to set", async () => {
     await put({ compress: {} });
     // A second instance on the same database, configured like a fresh install: no trusted load balancers.
-    const bare = await startServer(testConfig(), { handle: tdb.handle });
+    const bare = await startServer(testConfig(), { handle: srv.handle });
     try {
       const untrusted = httpClient(bare.url);
       const body = {
@@ -356,10 +326,10 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
 
   it("takes a deployment off the air (fail closed) when its stored settings are edited into something invalid", async () => {
     await put({ basic_auth: { users: [{ username: "alice", password: ALICE_PASSWORD }] } });
-    await tdb.handle.db.execute(
+    await srv.db.execute(
       sql`update deployment_middlewares set config = ${JSON.stringify({ headers: { request: { "X-A": "{{ .Env }}" } } })}::jsonb where deployment_id = 'dep_mw'`,
     );
-    server.cache.invalidate();
+    srv.cache.invalidate();
     const cfg = await waitFor(async () => {
       const c = await config();
       return c.http.routers[routeName(route.apex)] === undefined ? c : undefined;
@@ -386,11 +356,20 @@ describe.each(DRIVERS)("deployment middlewares on %s", (driver) => {
   });
 
   it("never let a plaintext password reach a response, the database or a log line", async () => {
+    // Traffic of its own carrying every password (accepted, replaced, refused), so the audit reads something in any
+    // test order; whatever the other tests sent is audited too.
+    const carol = { basic_auth: { users: [{ username: "carol", password: CAROL_PASSWORD }] } };
+    const refused = { ...SETTINGS, forward_auth: { address: "http://x" } };
+    for (const body of [SETTINGS, carol, refused, SETTINGS, carol, refused, SETTINGS]) {
+      await put(body);
+      await call(api.get("/api/v1/deployments/dep_mw/middlewares"));
+      await config();
+    }
     expect(answers.length).toBeGreaterThan(20);
     const everything = [
       ...answers.map((r) => r.text),
       ...logs,
-      JSON.stringify(rowsOf(await tdb.handle.db.execute(sql`select * from deployment_middlewares`))),
+      JSON.stringify(rowsOf(await srv.db.execute(sql`select * from deployment_middlewares`))),
       JSON.stringify(await config()),
     ].join("\n");
     for (const pw of PASSWORDS) {

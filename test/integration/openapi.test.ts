@@ -1,9 +1,9 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testConfig } from "../helpers/app.js";
+import { type InProcess, inProcessApp, type Reply } from "../helpers/api-client.js";
+import { PROVIDER_TOKEN, testConfig } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { type InProcess, inProcessApp, type Reply } from "./api-harness.js";
 
 type JsonSchema = Record<string, unknown>;
 interface OperationDoc {
@@ -51,17 +51,33 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
     expect(result).toEqual({ valid: true });
   });
 
-  it("documents exactly the routes the app serves under /api/v1, method by method", () => {
+  it("documents exactly the routes the app serves, method by method, /traefik/config and the probes included", () => {
     // Hono keeps every registered handler; "ALL" entries are middleware and the 405 fallbacks.
     const served = new Set(
-      app.app.routes
-        .filter((r) => r.path.startsWith("/api/v1/") && r.method !== "ALL")
-        .map((r) => `${r.method} ${toTemplate(r.path)}`),
+      app.app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${toTemplate(r.path)}`),
     );
     const documented = new Set(operations().map((o) => `${o.method.toUpperCase()} ${o.path}`));
-    expect(served.size).toBeGreaterThanOrEqual(14);
+    expect([...served].filter((x) => x.includes(" /api/v1/")).length).toBeGreaterThanOrEqual(14);
     expect({ undocumented: [...served].filter((x) => !documented.has(x)).sort() }).toEqual({ undocumented: [] });
     expect({ notServed: [...documented].filter((x) => !served.has(x)).sort() }).toEqual({ notServed: [] });
+    for (const path of ["/", "/docs", "/openapi.json", "/healthz", "/readyz", "/traefik/config"]) {
+      expect({ path, methods: Object.keys(doc.paths[path] ?? {}) }).toEqual({ path, methods: ["get"] });
+    }
+  });
+
+  it("answers other methods with 405 and the Allow list of each documented path", async () => {
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      const methods = Object.keys(ops).map((m) => m.toUpperCase());
+      const expected = methods.includes("GET") ? ["GET", "HEAD", ...methods.filter((m) => m !== "GET")] : methods;
+      const url = path.replace(/\{(\w+)\}/g, "x");
+      const token = path === "/traefik/config" ? PROVIDER_TOKEN : undefined;
+      const r = await app.client.send("PATCH", url, { token, json: {} });
+      expect({ path, status: r.status, allow: r.headers.get("allow")?.split(", ").sort() }).toEqual({
+        path,
+        status: 405,
+        allow: expected.sort(),
+      });
+    }
   });
 
   it("requires `domain` in the POST …/domains body and describes its fields", () => {
@@ -85,10 +101,19 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
       const declared = (op.parameters ?? []).filter((p) => p.in === "path");
       expect({ path, method, params: declared.map((p) => p.name) }).toEqual({ path, method, params: inPath });
       expect(declared.every((p) => p.required)).toBe(true);
-      expect(op.security).toEqual([{ adminToken: [] }]);
-      expect(Object.keys(op.responses)).toContain("401");
+      expect(typeof op.operationId).toBe("string");
       expect(ids.has(op.operationId)).toBe(false);
       ids.add(op.operationId);
+      if (path === "/traefik/config") {
+        expect(op.security).toEqual([{ providerToken: [] }]);
+        expect(Object.keys(op.responses)).toContain("401");
+        continue;
+      }
+      if (!path.startsWith("/api/v1/")) {
+        expect({ path, security: op.security }).toEqual({ path, security: undefined }); // open: index, docs, probes
+        continue;
+      }
+      expect(op.security).toEqual([{ adminToken: [] }]);
     }
   });
 

@@ -1,20 +1,21 @@
 import { gunzipSync } from "node:zlib";
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
 import { silentLogger } from "../../src/lib/logger.js";
 import type { DynamicConfig } from "../../src/render/types.js";
-import { type Running, startServer } from "../../src/server.js";
+import { startServer } from "../../src/server.js";
+import { useApiServer } from "../helpers/api-server.js";
 import { ADMIN_TOKEN, PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { DRIVERS, makeTestDb } from "../helpers/db.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
 
 const auth = { authorization: `Bearer ${PROVIDER_TOKEN}` };
 
 describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
-  let tdb: TestDb;
-  let app: Running;
+  // One test makes the database unreadable on purpose: its error lines are expected.
+  const app = useApiServer(driver, {}, { allowErrorLogs: true });
 
   const get = (path = "/traefik/config", headers: Record<string, string> = auth) =>
     fetch(`${app.url}${path}`, { headers });
@@ -28,9 +29,7 @@ describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
   };
 
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    app = await startServer(testConfig(), { handle: tdb.handle, logger: silentLogger });
-    const db = tdb.handle.db;
+    const db = app.db;
     await db.insert(deployments).values([
       { id: "dep_web", name: "web" },
       { id: "dep_api", name: "api" },
@@ -51,11 +50,6 @@ describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
       { id: "web_2", deploymentId: "dep_web", address: "10.1.0.2", healthStatus: "unhealthy" },
       { id: "api_1", deploymentId: "dep_api", address: "10.2.0.1", port: 31001, healthStatus: "healthy" },
     ]);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await tdb?.close();
   });
 
   it("picks up rows written straight to the database (NOTIFY) and renders them", async () => {
@@ -133,19 +127,25 @@ describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
     }
     expect(revs.size).toBe(1);
     const before = Number([...revs][0]?.split("@")[0]);
-    await tdb.handle.db.execute(sql`update deployment_locations set cpu_usage = 42 where id = 'web_1'`);
-    await tdb.handle.db.execute(sql`update deployment_locations set health_status = 'healthy' where id = 'web_2'`);
+    await app.db.execute(sql`update deployment_locations set cpu_usage = 42 where id = 'web_1'`);
+    await app.db.execute(sql`update deployment_locations set health_status = 'healthy' where id = 'web_2'`);
     const after = await waitFor(async () => {
       const res = await get();
       const c = (await res.json()) as DynamicConfig;
       return c.http.services["dep-web--rt-web"]?.loadBalancer.servers.length === 2 ? res : undefined;
     });
     expect(Number(after.headers.get("x-config-revision"))).toBe(before + 1);
+    // Leave the suite's rows as seeded: the NOTIFY test above expects web_2 unhealthy, in whatever order they run.
+    await app.db.execute(sql`update deployment_locations set health_status = 'unhealthy' where id = 'web_2'`);
+    await waitFor(async () => {
+      const c = (await (await get()).json()) as DynamicConfig;
+      return c.http.services["dep-web--rt-web"]?.loadBalancer.servers.length === 1;
+    });
   });
 
   it("keeps serving the last good config, marked stale, when the database cannot be read", async () => {
     const good = await (await get()).text();
-    await tdb.handle.db.execute(sql`alter table deployment_routing rename to deployment_routing_gone`);
+    await app.db.execute(sql`alter table deployment_routing rename to deployment_routing_gone`);
     try {
       app.cache.invalidate();
       const stale = await waitFor(async () => {
@@ -155,7 +155,7 @@ describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
       expect(stale.status).toBe(200);
       expect(await stale.text()).toBe(good);
     } finally {
-      await tdb.handle.db.execute(sql`alter table deployment_routing_gone rename to deployment_routing`);
+      await app.db.execute(sql`alter table deployment_routing_gone rename to deployment_routing`);
     }
     app.cache.invalidate();
     await waitFor(async () => {

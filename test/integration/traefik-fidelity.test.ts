@@ -1,12 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { routingPath } from "../../src/render/rules.js";
 import type { DynamicConfig, Router } from "../../src/render/types.js";
-import { type Running, startServer } from "../../src/server.js";
-import { PROVIDER_TOKEN, testConfig } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { type ApiClient, expectInvalid, type Reply } from "../helpers/api-client.js";
+import { useApiServer } from "../helpers/api-server.js";
+import { PROVIDER_TOKEN } from "../helpers/app.js";
+import { DRIVERS } from "../helpers/db.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
-import { type ApiClient, expectInvalid, httpClient, recordingLogger } from "./api-harness.js";
 
 // Issue 9 #1, #3, #5 and issue 10 #10, through the API and the served document.
 
@@ -62,50 +62,45 @@ function traefikWinner(config: DynamicConfig, entryPoint: string, host: string, 
   return { name, service: router.service, redirect };
 }
 
-describe.each(DRIVERS)("Traefik fidelity through the API on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-  const logger = recordingLogger();
-
-  beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    server = await startServer(testConfig(), { handle: tdb.handle, logger });
-    api = httpClient(server.url);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
-  });
-  afterEach(() => {
-    expect(api.faults).toEqual([]);
-    expect(logger.errors).toEqual([]);
-  });
-
-  const served = async (format: "json" | "yaml" = "json") => {
-    // Wait for the re-render the write scheduled (stats waits for a pending render, like a poll).
+/** GET /traefik/config once the re-render a write scheduled is done (stats waits for it, like a poll). */
+const servedBy =
+  (api: ApiClient) =>
+  async (format: "json" | "yaml" = "json"): Promise<Reply> => {
     await api.get("/api/v1/routing/stats");
     const r = await api.get(`/traefik/config?format=${format}`, { token: PROVIDER_TOKEN });
     expect(r.status).toBe(200);
     return r;
   };
 
-  it("deleting the last deployment removes it from Traefik (the served body becomes {})", async () => {
-    expect((await api.post("/api/v1/deployments", { id: "dep_last", name: "last" })).status).toBe(201);
-    const put = await api.put("/api/v1/deployments/dep_last/routing", { domain: "last.example.com", target_port: 80 });
-    expect(put.status).toBe(200);
-    const before = await served();
-    expect(traefikSchemaErrors(before.body)).toEqual([]);
-    expect(Object.keys((before.body as unknown as DynamicConfig).http.routers).length).toBeGreaterThan(0);
+describe.each(DRIVERS)("Traefik fidelity through the API on %s", (driver) => {
+  const srv = useApiServer(driver);
+  const { api } = srv;
 
-    expect((await api.delete("/api/v1/deployments/dep_last")).status).toBe(204);
-    const after = await served();
-    // Before: {"http":{"routers":{},"services":{}}}, which Traefik rejects whole, keeping the deleted route live.
-    expect(after.text).toBe("{}\n");
-    expect(traefikSchemaErrors(after.text, { allowEmpty: true })).toEqual([]);
-    const yaml = await served("yaml");
-    expect(yaml.text).toBe("{}\n");
-    expect(parseYaml(yaml.text)).toEqual({});
+  describe("alone in its database", () => {
+    // Deleting the last deployment needs a database with no other: a server of its own.
+    const { api } = useApiServer(driver);
+    const served = servedBy(api);
+
+    it("deleting the last deployment removes it from Traefik (the served body becomes {})", async () => {
+      expect((await api.post("/api/v1/deployments", { id: "dep_last", name: "last" })).status).toBe(201);
+      const put = await api.put("/api/v1/deployments/dep_last/routing", {
+        domain: "last.example.com",
+        target_port: 80,
+      });
+      expect(put.status).toBe(200);
+      const before = await served();
+      expect(traefikSchemaErrors(before.body)).toEqual([]);
+      expect(Object.keys((before.body as unknown as DynamicConfig).http.routers).length).toBeGreaterThan(0);
+
+      expect((await api.delete("/api/v1/deployments/dep_last")).status).toBe(204);
+      const after = await served();
+      // Before: {"http":{"routers":{},"services":{}}}, which Traefik rejects whole, keeping the deleted route live.
+      expect(after.text).toBe("{}\n");
+      expect(traefikSchemaErrors(after.text, { allowEmpty: true })).toEqual([]);
+      const yaml = await served("yaml");
+      expect(yaml.text).toBe("{}\n");
+      expect(parseYaml(yaml.text)).toEqual({});
+    });
   });
 
   it("stores path prefixes the way Traefik compares them, and refuses what cannot match", async () => {
@@ -196,22 +191,10 @@ describe.each(DRIVERS)("Traefik fidelity through the API on %s", (driver) => {
 });
 
 describe.each(DRIVERS)("GET /traefik/config without PROVIDER_TOKEN on %s", (driver) => {
-  let tdb: TestDb;
-  let server: Running;
-  let api: ApiClient;
-
+  const srv = useApiServer(driver, { PROVIDER_TOKEN: "" });
+  const { api } = srv;
   beforeAll(async () => {
-    tdb = await makeTestDb(driver);
-    server = await startServer(testConfig({ PROVIDER_TOKEN: "" }), { handle: tdb.handle, logger: recordingLogger() });
-    api = httpClient(server.url);
-    expect((await api.post("/api/v1/deployments", { id: "dep_s", name: "s" })).status).toBe(201);
-    expect(
-      (await api.put("/api/v1/deployments/dep_s/routing", { domain: "s.example.com", target_port: 80 })).status,
-    ).toBe(200);
-  });
-  afterAll(async () => {
-    await server?.close();
-    await tdb?.close();
+    await srv.seedDeployment("dep_s", { domain: "s.example.com", target_port: 80 });
   });
 
   const anonymous = async () => {

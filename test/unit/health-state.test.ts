@@ -1,12 +1,17 @@
 import { describe, expect, it } from "vitest";
 import {
   dueSlackMs,
+  type FoldedObservations,
+  foldObservations,
   freshCpu,
   type HealthState,
   LEASE_MARGIN_MS,
   nextHealth,
   nextProbeAt,
+  type ObservationInput,
   probeLeaseMs,
+  type ReplicaUpdate,
+  type StoredReplica,
   statusMatches,
 } from "../../src/health/state.js";
 
@@ -118,5 +123,149 @@ describe("probe leases and due times", () => {
   it("claims a replica due within half a tick", () => {
     expect(dueSlackMs(5_000)).toBe(2_500);
     expect(dueSlackMs(0)).toBe(0);
+  });
+});
+
+describe("foldObservations", () => {
+  const row = (id: string, more: Partial<StoredReplica> = {}): StoredReplica => ({
+    id,
+    deploymentId: "dep_a",
+    address: "10.0.0.1",
+    healthStatus: "healthy",
+    okStreak: 5,
+    failStreak: 0,
+    leaseOwner: "me",
+    ...more,
+  });
+  const probe = (id: string, o: { ok: boolean; at: Date; error?: string }, more: Partial<ObservationInput> = {}) =>
+    ({ locationId: id, obs: o, source: "probe", probed: { address: "10.0.0.1" }, leaseOwner: "me", ...more }) as const;
+  const report = (id: string, s: number) =>
+    ({ locationId: id, obs: fail(s, "reported: x"), source: "report" }) as const satisfies ObservationInput;
+  const update = (id: string, more: Partial<ReplicaUpdate> = {}): ReplicaUpdate => ({
+    id,
+    health: "healthy",
+    ok: 6,
+    fail: 0,
+    at: t(1),
+    error: null,
+    cpu: undefined,
+    next: undefined,
+    report: false,
+    release: true,
+    ...more,
+  });
+  const down = { from: "healthy", to: "unhealthy", locationId: "r1", deploymentId: "dep_a" } as const;
+
+  const cases: [string, StoredReplica[], ObservationInput[], FoldedObservations][] = [
+    ["nothing to fold", [row("r1")], [], { updates: [], released: [], transitions: [], events: [] }],
+    [
+      "a success keeps a healthy replica, counts the streak, releases its lease",
+      [row("r1")],
+      [probe("r1", ok(1), { cpu: 12.5, nextProbeAt: t(31) })],
+      { updates: [update("r1", { cpu: 12.5, next: t(31) })], released: [], transitions: [], events: [] },
+    ],
+    [
+      "a probe failure is a transition, recorded with its source",
+      [row("r1")],
+      [probe("r1", fail(2, "HTTP 500"))],
+      {
+        updates: [update("r1", { health: "unhealthy", ok: 0, fail: 1, at: t(2), error: "HTTP 500" })],
+        released: [],
+        transitions: [{ ...down, at: t(2), reason: "HTTP 500" }],
+        events: [{ ...down, at: t(2), reason: "HTTP 500", source: "probe" }],
+      },
+    ],
+    [
+      "a report neither releases a lease nor keeps cpu/next; it marks the report time",
+      [row("r1")],
+      [report("r1", 3)],
+      {
+        updates: [
+          update("r1", {
+            health: "unhealthy",
+            ok: 0,
+            fail: 1,
+            at: t(3),
+            error: "reported: x",
+            report: true,
+            release: false,
+          }),
+        ],
+        released: [],
+        transitions: [{ ...down, at: t(3), reason: "reported: x" }],
+        events: [{ ...down, at: t(3), reason: "reported: x", source: "report" }],
+      },
+    ],
+    [
+      "two observations of one replica: one update, the second builds on the first, flags and readings carry over",
+      [row("r1", { healthStatus: "unknown", okStreak: 0 })],
+      [probe("r1", ok(1), { cpu: 40, nextProbeAt: t(31) }), report("r1", 2)],
+      {
+        updates: [
+          update("r1", {
+            health: "unhealthy",
+            ok: 0,
+            fail: 1,
+            at: t(2),
+            error: "reported: x",
+            cpu: 40,
+            next: t(31),
+            report: true,
+          }),
+        ],
+        released: [],
+        transitions: [
+          {
+            from: "unknown",
+            to: "healthy",
+            at: t(1),
+            reason: "first successful check",
+            locationId: "r1",
+            deploymentId: "dep_a",
+          },
+          { ...down, at: t(2), reason: "reported: x" },
+        ],
+        events: [
+          {
+            from: "unknown",
+            to: "healthy",
+            at: t(1),
+            reason: "first successful check",
+            locationId: "r1",
+            deploymentId: "dep_a",
+            source: "probe",
+          },
+          { ...down, at: t(2), reason: "reported: x", source: "report" },
+        ],
+      },
+    ],
+    [
+      "a replica that moved keeps its state and only gets its lease back; one leased by another keeps it",
+      [row("r1", { address: "10.0.0.9" }), row("r2", { address: "10.0.0.9", leaseOwner: "other" })],
+      [probe("r1", fail(1)), probe("r2", fail(1))],
+      { updates: [], released: ["r1"], transitions: [], events: [] },
+    ],
+    [
+      "a replica deleted meanwhile is skipped; a failure without a reason says `check failed`",
+      [row("r2", { leaseOwner: null })],
+      [probe("gone", fail(1)), probe("r2", { ok: false, at: t(1) })],
+      {
+        updates: [update("r2", { health: "unhealthy", ok: 0, fail: 1, error: "check failed", release: false })],
+        released: [],
+        transitions: [{ ...down, locationId: "r2", at: t(1), reason: "check failed" }],
+        events: [{ ...down, locationId: "r2", at: t(1), reason: "check failed", source: "probe" }],
+      },
+    ],
+  ];
+
+  it.each(cases)("%s", (_, rows, items, expected) => {
+    expect(foldObservations(rows, items, policy)).toEqual(expected);
+  });
+
+  it("leaves its inputs untouched", () => {
+    const rows = [row("r1")];
+    const before = structuredClone(rows);
+    foldObservations(rows, [probe("r1", fail(1)), probe("r1", ok(2))], policy);
+    expect(rows).toEqual(before);
   });
 });

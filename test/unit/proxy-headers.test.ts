@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { fallbackProxyUrl } from "../../src/provider/settings.js";
 import { proxyBindHost } from "../../src/proxy/config.js";
 import { isHopByHop, isRefusedPath } from "../../src/proxy/headers.js";
 import { appendForwarding, scanRequest } from "../../src/proxy/request.js";
 import { checkCidr, isTrustedPeer, secretMatcher, trustedPeers } from "../../src/proxy/trust.js";
-import { fallbackProxyUrl } from "../../src/server.js";
 import { testConfig } from "../helpers/app.js";
 
 describe("isRefusedPath", () => {

@@ -2,9 +2,10 @@ import { describe, expect, it } from "vitest";
 import { canonical } from "../../src/render/canonical.js";
 import { REDIRECT_TO_HTTP, redirectRouterName, routeName, toHttpRouterName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
+import { routerContext, routersFor } from "../../src/render/routers.js";
 import { routingPath } from "../../src/render/rules.js";
 import { toJson, toPrettyJson, toYaml } from "../../src/render/serialize.js";
-import type { DynamicConfig, RenderInput, ReplicaInput, RouteInput } from "../../src/render/types.js";
+import type { DynamicConfig, RenderInput, ReplicaInput, RouteInput, Router } from "../../src/render/types.js";
 import { checkPathPrefix, traefikPathPrefix } from "../../src/render/validate.js";
 import { anInput, aReplica, aRoute, routed, shuffled } from "../fixtures/rows.js";
 import { STATIC_CONFIG, type TraefikCheckOptions, traefikSchemaErrors } from "../helpers/traefik-schema.js";
@@ -337,6 +338,121 @@ describe("renderDynamicConfig", () => {
     ];
     const { config } = render(routes, replicas);
     await expect(toYaml(config)).toMatchFileSnapshot("../fixtures/golden/mixed.yaml");
+  });
+});
+
+describe("routersFor: the routers one route gets", () => {
+  const ctx = routerContext({ web: "web", websecure: "websecure" }, []);
+  const rule = "Host(`app.example.com`)";
+  const priority = 20_001; // exact host + "/"
+  const base = { priority, rule, service: "dep-a--rt-1" };
+  const toHttps = { ...base, entryPoints: ["web"], middlewares: ["obiente-redirect-to-https"] };
+  const toHttp = { ...base, entryPoints: ["websecure"], middlewares: ["obiente-redirect-to-http"], tls: {} };
+  const tls = aRoute({ sslEnabled: true });
+  const plain = aRoute();
+  const leastConn = aRoute({ loadBalancerAlgo: "least-conn" });
+  const chain = ["dep-a--ratelimit", "dep-a--basic-auth"]; // not in name order: chain order is behaviour
+
+  const rows: [string, RouteInput, string[], boolean, [string, Router][]][] = [
+    [
+      "non-TLS route: web, plus an https→http twin on websecure (issue 9 #3)",
+      plain,
+      [],
+      false,
+      [
+        ["dep-a--rt-1", { ...base, entryPoints: ["web"] }],
+        ["dep-a--rt-1--to-http", toHttp],
+      ],
+    ],
+    [
+      "TLS route: websecure with its resolver, plus an http→https twin on web",
+      tls,
+      [],
+      false,
+      [
+        ["dep-a--rt-1", { ...base, entryPoints: ["websecure"], tls: { certResolver: "letsencrypt" } }],
+        ["dep-a--rt-1--to-https", toHttps],
+      ],
+    ],
+    [
+      "non-TLS route with middlewares: the chain, in order, on the route's router only",
+      plain,
+      chain,
+      false,
+      [
+        ["dep-a--rt-1", { ...base, entryPoints: ["web"], middlewares: chain }],
+        ["dep-a--rt-1--to-http", toHttp],
+      ],
+    ],
+    [
+      "TLS route with middlewares: the chain on the TLS router, the twin only redirects",
+      tls,
+      chain,
+      false,
+      [
+        [
+          "dep-a--rt-1",
+          { ...base, entryPoints: ["websecure"], middlewares: chain, tls: { certResolver: "letsencrypt" } },
+        ],
+        ["dep-a--rt-1--to-https", toHttps],
+      ],
+    ],
+    [
+      "least-conn via the proxy: its headers middleware alone",
+      leastConn,
+      [],
+      true,
+      [
+        ["dep-a--rt-1", { ...base, entryPoints: ["web"], middlewares: ["dep-a--least-cpu"] }],
+        ["dep-a--rt-1--to-http", toHttp],
+      ],
+    ],
+    [
+      "least-conn via the proxy with middlewares: its headers middleware last",
+      { ...leastConn, sslEnabled: true },
+      chain,
+      true,
+      [
+        [
+          "dep-a--rt-1",
+          {
+            ...base,
+            entryPoints: ["websecure"],
+            middlewares: [...chain, "dep-a--least-cpu"],
+            tls: { certResolver: "letsencrypt" },
+          },
+        ],
+        ["dep-a--rt-1--to-https", toHttps],
+      ],
+    ],
+  ];
+
+  it.each(rows)("%s", (_what, route, middlewares, viaProxy, expected) => {
+    const got = routersFor({ name: routeName(route), route, middlewares, viaProxy }, ctx);
+    expect(Object.entries(got)).toEqual(expected); // in this order
+    expect(Object.keys(got)).toEqual(Object.keys(got).sort()); // name order: canonical by construction
+    expect(toJson(got)).toBe(toJson(canonical(got)));
+  });
+
+  it.each(rows.filter(([, , middlewares]) => middlewares.length === 0))(
+    "renderDynamicConfig places exactly these routers: %s",
+    (_what, route, _middlewares, viaProxy, expected) => {
+      const input = anInput([route], [aReplica()]);
+      if (viaProxy) {
+        input.settings = { ...input.settings, fallbackProxy: { url: "http://10.9.9.9:8081", secret: "s3cret-s3cret" } };
+      }
+      expect(Object.entries(renderInput(input).config.http.routers)).toEqual(expected);
+    },
+  );
+
+  it("uses the configured entry points and an uploaded certificate instead of the resolver", () => {
+    const cert = { id: "crt_1", certPem: "", keyPem: "", sans: ["*.example.com"] };
+    const renamed = routerContext({ web: "http", websecure: "https" }, [cert]);
+    const got = routersFor({ name: routeName(tls), route: tls, middlewares: [], viaProxy: false }, renamed);
+    expect(Object.entries(got)).toEqual([
+      ["dep-a--rt-1", { ...base, entryPoints: ["https"], tls: {} }],
+      ["dep-a--rt-1--to-https", { ...toHttps, entryPoints: ["http"] }],
+    ]);
   });
 });
 

@@ -1,16 +1,28 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import type { DeploymentRow } from "../../../schema/tables.js";
 import type { Config } from "../../config/env.js";
 import { getDeployment } from "../../db/repo/deployments.js";
-import { listHealthEvents, reportFailure, setHealthSettings } from "../../db/repo/health.js";
+import { listHealthEvents, setHealthSettings } from "../../db/repo/health.js";
 import { getLocation } from "../../db/repo/locations.js";
-import { logTransitions } from "../../health/checker.js";
+import { reportReplicaFailure } from "../../health/report.js";
 import { normalizePem } from "../../tls/ca-bundle.js";
-import type { AppEnv, Deps } from "../app.js";
-import { DeploymentId, EventsQuery, HealthCheckBody, LocationId, ReportFailureBody } from "../schemas.js";
-import { invalidField, parseBody, parseParam, parseQuery } from "../validate.js";
+import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import type { Deps } from "../deps.js";
+import {
+  DeploymentParams,
+  EventsQuery,
+  FailureReportView,
+  HealthCheckBody,
+  HealthCheckView,
+  HealthEventView,
+  Items,
+  LocationParams,
+  ReportFailureBody,
+} from "../schemas.js";
+import { invalidField } from "../validate.js";
+import { camelize } from "../views.js";
 
-function healthCheckView(d: DeploymentRow, config: Config) {
+function healthCheckView(d: DeploymentRow, config: Config): HealthCheckView {
   const tlsDeclared = d.backendTlsServerName !== null || d.backendTlsCaPem !== null || d.backendTlsInsecureSkipVerify;
   const overrides = [
     d.healthPath === null ? undefined : "path",
@@ -35,24 +47,58 @@ function healthCheckView(d: DeploymentRow, config: Config) {
   };
 }
 
+const getSettings = createRoute({
+  method: "get",
+  path: "/{id}/health-check",
+  summary: "Effective health-check settings",
+  security: ADMIN,
+  request: { params: DeploymentParams },
+  responses: { 200: json(HealthCheckView, "Settings"), ...problems(400, 401, 404) },
+});
+
+const putSettings = createRoute({
+  method: "put",
+  path: "/{id}/health-check",
+  summary: "Override health-check settings (null resets to the default)",
+  security: ADMIN,
+  request: { params: DeploymentParams, body: jsonBody(HealthCheckBody) },
+  responses: { 200: json(HealthCheckView, "Settings after the change"), ...problems(...BODY_PROBLEMS, 404) },
+});
+
+const postFailure = createRoute({
+  method: "post",
+  path: "/{id}/locations/{location_id}/failures",
+  summary: "Report a request failure: the replica is unhealthy at once",
+  security: ADMIN,
+  request: { params: LocationParams, body: jsonBody(ReportFailureBody) },
+  responses: {
+    202: json(FailureReportView, "Recorded (or collapsed into a report less than 1 s old)"),
+    ...problems(...BODY_PROBLEMS, 404),
+  },
+});
+
+const listEvents = createRoute({
+  method: "get",
+  path: "/{id}/locations/{location_id}/events",
+  summary: "Health transitions of a replica, newest first",
+  security: ADMIN,
+  request: { params: LocationParams, query: EventsQuery },
+  responses: { 200: json(Items(HealthEventView), "Events"), ...problems(400, 401, 404) },
+});
+
 /** Health settings per deployment, passive failure reports and the transition history of a replica. */
-export function healthApi({ handle, cache, config, clock, logger }: Deps) {
-  const { db } = handle;
-  return new Hono<AppEnv>()
-    .get("/:id/health-check", async (c) =>
-      c.json(healthCheckView(await getDeployment(db, parseParam(c, "id", DeploymentId)), config)),
+export function healthApi({ handle: { db }, config, clock, logger }: Deps) {
+  return contracts()
+    .openapi(getSettings, async (c) =>
+      c.json(healthCheckView(await getDeployment(db, c.req.valid("param").id), config), 200),
     )
-    .put("/:id/health-check", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const b = await parseBody(c, HealthCheckBody);
+    .openapi(putSettings, async (c) => {
+      const { id } = c.req.valid("param");
+      const b = c.req.valid("json");
       const tls =
         b.tls === null || b.tls === undefined
           ? b.tls
-          : {
-              serverName: b.tls.server_name,
-              caPem: typeof b.tls.ca_pem === "string" ? normalizePem(b.tls.ca_pem) : b.tls.ca_pem,
-              insecureSkipVerify: b.tls.insecure_skip_verify,
-            };
+          : camelize({ ...b.tls, ...(typeof b.tls.ca_pem === "string" ? { ca_pem: normalizePem(b.tls.ca_pem) } : {}) });
       if (tls) {
         // Judge the settings as they will be after this change (fields left out keep their values).
         const current = await getDeployment(db, id);
@@ -66,52 +112,43 @@ export function healthApi({ handle, cache, config, clock, logger }: Deps) {
           );
         }
       }
-      const row = await setHealthSettings(db, id, {
-        path: b.path,
-        intervalSeconds: b.interval_seconds,
-        timeoutSeconds: b.timeout_seconds,
-        expectedStatus: b.expected_status,
-        mode: b.mode,
-        tls,
-      });
-      return c.json(healthCheckView(row, config));
+      const row = await setHealthSettings(db, id, { ...camelize(b), tls });
+      return c.json(healthCheckView(row, config), 200);
     })
-    .post("/:id/locations/:location_id/failures", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const locationId = parseParam(c, "location_id", LocationId);
-      const { reason } = await parseBody(c, ReportFailureBody);
-      const { collapsed, transition } = await reportFailure(
-        db,
-        id,
-        locationId,
-        { ok: false, at: clock.now(), error: `reported: ${reason ?? "request failed"}` },
-        { rise: config.HEALTH_RISE },
+    .openapi(postFailure, async (c) => {
+      const { id, location_id } = c.req.valid("param");
+      const { reason } = c.req.valid("json");
+      const { collapsed, transition } = await reportReplicaFailure(
+        { db, logger, rise: config.HEALTH_RISE },
+        {
+          deploymentId: id,
+          locationId: location_id,
+          at: clock.now(),
+          error: `reported: ${reason ?? "request failed"}`,
+        },
       );
-      if (transition) {
-        logTransitions(logger, [transition]);
-        cache.invalidate();
+      if (!transition) {
+        c.set("configUnchanged", true); // still unhealthy (or collapsed): the rendered config stands
       }
-      const row = await getLocation(db, id, locationId);
+      const row = await getLocation(db, id, location_id);
       return c.json(
-        { location_id: locationId, health_status: row.healthStatus, collapsed, transition: transition !== undefined },
+        { location_id, health_status: row.healthStatus, collapsed, transition: transition !== undefined },
         202,
       );
     })
-    .get("/:id/locations/:location_id/events", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const locationId = parseParam(c, "location_id", LocationId);
-      const { limit } = parseQuery(c, EventsQuery);
-      await getLocation(db, id, locationId); // 404 for an unknown replica
-      const events = await listHealthEvents(db, id, locationId, limit);
-      return c.json({
-        items: events.map((e) => ({
-          location_id: e.locationId,
-          from: e.fromStatus,
-          to: e.toStatus,
-          at: e.at.toISOString(),
-          reason: e.reason,
-          source: e.source,
-        })),
-      });
+    .openapi(listEvents, async (c) => {
+      const { id, location_id } = c.req.valid("param");
+      const { limit } = c.req.valid("query");
+      await getLocation(db, id, location_id); // 404 for an unknown replica
+      const events = await listHealthEvents(db, id, location_id, limit);
+      const items = events.map((e) => ({
+        location_id: e.locationId,
+        from: e.fromStatus,
+        to: e.toStatus,
+        at: e.at.toISOString(),
+        reason: e.reason,
+        source: e.source,
+      }));
+      return c.json({ items }, 200);
     });
 }

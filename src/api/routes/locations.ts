@@ -1,53 +1,75 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { deleteLocation, listLocations, upsertLocation } from "../../db/repo/locations.js";
 import { replicaAllowList } from "../../render/address.js";
 import { checkAddress } from "../../render/validate.js";
-import type { AppEnv, Deps } from "../app.js";
-import { DeploymentId, LocationId, PutLocationBody } from "../schemas.js";
-import { invalidField, parseBody, parseParam } from "../validate.js";
-import { locationView } from "../views.js";
+import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import type { Deps } from "../deps.js";
+import { DeploymentParams, Items, LocationParams, LocationView, PutLocationBody } from "../schemas.js";
+import { invalidField } from "../validate.js";
+import { camelize, locationView } from "../views.js";
+
+const list = createRoute({
+  method: "get",
+  path: "/{id}/locations",
+  summary: "Replicas with health",
+  security: ADMIN,
+  request: { params: DeploymentParams },
+  responses: { 200: json(Items(LocationView), "Replicas"), ...problems(400, 401, 404) },
+});
+
+const put = createRoute({
+  method: "put",
+  path: "/{id}/locations/{location_id}",
+  summary: "Register or update a replica",
+  security: ADMIN,
+  request: { params: LocationParams, body: jsonBody(PutLocationBody) },
+  responses: {
+    200: json(LocationView, "Updated"),
+    201: json(LocationView, "Created"),
+    ...problems(...BODY_PROBLEMS, 404, 409),
+  },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/{id}/locations/{location_id}",
+  summary: "Remove a replica",
+  security: ADMIN,
+  request: { params: LocationParams },
+  responses: { 204: { description: "Removed" }, ...problems(400, 401, 404) },
+});
 
 /** Replicas of a deployment: the orchestrator's write path and the operator's view of their health. */
-export function locationsApi({ handle, cache, checker, config }: Deps) {
-  const { db } = handle;
+export function locationsApi({ handle: { db }, checker, config }: Deps) {
   const allowed = replicaAllowList(config.REPLICA_ALLOWED_CIDRS);
-  return new Hono<AppEnv>()
-    .get("/:id/locations", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
+  return contracts()
+    .openapi(list, async (c) => {
+      const { id } = c.req.valid("param");
       await getDeployment(db, id);
-      return c.json({ items: (await listLocations(db, id)).map(locationView) });
+      return c.json({ items: (await listLocations(db, id)).map(locationView) }, 200);
     })
-    .put("/:id/locations/:location_id", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const locationId = parseParam(c, "location_id", LocationId);
-      const b = await parseBody(c, PutLocationBody);
+    .openapi(put, async (c) => {
+      const { id, location_id } = c.req.valid("param");
+      const b = c.req.valid("json");
       // The schema checks the form; whether the address may be dialled depends on the operator's allow-list.
       const refused = checkAddress(b.address, allowed);
       if (refused) {
         throw invalidField("body.address", refused);
       }
-      const { row, created, routingChanged } = await upsertLocation(db, id, locationId, {
-        nodeId: b.node_id,
-        nodeHostname: b.node_hostname,
-        address: b.address,
-        port: b.port,
-        containerId: b.container_id,
-        status: b.status,
-        cpuUsage: b.cpu_usage,
-      });
-      if (routingChanged) {
-        cache.invalidate();
+      const { row, created, routingChanged } = await upsertLocation(db, id, location_id, camelize(b));
+      if (!routingChanged) {
+        c.set("configUnchanged", true); // a heartbeat (CPU figure, node name): nothing to re-render
       }
       // A new or moved replica is probed at once rather than at the next tick (its health is `unknown`).
       if (row.status === "running" && row.healthStatus === "unknown" && row.nextProbeAt === null) {
         checker?.probeNow(row.id);
       }
-      return c.json(locationView(row), created ? 201 : 200);
+      return created ? c.json(locationView(row), 201) : c.json(locationView(row), 200);
     })
-    .delete("/:id/locations/:location_id", async (c) => {
-      await deleteLocation(db, parseParam(c, "id", DeploymentId), parseParam(c, "location_id", LocationId));
-      cache.invalidate();
+    .openapi(remove, async (c) => {
+      const { id, location_id } = c.req.valid("param");
+      await deleteLocation(db, id, location_id);
       return c.body(null, 204);
     });
 }

@@ -1,12 +1,13 @@
+import { createRoute } from "@hono/zod-openapi";
 import bcrypt from "bcryptjs";
-import { Hono } from "hono";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { getMiddlewares, putMiddlewares } from "../../db/repo/middlewares.js";
 import { CHAIN_ORDER, IP_DEPTH_NEEDS_TRUSTED_PROXIES, type StoredMiddlewares } from "../../render/middlewares.js";
-import type { AppEnv, Deps } from "../app.js";
-import { type FieldError, HttpProblem } from "../problem.js";
-import { DeploymentId, type MiddlewaresBody, MiddlewaresBody as MiddlewaresBodySchema } from "../schemas.js";
-import { parseBody, parseParam } from "../validate.js";
+import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import type { Deps } from "../deps.js";
+import type { FieldError } from "../problem.js";
+import { DeploymentParams, MiddlewaresBody, MiddlewaresView } from "../schemas.js";
+import { invalid } from "../validate.js";
 
 const BCRYPT_COST = 10;
 
@@ -37,7 +38,7 @@ export function middlewaresView(stored: Record<string, unknown>) {
   return {
     ...stored,
     ...(basic ? { basic_auth: { ...basic, users: (basic.users ?? []).map((line) => line.split(":")[0]) } } : {}),
-    chain_order: CHAIN_ORDER,
+    chain_order: [...CHAIN_ORDER],
   };
 }
 
@@ -57,32 +58,42 @@ function checkIpDepth(body: MiddlewaresBody, trustedProxies: readonly string[]):
     errors.push({ location: "body.rate_limit.ip_depth", message: IP_DEPTH_NEEDS_TRUSTED_PROXIES });
   }
   if (errors.length > 0) {
-    throw new HttpProblem({
-      status: 400,
-      code: "VALIDATION_FAILED",
-      title: "Invalid request",
-      detail: `${errors[0]?.location}: ${IP_DEPTH_NEEDS_TRUSTED_PROXIES}`,
-      errors,
-    });
+    throw invalid(errors, `${errors[0]?.location}: ${IP_DEPTH_NEEDS_TRUSTED_PROXIES}`); // the one reason, said once
   }
 }
 
-export function middlewaresApi({ handle, cache, config }: Deps) {
-  const { db } = handle;
-  return new Hono<AppEnv>()
-    .get("/:id/middlewares", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
+const get = createRoute({
+  method: "get",
+  path: "/{id}/middlewares",
+  summary: "Middleware settings (basic-auth users as names only)",
+  security: ADMIN,
+  request: { params: DeploymentParams },
+  responses: { 200: json(MiddlewaresView, "Settings"), ...problems(400, 401, 404) },
+});
+
+const put = createRoute({
+  method: "put",
+  path: "/{id}/middlewares",
+  summary: "Replace middleware settings",
+  security: ADMIN,
+  request: { params: DeploymentParams, body: jsonBody(MiddlewaresBody) },
+  responses: { 200: json(MiddlewaresView, "Settings after the change"), ...problems(...BODY_PROBLEMS, 404) },
+});
+
+export function middlewaresApi({ handle: { db }, config }: Deps) {
+  return contracts()
+    .openapi(get, async (c) => {
+      const { id } = c.req.valid("param");
       await getDeployment(db, id);
-      return c.json(middlewaresView(await getMiddlewares(db, id)));
+      return c.json(middlewaresView(await getMiddlewares(db, id)), 200);
     })
-    .put("/:id/middlewares", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const body = await parseBody(c, MiddlewaresBodySchema);
+    .openapi(put, async (c) => {
+      const { id } = c.req.valid("param");
+      const body = c.req.valid("json");
       checkIpDepth(body, config.TRUSTED_PROXY_CIDRS);
       await getDeployment(db, id);
       const stored = await toStored(body);
       await putMiddlewares(db, id, stored);
-      cache.invalidate();
-      return c.json(middlewaresView(stored));
+      return c.json(middlewaresView(stored), 200);
     });
 }

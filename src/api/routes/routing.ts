@@ -1,15 +1,74 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { addDomain, listRoutes, putPrimaryRouting, removeDomain } from "../../db/repo/routing.js";
-import type { AppEnv, Deps } from "../app.js";
+import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import type { Deps } from "../deps.js";
 import { domainWarnings } from "../domain-policy.js";
-import { AddDomainBody, DeleteDomainQuery, DeploymentId, DomainName, PutRoutingBody } from "../schemas.js";
-import { parseBody, parseParam, parseQuery } from "../validate.js";
-import { dnsRecords, routeView, routingView } from "../views.js";
+import {
+  AddDomainBody,
+  AddedDomainView,
+  DeleteDomainQuery,
+  DeploymentParams,
+  DomainParams,
+  DomainWithDnsView,
+  Items,
+  PutRoutingBody,
+  RoutingChangeView,
+  RoutingView,
+} from "../schemas.js";
+import { camelize, dnsRecords, routeView, routingView } from "../views.js";
+
+const getRouting = createRoute({
+  method: "get",
+  path: "/{id}/routing",
+  summary: "Primary routing and every domain",
+  security: ADMIN,
+  request: { params: DeploymentParams },
+  responses: { 200: json(RoutingView, "Routing"), ...problems(400, 401, 404) },
+});
+
+const putRouting = createRoute({
+  method: "put",
+  path: "/{id}/routing",
+  summary: "Create or update the primary route (partial)",
+  security: ADMIN,
+  request: { params: DeploymentParams, body: jsonBody(PutRoutingBody) },
+  responses: { 200: json(RoutingChangeView, "Routing after the change"), ...problems(...BODY_PROBLEMS, 404, 409) },
+});
+
+const listDomains = createRoute({
+  method: "get",
+  path: "/{id}/domains",
+  summary: "List domains with DNS records",
+  security: ADMIN,
+  request: { params: DeploymentParams },
+  responses: { 200: json(Items(DomainWithDnsView), "Domains"), ...problems(400, 401, 404) },
+});
+
+const postDomain = createRoute({
+  method: "post",
+  path: "/{id}/domains",
+  summary: "Add a custom domain",
+  security: ADMIN,
+  request: { params: DeploymentParams, body: jsonBody(AddDomainBody) },
+  responses: {
+    201: json(AddedDomainView, "Created"),
+    200: json(AddedDomainView, "The deployment already had it: the existing route"),
+    ...problems(...BODY_PROBLEMS, 404, 409),
+  },
+});
+
+const deleteDomain = createRoute({
+  method: "delete",
+  path: "/{id}/domains/{domain}",
+  summary: "Remove a domain (all paths, or ?path_prefix=)",
+  security: ADMIN,
+  request: { params: DomainParams, query: DeleteDomainQuery },
+  responses: { 204: { description: "Removed" }, ...problems(400, 401, 404) },
+});
 
 /** Routing and custom domains of one deployment: `/deployments/:id/routing` and `/deployments/:id/domains`. */
-export function routingApi({ handle, cache, config }: Deps) {
-  const { db } = handle;
+export function routingApi({ handle: { db }, config }: Deps) {
   const dnsTargets = {
     ipv4: config.PUBLIC_IPS.filter((ip) => !ip.includes(":")),
     ipv6: config.PUBLIC_IPS.filter((ip) => ip.includes(":")),
@@ -21,73 +80,38 @@ export function routingApi({ handle, cache, config }: Deps) {
   };
   const defaultResolver = (domain: string) =>
     domain.startsWith("*.") ? config.DEFAULT_WILDCARD_CERT_RESOLVER : config.DEFAULT_CERT_RESOLVER;
-  return new Hono<AppEnv>()
-    .get("/:id/routing", async (c) => c.json(await show(parseParam(c, "id", DeploymentId))))
-    .put("/:id/routing", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const b = await parseBody(c, PutRoutingBody);
-      await putPrimaryRouting(
-        db,
-        id,
-        {
-          domain: b.domain,
-          pathPrefix: b.path_prefix,
-          targetPort: b.target_port,
-          protocol: b.protocol,
-          loadBalancerAlgo: b.load_balancer_algo as "round-robin" | "least-conn" | "ip-hash" | undefined,
-          sslEnabled: b.ssl_enabled,
-          sslCertResolver: b.ssl_cert_resolver,
-          tlsIncludeApex: b.tls_include_apex,
-        },
-        defaultResolver,
-      );
-      cache.invalidate();
+  return contracts()
+    .openapi(getRouting, async (c) => c.json(await show(c.req.valid("param").id), 200))
+    .openapi(putRouting, async (c) => {
+      const { id } = c.req.valid("param");
+      const b = c.req.valid("json");
+      await putPrimaryRouting(db, id, camelize(b), defaultResolver);
       const warnings = b.domain ? domainWarnings(b.domain) : [];
-      return c.json({ ...(await show(id)), ...(warnings.length > 0 ? { warnings } : {}) });
+      return c.json({ ...(await show(id)), ...(warnings.length > 0 ? { warnings } : {}) }, 200);
     })
-    .get("/:id/domains", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
+    .openapi(listDomains, async (c) => {
+      const { id } = c.req.valid("param");
       await getDeployment(db, id);
-      return c.json({
-        items: (await listRoutes(db, id)).map((r) => ({
-          ...routeView(r),
-          dns_records: dnsRecords(r.domain, dnsTargets),
-        })),
-      });
+      const items = (await listRoutes(db, id)).map((r) => ({
+        ...routeView(r),
+        dns_records: dnsRecords(r.domain, dnsTargets),
+      }));
+      return c.json({ items }, 200);
     })
-    .post("/:id/domains", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const b = await parseBody(c, AddDomainBody);
-      const { route, created } = await addDomain(
-        db,
-        id,
-        {
-          domain: b.domain,
-          pathPrefix: b.path_prefix,
-          targetPort: b.target_port,
-          sslEnabled: b.ssl_enabled,
-          sslCertResolver: b.ssl_cert_resolver,
-          tlsIncludeApex: b.tls_include_apex,
-        },
-        defaultResolver,
-      );
-      cache.invalidate();
+    .openapi(postDomain, async (c) => {
+      const { id } = c.req.valid("param");
+      const { route, created } = await addDomain(db, id, camelize(c.req.valid("json")), defaultResolver);
       const warnings = domainWarnings(route.domain); // accepted, but may imitate another name
-      return c.json(
-        {
-          route: routeView(route),
-          dns_records: dnsRecords(route.domain, dnsTargets),
-          ...(warnings.length > 0 ? { warnings } : {}),
-        },
-        created ? 201 : 200,
-      );
+      const body = {
+        route: routeView(route),
+        dns_records: dnsRecords(route.domain, dnsTargets),
+        ...(warnings.length > 0 ? { warnings } : {}),
+      };
+      return created ? c.json(body, 201) : c.json(body, 200);
     })
-    .delete("/:id/domains/:domain", async (c) => {
-      const id = parseParam(c, "id", DeploymentId);
-      const domain = parseParam(c, "domain", DomainName);
-      const { path_prefix } = parseQuery(c, DeleteDomainQuery);
-      await removeDomain(db, id, domain, path_prefix);
-      cache.invalidate();
+    .openapi(deleteDomain, async (c) => {
+      const { id, domain } = c.req.valid("param");
+      await removeDomain(db, id, domain, c.req.valid("query").path_prefix);
       return c.body(null, 204);
     });
 }

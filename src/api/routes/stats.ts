@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { listCertificates } from "../../db/repo/certificates.js";
 import { countDeployments } from "../../db/repo/deployments.js";
 import { countReplicasByHealth } from "../../db/repo/locations.js";
@@ -8,15 +8,31 @@ import { redirectRouterName, routeName, toHttpRouterName } from "../../render/na
 import { checkRoute } from "../../render/render.js";
 import { hostMatches, matchRoute, priorityFor, routingPath, ruleFor } from "../../render/rules.js";
 import { expiringSoon } from "../../tls/expiry.js";
-import type { AppEnv, Deps } from "../app.js";
-import { normalizeDomain, ResolveQuery } from "../schemas.js";
-import { parseQuery } from "../validate.js";
+import { ADMIN, contracts, json, problems } from "../contract.js";
+import type { Deps } from "../deps.js";
+import { normalizeDomain, ResolutionView, ResolveQuery, StatsView } from "../schemas.js";
+
+const stats = createRoute({
+  method: "get",
+  path: "/stats",
+  summary: "Routes, replicas, config revision and Traefik pollers",
+  security: ADMIN,
+  responses: { 200: json(StatsView, "Statistics"), ...problems(401) },
+});
+
+const resolve = createRoute({
+  method: "get",
+  path: "/resolve",
+  summary: "Which route answers scheme + host + path (serving, or redirecting to the scheme it serves), and why",
+  security: ADMIN,
+  request: { query: ResolveQuery },
+  responses: { 200: json(ResolutionView, "Resolution"), ...problems(400, 401) },
+});
 
 /** `/routing/stats` and `/routing/resolve`: what is served, to whom, and why a host lands where it does. */
-export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
-  const { db } = handle;
-  return new Hono<AppEnv>()
-    .get("/stats", async (c) => {
+export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps) {
+  return contracts()
+    .openapi(stats, async (c) => {
       // Like a poll, wait briefly for a pending re-render: right after a write, the old revision would make every
       // poller look current.
       const cfg = await cache.freshWithin(FRESH_WAIT_MS);
@@ -25,53 +41,59 @@ export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
         countReplicasByHealth(db),
         listCertificates(db),
       ]);
-      return c.json({
-        total_routes: cfg?.routeCount ?? 0,
-        cached_proxies: cfg?.serviceCount ?? 0,
-        timestamp: clock.now().toISOString(),
-        deployments,
-        replicas,
-        certificates: {
-          total: certs.length,
-          expiring_soon: expiringSoon(certs, clock.now(), config.CERT_EXPIRY_WARN_DAYS),
+      return c.json(
+        {
+          total_routes: cfg?.routeCount ?? 0,
+          cached_proxies: cfg?.serviceCount ?? 0,
+          timestamp: clock.now().toISOString(),
+          deployments,
+          replicas,
+          certificates: {
+            total: certs.length,
+            expiring_soon: expiringSoon(certs, clock.now(), config.CERT_EXPIRY_WARN_DAYS),
+          },
+          config: cfg
+            ? {
+                revision: cfg.revision,
+                hash: cfg.hash,
+                bytes: cfg.json.length,
+                rendered_at: cfg.renderedAt.toISOString(),
+                render_ms: Math.round(cfg.renderMs * 10) / 10,
+                stale: cache.stale,
+                skipped_rows: cfg.warnings,
+              }
+            : null,
+          pollers: pollers.list().map((p) => ({
+            node: p.node,
+            last_poll_at: p.lastPollAt,
+            polls: p.polls,
+            serving_current: p.lastHash === cfg?.hash,
+            user_agent: p.userAgent ?? null,
+          })),
         },
-        config: cfg
-          ? {
-              revision: cfg.revision,
-              hash: cfg.hash,
-              bytes: cfg.json.length,
-              rendered_at: cfg.renderedAt.toISOString(),
-              render_ms: Math.round(cfg.renderMs * 10) / 10,
-              stale: cache.stale,
-              skipped_rows: cfg.warnings,
-            }
-          : null,
-        pollers: pollers.list().map((p) => ({
-          node: p.node,
-          last_poll_at: p.lastPollAt,
-          polls: p.polls,
-          serving_current: p.lastHash === cfg?.hash,
-          user_agent: p.userAgent ?? null,
-        })),
-      });
+        200,
+      );
     })
-    .get("/resolve", async (c) => {
-      const q = parseQuery(c, ResolveQuery);
+    .openapi(resolve, async (c) => {
+      const q = c.req.valid("query");
       const host = normalizeDomain(q.host.replace(/:\d+$/, ""));
       const path = q.path.startsWith("/") ? q.path : `/${q.path}`;
       const scheme = q.scheme;
       // Traefik matches PathPrefix on the decoded path, except upper-case reserved escapes (routingPath).
       const routed = routingPath(path);
       if (routed === undefined) {
-        return c.json({
-          host,
-          path,
-          scheme,
-          matched: false,
-          outcome: 400,
-          reason: `${path} has a malformed %XX escape: Traefik answers 400 before routing.`,
-          candidates: [],
-        });
+        return c.json(
+          {
+            host,
+            path,
+            scheme,
+            matched: false,
+            outcome: 400,
+            reason: `${path} has a malformed %XX escape: Traefik answers 400 before routing.`,
+            candidates: [],
+          },
+          200,
+        );
       }
       const snap = await loadSnapshot(db);
       const valid = snap.routes.filter((r) => checkRoute(r) === undefined);
@@ -91,18 +113,21 @@ export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
       const route = matchRoute(valid, host, routed);
       if (!route) {
         const sameHost = valid.filter((r) => hostMatches(r.domain, host)).length;
-        return c.json({
-          host,
-          path,
-          scheme,
-          matched: false,
-          outcome: 404,
-          reason:
-            sameHost > 0
-              ? `${sameHost} route(s) claim ${host}, but none has a path prefix that ${path} starts with: Traefik answers 404.`
-              : `No route claims ${host}: Traefik answers 404. Add it with POST /api/v1/deployments/{id}/domains.`,
-          candidates,
-        });
+        return c.json(
+          {
+            host,
+            path,
+            scheme,
+            matched: false,
+            outcome: 404,
+            reason:
+              sameHost > 0
+                ? `${sameHost} route(s) claim ${host}, but none has a path prefix that ${path} starts with: Traefik answers 404.`
+                : `No route claims ${host}: Traefik answers 404. Add it with POST /api/v1/deployments/{id}/domains.`,
+            candidates,
+          },
+          200,
+        );
       }
       const healthy = snap.replicas.filter(
         (r) => r.deploymentId === route.deploymentId && r.status === "running" && r.healthStatus === "healthy",
@@ -131,25 +156,31 @@ export function statsApi({ handle, cache, pollers, clock, config }: Deps) {
         // redirectScheme answers GET with 301 when permanent (to https), else 302 (traefik v3.7.9
         // pkg/middlewares/redirect/redirect.go, moveHandler).
         const redirectTo = `${served}://${host}${path}`;
-        return c.json({
-          ...common,
-          serves: false,
-          outcome: served === "https" ? 301 : 302,
-          router: served === "https" ? redirectRouterName(name) : toHttpRouterName(name),
-          entry_point: scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB,
-          redirect_to: redirectTo,
-          reason: `${why}; it is served over ${served} only, so Traefik redirects to ${redirectTo}.`,
-        });
+        return c.json(
+          {
+            ...common,
+            serves: false,
+            outcome: served === "https" ? 301 : 302,
+            router: served === "https" ? redirectRouterName(name) : toHttpRouterName(name),
+            entry_point: scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB,
+            redirect_to: redirectTo,
+            reason: `${why}; it is served over ${served} only, so Traefik redirects to ${redirectTo}.`,
+          },
+          200,
+        );
       }
-      return c.json({
-        ...common,
-        serves: true,
-        outcome: healthy > 0 ? 200 : 503,
-        router: name,
-        entry_point: scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB,
-        redirect_to: null,
-        reason:
-          why + (healthy > 0 ? `; ${healthy} healthy replica(s).` : "; no healthy replica, so Traefik answers 503."),
-      });
+      return c.json(
+        {
+          ...common,
+          serves: true,
+          outcome: healthy > 0 ? 200 : 503,
+          router: name,
+          entry_point: scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB,
+          redirect_to: null,
+          reason:
+            why + (healthy > 0 ? `; ${healthy} healthy replica(s).` : "; no healthy replica, so Traefik answers 503."),
+        },
+        200,
+      );
     });
 }

@@ -1,27 +1,43 @@
-import { Hono } from "hono";
+import { createRoute, z } from "@hono/zod-openapi";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
 import type { ConfigFormat } from "../../render/serialize.js";
-import type { AppEnv, Deps } from "../app.js";
 import { requireBearer } from "../auth.js";
-import { HttpProblem } from "../problem.js";
+import { contracts, PROVIDER, problems } from "../contract.js";
+import type { Deps } from "../deps.js";
+import { HttpProblem, problem } from "../problem.js";
 
 const YAML_TYPES = /\b(application|text)\/(x-)?yaml\b/i;
 
+const ConfigQuery = z.object({
+  format: z
+    .enum(["json", "yaml", "yml"], { error: "must be json or yaml" })
+    .optional()
+    .meta({ description: "Overrides the Accept header; JSON when neither asks for YAML." }),
+});
+
+/** The rendered Traefik dynamic configuration (routers, services, middlewares, TLS); its bytes are canonical. */
+const DynamicConfigDoc = z.looseObject({}).meta({ description: "Traefik dynamic configuration" });
+
+const getConfig = createRoute({
+  method: "get",
+  path: "/config",
+  operationId: "getTraefikConfig",
+  summary: "The dynamic configuration Traefik's HTTP provider polls (JSON or YAML, gzip when asked)",
+  security: PROVIDER,
+  request: { query: ConfigQuery },
+  responses: {
+    200: {
+      description: "The current configuration; X-Config-Revision, X-Config-Hash and ETag name it",
+      content: { "application/json": { schema: DynamicConfigDoc }, "application/yaml": { schema: DynamicConfigDoc } },
+    },
+    304: { description: "If-None-Match named the current ETag" },
+    ...problems(400, 401, 503),
+  },
+});
+
 function wantedFormat(query: string | undefined, accept: string | undefined): ConfigFormat {
-  if (query === "yaml" || query === "yml") {
-    return "yaml";
-  }
-  if (query === "json") {
-    return "json";
-  }
   if (query !== undefined) {
-    throw new HttpProblem({
-      status: 400,
-      code: "INVALID_REQUEST",
-      title: "Invalid request",
-      detail: "format must be json or yaml.",
-      errors: [{ location: "query.format", message: "must be json or yaml" }],
-    });
+    return query === "json" ? "json" : "yaml";
   }
   return YAML_TYPES.test(accept ?? "") ? "yaml" : "json";
 }
@@ -37,61 +53,58 @@ function acceptsGzip(header: string | undefined): boolean {
 
 /** GET /traefik/config: the dynamic configuration Traefik's HTTP provider polls, served from memory. */
 export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
-  return new Hono<AppEnv>()
-    .use(
-      "/config",
-      requireBearer("traefik-provider", config.PROVIDER_TOKEN, () => config.PROVIDER_TOKEN.length > 0),
-    )
-    .get("/config", async (c) => {
-      const format = wantedFormat(c.req.query("format"), c.req.header("accept"));
-      const cfg = await cache.freshWithin(FRESH_WAIT_MS);
-      if (cfg?.hasSecrets && config.PROVIDER_TOKEN.length === 0) {
-        // Re-checked after the render: a poll racing a certificate upload must not get the keys.
-        throw new HttpProblem({
-          status: 401,
-          code: "UNAUTHORIZED",
-          title: "Unauthorized",
-          detail:
-            "The configuration holds secrets (private keys, basic-auth hashes, custom header values or the fallback proxy secret): set PROVIDER_TOKEN and send it as a bearer token.",
-          headers: { "WWW-Authenticate": 'Bearer realm="traefik-provider"' },
-        });
-      }
-      pollers.record(nodeOf(c), clock.now(), cfg?.hash, c.req.header("user-agent"));
-      if (!cfg) {
-        // Never 200 before the database has been read: `{}` would drop every route, while on 503 Traefik keeps what
-        // it has. Once read, `{}` is the real answer when nothing is routed (Traefik applies it, issue 9 #1).
-        throw new HttpProblem({
-          status: 503,
-          code: "CONFIG_UNAVAILABLE",
-          title: "No configuration rendered yet",
-          detail: "The routing database has not been read successfully since startup.",
+  const app = contracts();
+  app.use(
+    "/config",
+    requireBearer("traefik-provider", config.PROVIDER_TOKEN, () => config.PROVIDER_TOKEN.length > 0),
+  );
+  return app.openapi(getConfig, async (c) => {
+    const format = wantedFormat(c.req.valid("query").format, c.req.header("accept"));
+    const cfg = await cache.freshWithin(FRESH_WAIT_MS);
+    if (cfg?.hasSecrets && config.PROVIDER_TOKEN.length === 0) {
+      // Re-checked after the render: a poll racing a certificate upload must not get the keys.
+      throw new HttpProblem(
+        problem(
+          "UNAUTHORIZED",
+          "The configuration holds secrets (private keys, basic-auth hashes, custom header values or the fallback proxy secret): set PROVIDER_TOKEN and send it as a bearer token.",
+          { headers: { "WWW-Authenticate": 'Bearer realm="traefik-provider"' } },
+        ),
+      );
+    }
+    pollers.record(nodeOf(c), clock.now(), cfg?.hash, c.req.header("user-agent"));
+    if (!cfg) {
+      // Never 200 before the database has been read: `{}` would drop every route, while on 503 Traefik keeps what
+      // it has. Once read, `{}` is the real answer when nothing is routed (Traefik applies it, issue 9 #1).
+      throw new HttpProblem(
+        problem("CONFIG_UNAVAILABLE", "The routing database has not been read successfully since startup.", {
           headers: { "Retry-After": "5" },
-        });
-      }
-      const gz = acceptsGzip(c.req.header("accept-encoding"));
-      const etag = `"${cfg.hash.slice(0, 32)}-${format}${gz ? "-gz" : ""}"`;
-      const headers: Record<string, string> = {
-        "content-type": format === "yaml" ? "application/yaml; charset=utf-8" : "application/json; charset=utf-8",
-        etag,
-        vary: "Accept, Accept-Encoding",
-        "cache-control": "no-cache",
-        "x-config-revision": String(cfg.revision),
-        "x-config-hash": cfg.hash,
-        "x-config-rendered-at": cfg.renderedAt.toISOString(),
-      };
-      if (cache.stale) {
-        headers["x-config-stale"] = "true";
-      }
-      // 304 only for a client that asked for it: Traefik's provider never sends If-None-Match and counts 304 as failure.
-      const inm = c.req.header("if-none-match");
-      if (inm?.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
-        return c.body(null, 304, headers);
-      }
-      const body = await cache.body(cfg, format, gz);
-      if (gz) {
-        headers["content-encoding"] = "gzip";
-      }
-      headers["content-length"] = String(body.length);
-      return c.body(new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.length), 200, headers);
-    });
+        }),
+      );
+    }
+    const gz = acceptsGzip(c.req.header("accept-encoding"));
+    const etag = `"${cfg.hash.slice(0, 32)}-${format}${gz ? "-gz" : ""}"`;
+    const headers: Record<string, string> = {
+      "content-type": format === "yaml" ? "application/yaml; charset=utf-8" : "application/json; charset=utf-8",
+      etag,
+      vary: "Accept, Accept-Encoding",
+      "cache-control": "no-cache",
+      "x-config-revision": String(cfg.revision),
+      "x-config-hash": cfg.hash,
+      "x-config-rendered-at": cfg.renderedAt.toISOString(),
+    };
+    if (cache.stale) {
+      headers["x-config-stale"] = "true";
+    }
+    // 304 only for a client that asked for it: Traefik's provider never sends If-None-Match and counts 304 as failure.
+    const inm = c.req.header("if-none-match");
+    if (inm?.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
+      return c.body(null, 304, headers);
+    }
+    const body = await cache.body(cfg, format, gz);
+    if (gz) {
+      headers["content-encoding"] = "gzip";
+    }
+    headers["content-length"] = String(body.length);
+    return c.body(new Uint8Array(body.buffer as ArrayBuffer, body.byteOffset, body.length), 200, headers);
+  });
 }

@@ -2,11 +2,13 @@ import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { HealthMode, Protocol } from "../../../schema/enums.js";
 import { deploymentLocations, deployments, type HealthEventRow, locationHealthEvents } from "../../../schema/tables.js";
 import {
+  foldObservations,
   type HealthPolicy,
   LEASE_MARGIN_MS,
-  nextHealth,
   type Observation,
-  type Transition,
+  type ObservationInput,
+  type ReplicaTransition,
+  type ReplicaUpdate,
 } from "../../health/state.js";
 import { type Db, rowsOf } from "../client.js";
 import { NotFound } from "../errors.js";
@@ -88,24 +90,14 @@ export async function claimDueReplicas(db: Db, opts: ClaimOptions): Promise<Clai
   }));
 }
 
-export interface ObservationInput {
-  locationId: string;
-  obs: Observation;
-  source: "probe" | "report";
-  /** Probes only: the endpoint that was probed; a replica that moved meanwhile keeps its (reset) state. */
-  probed?: { address: string };
-  cpu?: number | undefined;
-  nextProbeAt?: Date;
-  /** Probes only: release this owner's lease. */
-  leaseOwner?: string;
-}
+export type { ObservationInput } from "../../health/state.js";
+/** A transition with the replica it happened to. */
+export type RecordedTransition = ReplicaTransition;
 
-export interface RecordedTransition extends Transition {
-  locationId: string;
-  deploymentId: string;
-}
-
-/** Applies observations under row locks, persists counters and transitions; returns the transitions. */
+/**
+ * Records observations: reads the replicas under row locks, folds the observations into them
+ * (foldObservations), and writes one update per replica and the transitions' events. Returns the transitions.
+ */
 export async function recordObservations(
   db: Db,
   items: ObservationInput[],
@@ -135,89 +127,36 @@ export async function recordObservations(
       )
       .orderBy(t.id) // one lock order for every writer: no deadlocks between instances
       .for("update");
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    const transitions: RecordedTransition[] = [];
-    const events: (typeof locationHealthEvents.$inferInsert)[] = [];
-    const updates = new Map<string, RowUpdate>(); // one final update per row, however many observations it had
-    const moved: string[] = [];
-    for (const item of items) {
-      const row = byId.get(item.locationId);
-      if (!row) {
-        continue; // deleted meanwhile
-      }
-      const release = item.leaseOwner !== undefined && row.leaseOwner === item.leaseOwner;
-      if (item.probed && item.probed.address !== row.address) {
-        if (release) {
-          moved.push(row.id); // probed the old address: keep the reset state, just give the lease back
-        }
-        continue;
-      }
-      const { state, transition } = nextHealth(
-        { status: row.healthStatus, okStreak: row.okStreak, failStreak: row.failStreak },
-        item.obs,
-        policy,
-      );
-      const prev = updates.get(row.id);
-      updates.set(row.id, {
-        id: row.id,
-        health: state.status,
-        ok: state.okStreak,
-        fail: state.failStreak,
-        at: item.obs.at,
-        error: item.obs.ok ? null : (item.obs.error ?? "check failed"),
-        cpu: item.cpu ?? prev?.cpu,
-        next: item.nextProbeAt ?? prev?.next,
-        report: item.source === "report" || prev?.report === true,
-        release: release || prev?.release === true,
-      });
-      row.healthStatus = state.status; // a second observation of the same row in this batch builds on this one
-      row.okStreak = state.okStreak;
-      row.failStreak = state.failStreak;
-      if (transition) {
-        transitions.push({ ...transition, locationId: row.id, deploymentId: row.deploymentId });
-        events.push({
-          locationId: row.id,
-          deploymentId: row.deploymentId,
-          fromStatus: transition.from,
-          toStatus: transition.to,
-          at: transition.at,
-          reason: transition.reason.slice(0, 500),
-          source: item.source,
-        });
-      }
-    }
+    const { updates, released, transitions, events } = foldObservations(rows, items, policy);
     const t2 = tx as unknown as Db;
     // One statement per batch, not one per replica: at 5,000 replicas per round the round trips dominate.
-    for (let i = 0; i < updates.size; i += UPDATE_CHUNK) {
-      await applyUpdates(t2, [...updates.values()].slice(i, i + UPDATE_CHUNK));
+    for (let i = 0; i < updates.length; i += UPDATE_CHUNK) {
+      await applyUpdates(t2, updates.slice(i, i + UPDATE_CHUNK));
     }
-    if (moved.length > 0) {
-      await tx.update(t).set({ probeLeaseUntil: null, probeLeaseOwner: null }).where(inArray(t.id, moved));
+    if (released.length > 0) {
+      await tx.update(t).set({ probeLeaseUntil: null, probeLeaseOwner: null }).where(inArray(t.id, released));
     }
     if (events.length > 0) {
-      await tx.insert(locationHealthEvents).values(events);
+      await tx.insert(locationHealthEvents).values(
+        events.map((e) => ({
+          locationId: e.locationId,
+          deploymentId: e.deploymentId,
+          fromStatus: e.from,
+          toStatus: e.to,
+          at: e.at,
+          reason: e.reason.slice(0, 500),
+          source: e.source,
+        })),
+      );
     }
     return transitions;
   });
 }
 
-interface RowUpdate {
-  id: string;
-  health: string;
-  ok: number;
-  fail: number;
-  at: Date;
-  error: string | null;
-  cpu: number | undefined;
-  next: Date | undefined;
-  report: boolean;
-  release: boolean;
-}
-
 const UPDATE_CHUNK = 500;
 
 /** `UPDATE … FROM (VALUES …)`: every parameter travels as text and is cast in SET, the same on both drivers. */
-async function applyUpdates(db: Db, rows: RowUpdate[]): Promise<void> {
+async function applyUpdates(db: Db, rows: ReplicaUpdate[]): Promise<void> {
   if (rows.length === 0) {
     return;
   }

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, type SQL } from "drizzle-orm";
 import type { LbAlgo, Protocol } from "../../../schema/enums.js";
 import { deploymentRouting, deployments, type RoutingRow } from "../../../schema/tables.js";
-import type { Db } from "../client.js";
+import type { Db, Tx } from "../client.js";
 import { Conflict, Invalid, isUniqueViolation, NotFound } from "../errors.js";
 import { newId } from "../ids.js";
 
@@ -38,8 +38,9 @@ export async function listAllRoutes(db: Db): Promise<RoutingRow[]> {
   return db.select().from(deploymentRouting).orderBy(asc(deploymentRouting.id));
 }
 
-async function assertDeployment(db: Db, id: string): Promise<void> {
-  const [row] = await db.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, id)).for("update");
+/** Locks the deployment row (FOR UPDATE): only meaningful inside a transaction. */
+async function assertDeployment(tx: Tx, id: string): Promise<void> {
+  const [row] = await tx.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, id)).for("update");
   if (!row) {
     throw new NotFound("deployment", id);
   }
@@ -93,8 +94,7 @@ export async function putPrimaryRouting(
 ): Promise<void> {
   const domain = patch.domain;
   const run = () =>
-    db.transaction(async (tx) => {
-      const t = tx as unknown as Db;
+    db.transaction(async (t) => {
       await assertDeployment(t, deploymentId);
       const [primary] = await t
         .select()
@@ -173,8 +173,7 @@ export async function addDomain(
 ): Promise<{ route: RoutingRow; created: boolean }> {
   try {
     return await withDomainConflict(db, input.domain, input.pathPrefix, deploymentId, () =>
-      db.transaction(async (tx) => {
-        const t = tx as unknown as Db;
+      db.transaction(async (t) => {
         await assertDeployment(t, deploymentId);
         const existing = await listRoutes(t, deploymentId);
         const primary = existing.find((r) => r.isPrimary);
@@ -226,8 +225,7 @@ export async function addDomain(
 
 /** Removes a domain (one path, or all its paths); a removed primary hands over to the oldest remaining route. */
 export async function removeDomain(db: Db, deploymentId: string, domain: string, pathPrefix?: string): Promise<number> {
-  return db.transaction(async (tx) => {
-    const t = tx as unknown as Db;
+  return db.transaction(async (t) => {
     await assertDeployment(t, deploymentId);
     const conds: SQL[] = [eq(deploymentRouting.deploymentId, deploymentId), eq(deploymentRouting.domain, domain)];
     if (pathPrefix !== undefined) {

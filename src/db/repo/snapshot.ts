@@ -39,7 +39,7 @@ export interface RoutingSnapshot {
 export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSnapshot> {
   return db.transaction(
     async (tx) => {
-      const changeSeq = await readChangeSeq(tx as unknown as Db);
+      const changeSeq = await readChangeSeq(tx);
       const rows = await tx
         .select({
           ...routeColumns,
@@ -68,9 +68,8 @@ export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSna
         return { ...r, backendTls };
       });
       const replicas = await tx.select(replicaColumns).from(deploymentLocations);
-      const t = tx as unknown as Db;
-      const { certs, failed } = certKey ? await loadCertificatesForRender(t, certKey) : { certs: [], failed: [] };
-      const middlewares = await loadAllMiddlewares(t);
+      const { certs, failed } = certKey ? await loadCertificatesForRender(tx, certKey) : { certs: [], failed: [] };
+      const middlewares = await loadAllMiddlewares(tx);
       return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, changeSeq };
     },
     { isolationLevel: "repeatable read", accessMode: "read only" },

@@ -1,23 +1,18 @@
 import { expect } from "vitest";
 import type { z } from "zod";
-import { createApp, defaultNodeOf } from "../../src/api/app.js";
 import type { DnsRecord, LocationView, RouteView, RoutingView } from "../../src/api/schemas.js";
+import { buildApp, type Wiring } from "../../src/app-wiring.js";
 import type { Config } from "../../src/config/env.js";
-import { certEncryptionKey } from "../../src/config/secrets.js";
 import type { DbHandle } from "../../src/db/client.js";
-import { loadSnapshot } from "../../src/db/repo/snapshot.js";
-import { systemClock } from "../../src/lib/clock.js";
 import type { Fields, Logger } from "../../src/lib/logger.js";
-import { packageVersion } from "../../src/lib/package-root.js";
-import { ConfigCache } from "../../src/provider/config-cache.js";
-import { PollTracker } from "../../src/provider/pollers.js";
+import type { ConfigCache } from "../../src/provider/config-cache.js";
 import type { DynamicConfig, TraefikDocument } from "../../src/render/types.js";
-import { renderSettings } from "../../src/server.js";
-import { ADMIN_TOKEN, PROVIDER_TOKEN } from "../helpers/app.js";
-import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
+import { ADMIN_TOKEN, PROVIDER_TOKEN } from "./app.js";
+import { traefikSchemaErrors } from "./traefik-schema.js";
 
-// Shared plumbing for the /api/v1 integration suites: one client over real HTTP or app.request(), which also
-// watches every answer for 5xx statuses and leaked internals, so each suite can assert "never" after each test.
+// The client side of the API test harness (useApiServer in api-server.ts starts the server): one client over real
+// HTTP or app.request(), which also watches every answer for 5xx statuses and leaked internals, so each suite can
+// assert "never" after each test.
 
 export type RouteJson = z.infer<typeof RouteView>;
 export type RoutingJson = z.infer<typeof RoutingView>;
@@ -184,35 +179,17 @@ export function recordingLogger(): Logger & { errors: { message: string; fields?
 
 export interface InProcess {
   client: ApiClient;
-  app: ReturnType<typeof createApp>;
+  app: Wiring["app"];
   cache: ConfigCache;
   logger: ReturnType<typeof recordingLogger>;
-  close(): void;
+  close(): Promise<void>;
 }
 
-/** The app wired as startServer wires it, minus the socket and the change feed: for `app.request()` suites. */
+/** The app wired as startServer wires it, minus the sockets and the change feed: for `app.request()` suites. */
 export async function inProcessApp(handle: DbHandle, config: Config): Promise<InProcess> {
   const logger = recordingLogger();
-  const certKey = certEncryptionKey(config, logger);
-  const cache = new ConfigCache({
-    load: () => loadSnapshot(handle.db, certKey),
-    settings: renderSettings(config),
-    clock: systemClock,
-    logger,
-    coalesceMs: config.RENDER_COALESCE_MS,
-  });
+  const { app, cache, close } = await buildApp(config, handle, { logger });
   await cache.ensureFresh();
-  const app = createApp({
-    config,
-    handle,
-    cache,
-    pollers: new PollTracker(),
-    clock: systemClock,
-    logger,
-    version: packageVersion(),
-    certKey,
-    nodeOf: defaultNodeOf,
-  });
   const client = new ApiClient(async (path, init) => app.request(path, init));
-  return { client, app, cache, logger, close: () => cache.close() };
+  return { client, app, cache, logger, close };
 }

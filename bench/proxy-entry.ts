@@ -1,15 +1,15 @@
 import { readFileSync } from "node:fs";
-import { systemClock } from "../lib/clock.js";
-import { createLogger } from "../lib/logger.js";
-import { startProxy } from "./server.js";
-import type { ProxyReplicaRow, ProxyRouteRow, ProxySnapshot } from "./table.js";
+import { systemClock } from "../src/lib/clock.js";
+import { createLogger } from "../src/lib/logger.js";
+import { startProxy } from "../src/proxy/server.js";
+import type { ProxyReplicaRow, ProxyRouteRow, ProxySnapshot } from "../src/proxy/table.js";
 
 // Benchmark entry for /work/shared/bench/run.sh (--extra): the real proxy code path (secret check, deployment
-// lookup, least-CPU choice, header rewrite, pooled upstreams) on a fixed table instead of a database. Requests
-// must carry what Traefik sends: `X-Obiente-Proxy-Secret: <BENCH_SECRET>` and `X-Obiente-Deployment:
-// <benchDeploymentId(host)>` (there is no Host lookup: issue 10 #1); bench/proxy.sh adds both to the harness's
-// requests. Reads $BENCH_ROUTES_JSON or the file $BENCH_ROUTES: {"app1.test":["127.0.0.1:19001",…],…}; serves on
-// $BIND:$PORT.
+// lookup, least-CPU choice, header rewrite, pooled upstreams) on a fixed table instead of a database. Run it from
+// the repository with `node --import tsx bench/proxy-entry.ts` (bench/proxy.sh does). Requests must carry what
+// Traefik sends: `X-Obiente-Proxy-Secret: <BENCH_SECRET>` and `X-Obiente-Deployment: <benchDeploymentId(host)>`
+// (there is no Host lookup: issue 10 #1); bench/proxy.sh adds both to the harness's requests. Reads
+// $BENCH_ROUTES_JSON or the file $BENCH_ROUTES: {"app1.test":["127.0.0.1:19001",…],…}; serves on $BIND:$PORT.
 
 export const BENCH_SECRET = "bench-secret-not-used-0123456789";
 

@@ -1,0 +1,110 @@
+import { hostname } from "node:os";
+import { createApp, defaultNodeOf } from "./api/app.js";
+import type { Deps } from "./api/deps.js";
+import type { Config } from "./config/env.js";
+import { certEncryptionKey } from "./config/secrets.js";
+import type { DbHandle } from "./db/client.js";
+import { loadSnapshot } from "./db/repo/snapshot.js";
+import { refuseDisallowedAddresses } from "./health/address-guard.js";
+import { type CheckDefaults, cronSchedule, HealthChecker } from "./health/checker.js";
+import { createHttpProbe, type Probe } from "./health/probe.js";
+import { type Clock, systemClock } from "./lib/clock.js";
+import { createLogger, type Logger } from "./lib/logger.js";
+import { packageVersion } from "./lib/package-root.js";
+import { ConfigCache, type Snapshot } from "./provider/config-cache.js";
+import { PollTracker } from "./provider/pollers.js";
+import { type FallbackProxy, renderSettings } from "./provider/settings.js";
+import { replicaAllowList } from "./render/address.js";
+import type { RenderSettings } from "./render/types.js";
+
+export interface WiringOptions {
+  logger?: Logger;
+  clock?: Clock;
+  /** The bundled proxy, when it runs: `least-conn` deployments are rendered through it. */
+  fallbackProxy?: FallbackProxy;
+  /** Replace the HTTP probe (tests); replica addresses are still checked against REPLICA_ALLOWED_CIDRS. */
+  probe?: Probe;
+  /** Replace the node-cron schedule (tests drive rounds with checker.runRound()). */
+  schedule?: (tick: () => void) => () => void;
+  /** Render this snapshot source instead of the database, with these settings (the render bench). */
+  load?: () => Promise<Snapshot>;
+  settings?: RenderSettings;
+  /** AES-256 key for uploaded private keys; by default CERT_ENCRYPTION_KEY or the key kept in DATA_DIR. */
+  certKey?: Buffer;
+  version?: string;
+}
+
+/** Everything one instance serves from, built but not started: no socket, no timer, no LISTEN yet. */
+export interface Wiring {
+  app: ReturnType<typeof createApp>;
+  deps: Deps;
+  cache: ConfigCache;
+  /** Built whether or not HEALTH_ENABLED is set; the API only gets it (and the caller only starts it) when it is. */
+  checker: HealthChecker;
+  /** Stops the checker, closes the probe's connections and the cache's timers. The database stays open. */
+  close(): Promise<void>;
+}
+
+export function healthDefaults(config: Config): CheckDefaults {
+  return {
+    path: config.HEALTH_PATH,
+    intervalSeconds: config.HEALTH_INTERVAL_SECONDS,
+    timeoutSeconds: config.HEALTH_TIMEOUT_SECONDS,
+    expectedStatus: config.HEALTH_EXPECTED_STATUS,
+    concurrency: config.HEALTH_CONCURRENCY,
+    rise: config.HEALTH_RISE,
+    tickSeconds: config.HEALTH_TICK_SECONDS,
+  };
+}
+
+/**
+ * The one place the served config, the health checker and the HTTP app are put together, for the server, the
+ * API tests and the bench alike. The caller owns the sockets, the change feed and the order of starting.
+ */
+export async function buildApp(config: Config, handle: DbHandle, opts: WiringOptions = {}): Promise<Wiring> {
+  const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
+  const clock = opts.clock ?? systemClock;
+  const certKey = opts.certKey ?? certEncryptionKey(config, logger);
+  const cache = new ConfigCache({
+    load: opts.load ?? (() => loadSnapshot(handle.db, certKey)),
+    settings: opts.settings ?? renderSettings(config, opts.fallbackProxy),
+    clock,
+    logger,
+    coalesceMs: config.RENDER_COALESCE_MS,
+  });
+  const http = createHttpProbe(clock); // opens connections only when it probes
+  const checker = new HealthChecker({
+    db: handle.db,
+    probe: refuseDisallowedAddresses(opts.probe ?? http.probe, replicaAllowList(config.REPLICA_ALLOWED_CIDRS), clock),
+    clock,
+    logger,
+    schedule: opts.schedule ?? (await cronSchedule(config.HEALTH_TICK_SECONDS)),
+    owner: config.INSTANCE_ID ?? `${hostname()}-${process.pid}`,
+    defaults: healthDefaults(config),
+    // Also reaches us through NOTIFY; calling it here lets a read right after a round see the round.
+    onTransitions: () => cache.invalidate(),
+  });
+  const deps: Deps = {
+    config,
+    handle,
+    cache,
+    pollers: new PollTracker(),
+    ...(config.HEALTH_ENABLED ? { checker } : {}),
+    clock,
+    logger,
+    version: opts.version ?? packageVersion(),
+    certKey,
+    nodeOf: defaultNodeOf,
+  };
+  return {
+    app: createApp(deps),
+    deps,
+    cache,
+    checker,
+    async close() {
+      await checker.stop();
+      await http.close();
+      cache.close();
+    },
+  };
+}
