@@ -26,7 +26,8 @@ import { loadConfig } from "../src/config/env.js";
 import { type DbHandle, openDb, rowsOf } from "../src/db/client.js";
 import { migrate } from "../src/db/migrate.js";
 import { type CheckDefaults, HealthChecker } from "../src/health/checker.js";
-import { createHttpProbe, type Probe } from "../src/health/probe.js";
+import { createHttpProbe } from "../src/health/http-probe.js";
+import type { Probe } from "../src/health/probe.js";
 import type { Clock } from "../src/lib/clock.js";
 import { silentLogger } from "../src/lib/logger.js";
 
