@@ -15,6 +15,8 @@ import {
 import { grpcHealthCheck, h2cGet } from "./probe-h2.js";
 
 const CONNECT_TIMEOUT_MS = 5000;
+/** TLS verification policies kept open at once (one undici Agent each), least recently used evicted. */
+const MAX_AGENTS = 64;
 const HEADERS = { "user-agent": "obiente-router-health/1", accept: "application/json, */*;q=0.5" };
 
 /**
@@ -27,15 +29,23 @@ export function createHttpProbe(clock: Clock): { probe: Probe; close: () => Prom
   const agentFor = (tls: BackendTls | null): Agent => {
     const key = policyKey(tls);
     let agent = agents.get(key);
-    if (!agent) {
+    if (agent) {
+      agents.delete(key); // re-inserted below: the map's order is least recently used first
+    } else {
       const { servername, ...opts } = tlsOptions(tls);
       const base = buildConnector({ timeout: CONNECT_TIMEOUT_MS, maxCachedSessions: 0, ...opts });
       // undici puts the URL's host (or nothing, for an IP) in each request's servername, which wins over the
       // connector's option: override it here so SNI and the name check use the declared server name.
       const connect: buildConnector.connector = (o, cb) => base(servername ? { ...o, servername } : o, cb);
       agent = new Agent({ pipelining: 0, connect });
-      agents.set(key, agent);
+      // Bounded: a policy no deployment uses any more (its TLS settings changed) ages out instead of leaking.
+      const oldest = agents.size >= MAX_AGENTS ? agents.keys().next().value : undefined;
+      if (oldest !== undefined) {
+        agents.get(oldest)?.close().catch(() => {}); // in-flight probes finish first (Agent.close waits)
+        agents.delete(oldest);
+      }
     }
+    agents.set(key, agent);
     return agent;
   };
 

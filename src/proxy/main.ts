@@ -1,7 +1,7 @@
 import { loadConfig } from "../config/env.js";
 import { openDb } from "../db/client.js";
 import { systemClock } from "../lib/clock.js";
-import { createLogger } from "../lib/logger.js";
+import { createLogger, errorLine } from "../lib/logger.js";
 import { exitOnSignals } from "../lib/shutdown.js";
 import { replicaAllowList } from "../render/address.js";
 import { proxyBindHost, resolveProxySecret } from "./config.js";
@@ -35,6 +35,6 @@ export async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`obiente-router proxy: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`obiente-router proxy: ${errorLine(err)}\n`); // never a database error's message (parameters)
   process.exit(1);
 });
