@@ -41,7 +41,8 @@ export function createHttpProbe(clock: Clock): { probe: Probe; close: () => Prom
       // Bounded: a policy no deployment uses any more (its TLS settings changed) ages out instead of leaking.
       const oldest = agents.size >= MAX_AGENTS ? agents.keys().next().value : undefined;
       if (oldest !== undefined) {
-        agents.get(oldest)?.close().catch(() => {}); // in-flight probes finish first (Agent.close waits)
+        // Agent.close() lets in-flight probes finish first.
+        agents.get(oldest)?.close().catch(() => {});
         agents.delete(oldest);
       }
     }
