@@ -42,7 +42,10 @@ export function createHttpProbe(clock: Clock): { probe: Probe; close: () => Prom
       const oldest = agents.size >= MAX_AGENTS ? agents.keys().next().value : undefined;
       if (oldest !== undefined) {
         // Agent.close() lets in-flight probes finish first.
-        agents.get(oldest)?.close().catch(() => {});
+        agents
+          .get(oldest)
+          ?.close()
+          .catch(() => {});
         agents.delete(oldest);
       }
     }
