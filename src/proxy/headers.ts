@@ -72,6 +72,11 @@ export type H = (typeof H)[keyof typeof H];
  * Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade) never reach the upstream; `Expect` is answered by Node.
  */
 export function classifyRequestHeader(name: string): H {
+  if (name.includes("_")) {
+    // CGI-style servers (WSGI, PHP, …) read `X_Forwarded_For` as HTTP_X_FORWARDED_FOR, the same variable as
+    // `X-Forwarded-For`: an underscore spelling of a header the proxy acts on is dropped, never passed on.
+    return classifyRequestHeader(name.replaceAll("_", "-")) === H.Pass ? H.Pass : H.Drop;
+  }
   switch (name.length) {
     case 2:
       return isNamed(name, "te") ? H.Drop : H.Pass;

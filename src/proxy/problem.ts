@@ -37,7 +37,10 @@ export const problems = {
   invalidPath: () =>
     proxyProblem("INVALID_PATH", "The request target must be a path without '..' segments, in any encoding."),
   notWebSocket: () =>
-    proxyProblem("BAD_REQUEST", "Only WebSocket upgrades (RFC 6455, with a Sec-WebSocket-Key) are carried."),
+    proxyProblem(
+      "BAD_REQUEST",
+      "Only WebSocket upgrades (RFC 6455: a Sec-WebSocket-Key and no request body) are carried.",
+    ),
   /** BAD_REQUEST, or the same code with another 4xx (431 headers too large, 408 request timeout). */
   badRequest: (detail: string, status = 400): ProxyProblem => ({
     ...proxyProblem("BAD_REQUEST", detail),

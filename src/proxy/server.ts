@@ -287,7 +287,9 @@ class FallbackProxy implements ExchangeHost {
       return;
     }
     const key = webSocketKeyOf(scan);
-    if (scan.upgrade?.toLowerCase() !== "websocket" || key === undefined) {
+    // An upgrade request carries no body (RFC 6455 §4.1): one with a body would be forwarded without it (Node puts
+    // the bytes in `head`, written only after a 101) and a chunked one piped unparsed.
+    if (scan.upgrade?.toLowerCase() !== "websocket" || key === undefined || scan.hasBody) {
       writeRawProblem(socket, problems.notWebSocket(), url);
       return;
     }

@@ -338,6 +338,16 @@ describe.each(DRIVERS)("fallback proxy under attack on %s", (driver) => {
     expect(got[0]).not.toContain("/../admin");
   });
 
+  it("an upgrade carrying a body is refused before any replica is dialled (it would hang or cross unparsed)", async () => {
+    const before = raw.received.length;
+    for (const framing of ["Content-Length: 10\r\n", "Transfer-Encoding: chunked\r\n"]) {
+      const withBody = upgradeRequest("/ws-200", "dep_ws").replace("\r\n\r\n", `\r\n${framing}\r\n`);
+      const out = await rawTwoRequests(port(), withBody, "0123456789", (s) => s.includes("}"));
+      expect(out).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    }
+    expect(raw.received.length).toBe(before);
+  });
+
   it("an upgrade without a WebSocket key is refused before any replica is dialled", async () => {
     const before = raw.received.length;
     const out = await rawTwoRequests(

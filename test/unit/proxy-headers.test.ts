@@ -134,6 +134,31 @@ describe("scanRequest", () => {
     expect(scanRequest(["x-obiente-deployment", "a", "X-Obiente-Deployment", "b"]).routingRepeated).toBe(true);
   });
 
+  it("drops underscore spellings of the headers the proxy acts on (CGI servers read them as the real ones)", () => {
+    const scan = scanRequest([
+      "X_Forwarded_For",
+      "1.2.3.4",
+      "x_real_ip",
+      "1.2.3.4",
+      "X_Obiente_Deployment",
+      "dep_other",
+      "X_Obiente_Proxy_Secret",
+      "forged",
+      "Content_Length",
+      "5",
+      "X_App_Trace",
+      "kept",
+    ]);
+    expect(scan.headers).toEqual(["X_App_Trace", "kept"]);
+    expect(scan.forwardedOther).toEqual([]);
+    expect([scan.forwardedFor, scan.deployment, scan.secret, scan.hasBody]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      false,
+    ]);
+  });
+
   it("sees a body only for a non-zero Content-Length or a Transfer-Encoding", () => {
     expect(scanRequest(["Content-Length", "0"]).hasBody).toBe(false);
     expect(scanRequest(["Content-Length", "12"]).hasBody).toBe(true);
