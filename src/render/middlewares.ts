@@ -260,7 +260,11 @@ export function middlewaresFor(
     }
   }
   if (cfg.strip_prefix && route.pathPrefix !== "/") {
-    add(`${own}--strip-prefix`, { stripPrefix: { prefixes: [route.pathPrefix] } });
+    // Traefik strips by `strings.HasPrefix(req.URL.Path, prefix)`, on the fully decoded path
+    // (pkg/middlewares/stripprefix/strip_prefix.go), while the router matched the routing path, which keeps
+    // upper-case reserved escapes: `/a%2Fb` routes `/a%2Fb/x` but must be stripped as `/a/b`.
+    const prefix = route.pathPrefix.includes("%") ? decodeURIComponent(route.pathPrefix) : route.pathPrefix;
+    add(`${own}--strip-prefix`, { stripPrefix: { prefixes: [prefix] } });
   }
   if (cfg.compress?.enabled) {
     const c = cfg.compress;

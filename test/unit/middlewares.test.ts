@@ -245,6 +245,13 @@ describe("middlewaresFor", () => {
     expect(middlewaresFor(www, stored({ strip_prefix: false })).chain).toEqual([]);
   });
 
+  it("strips a prefix with a kept escape the way Traefik compares it: on the decoded path", () => {
+    // The router matches `/a%2Fb/x` (routing path); stripPrefix then sees URL.Path `/a/b/x`.
+    const escaped = aRoute({ id: "rt_esc", pathPrefix: "/a%2Fb" });
+    const { defs } = middlewaresFor(escaped, stored({ strip_prefix: true }));
+    expect(defs).toEqual([["dep-a--rt-esc--strip-prefix", { stripPrefix: { prefixes: ["/a/b"] } }]]);
+  });
+
   it("fills documented defaults", () => {
     const { defs } = middlewaresFor(
       aRoute(),
