@@ -13,6 +13,7 @@ import { type Running, startServer } from "../../src/server.js";
 import { ADMIN_TOKEN, PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
 import { makeCert } from "../helpers/certs.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { listenOnLoopback } from "../helpers/loopback.js";
 import { fakeClock, startReplica, type TestReplica } from "../helpers/replica.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
 
@@ -31,14 +32,7 @@ async function startTlsReplica() {
     res.writeHead(200, { "content-type": "text/plain" });
     res.end("ok");
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  const close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
-  return { port, caPem, state, close };
+  return { caPem, state, ...(await listenOnLoopback(server)) };
 }
 
 /** A gRPC server with the standard grpc.health.v1 service (grpc-js + grpc-health-check), h2c on 127.0.0.1. */

@@ -6,6 +6,7 @@ import { silentLogger } from "../../src/lib/logger.js";
 import { proxyDbDeps } from "../../src/proxy/from-db.js";
 import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { listenOnLoopback } from "../helpers/loopback.js";
 import { fakeClock } from "../helpers/replica.js";
 
 // Issue 10 #1, #2, #9: the proxy port attacked the way a tenant on the same network would, on loopback. Every
@@ -29,16 +30,7 @@ async function startReplica(): Promise<Replica> {
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify(req.headers));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { seen, ...(await listenOnLoopback(server)) };
 }
 
 /**

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
@@ -12,6 +11,7 @@ import { silentLogger } from "../../src/lib/logger.js";
 import { proxyDbDeps } from "../../src/proxy/from-db.js";
 import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { listenOnLoopback } from "../helpers/loopback.js";
 import { fakeClock } from "../helpers/replica.js";
 
 const SECRET = "test-proxy-secret-0123456789abcdef";
@@ -93,15 +93,7 @@ async function startBulkUpstream(): Promise<{ port: number; close(): Promise<voi
   server.on("upgrade", (req, socket: Duplex) => {
     acceptWebSocket(String(req.headers["sec-websocket-key"]), socket);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenOnLoopback(server);
 }
 
 /**

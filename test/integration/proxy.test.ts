@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, request, type Server } from "node:http";
-import { type AddressInfo, connect } from "node:net";
+import { connect } from "node:net";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploymentLocations, deploymentRouting, deployments, locationHealthEvents } from "../../schema/tables.js";
@@ -9,6 +9,7 @@ import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
 import type { ProxySnapshot } from "../../src/proxy/table.js";
 import { waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { listenOnLoopback } from "../helpers/loopback.js";
 import { fakeClock } from "../helpers/replica.js";
 
 const SECRET = "test-proxy-secret-0123456789abcdef";
@@ -46,16 +47,7 @@ async function startUpstream(name: string): Promise<Upstream> {
       res.end(name);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    name,
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { name, ...(await listenOnLoopback(server)) };
 }
 
 interface Reply {
