@@ -21,10 +21,12 @@ import {
 import { certificatesApi } from "./routes/certificates.js";
 import { deploymentsApi } from "./routes/deployments.js";
 import { healthApi } from "./routes/health.js";
+import { labelsApi } from "./routes/labels.js";
 import { locationsApi } from "./routes/locations.js";
 import { metaApi } from "./routes/meta.js";
 import { middlewaresApi } from "./routes/middlewares.js";
 import { routingApi } from "./routes/routing.js";
+import { stateApi } from "./routes/state.js";
 import { statsApi } from "./routes/stats.js";
 import { traefikApi } from "./routes/traefik.js";
 import { validatorProblem } from "./validate.js";
@@ -104,8 +106,10 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   api.route("/deployments", locationsApi(deps));
   api.route("/deployments", healthApi(deps));
   api.route("/deployments", middlewaresApi(deps));
+  api.route("/deployments", labelsApi(deps));
   api.route("/certificates", certificatesApi(deps));
   api.route("/routing", statsApi(deps));
+  api.route("/state", stateApi(deps));
   app.route("/api/v1", api);
 
   for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {

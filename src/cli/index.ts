@@ -1,99 +1,87 @@
 #!/usr/bin/env node
-import { parseArgs } from "node:util";
-import { loadConfig } from "../config/env.js";
-import { certEncryptionKey } from "../config/secrets.js";
-import { openDb } from "../db/client.js";
-import { migrate } from "../db/migrate.js";
-import { loadSnapshot } from "../db/repo/snapshot.js";
-import { errorLine, silentLogger } from "../lib/logger.js";
-import { fallbackProxySecret, fallbackProxyUrl, renderSettings } from "../provider/settings.js";
-import { renderDynamicConfig } from "../render/render.js";
-import { type ConfigFormat, serialize } from "../render/serialize.js";
+import { errorLine } from "../lib/logger.js";
+import { CliError, type Command } from "./common.js";
+import { migrateCommand, renderCommand } from "./database.js";
+import { exportCommand } from "./export.js";
+import { applyCommand, diffCommand, dumpCommand } from "./state.js";
 
-const USAGE = `usage: obiente-router <command>
+const serveCommand: Command = {
+  summary: "run the service (same as npm start)",
+  usage:
+    "usage: obiente-router serve\n\n  Runs the service (API, provider endpoint, health checks, fallback proxy); configured by the environment.\n",
+  async run() {
+    await import("../main.js");
+    return -1; // main keeps the process alive
+  },
+};
 
-  serve               run the service (same as npm start)
-  proxy               run only the fallback least-CPU proxy (needs DATABASE_URL)
-  migrate [--url postgres://…]
-                      apply database migrations and exit
-  render [--format json|yaml] [--url postgres://…]
-                      print the Traefik dynamic config for the current database state
+const proxyCommand: Command = {
+  summary: "run only the fallback least-CPU proxy (needs DATABASE_URL)",
+  usage:
+    "usage: obiente-router proxy\n\n  Runs only the bundled least-CPU fallback proxy; it reads routing from DATABASE_URL.\n",
+  async run() {
+    await import("../proxy/main.js");
+    return -1; // the proxy keeps the process alive
+  },
+};
 
-  --url overrides DATABASE_URL. Without either, the embedded PGlite in DATA_DIR is opened, which only one process
-  may do at a time: while the service runs on it, read its config through the API (GET /traefik/config).
-`;
+/** Every command, in the order `--help` lists them. */
+const COMMANDS: Record<string, Command> = {
+  serve: serveCommand,
+  proxy: proxyCommand,
+  migrate: migrateCommand,
+  render: renderCommand,
+  export: exportCommand,
+  dump: dumpCommand,
+  diff: diffCommand,
+  apply: applyCommand,
+};
 
-/** The environment's config, with DATABASE_URL replaced by `--url` when given. */
-function configWith(url: string | undefined) {
-  return loadConfig(url === undefined ? process.env : { ...process.env, DATABASE_URL: url });
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`);
+  return `usage: obiente-router <command> [options]\n\n${lines.join("\n")}\n\n  obiente-router <command> --help shows a command's options.\n`;
 }
 
 async function run(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case "serve": {
-      await import("../main.js");
-      return -1; // main keeps the process alive
-    }
-    case "proxy": {
-      await import("../proxy/main.js");
-      return -1; // the proxy keeps the process alive
-    }
-    case "migrate": {
-      const { values } = parseArgs({ args: rest, options: { url: { type: "string" } } });
-      const config = configWith(values.url);
-      const handle = await openDb(config);
-      try {
-        await migrate(handle);
-        process.stdout.write(`migrations applied (${handle.driver})\n`);
-      } finally {
-        await handle.close();
-      }
-      return 0;
-    }
-    case "render": {
-      const { values } = parseArgs({
-        args: rest,
-        options: { format: { type: "string", default: "yaml" }, url: { type: "string" } },
-      });
-      if (values.format !== "json" && values.format !== "yaml") {
-        process.stderr.write("--format must be json or yaml\n");
-        return 2;
-      }
-      const config = configWith(values.url);
-      const handle = await openDb(config);
-      try {
-        await migrate(handle);
-        const snap = await loadSnapshot(handle.db, certEncryptionKey(config, silentLogger));
-        const secret = fallbackProxySecret(config, silentLogger);
-        const result = renderDynamicConfig({
-          ...snap,
-          settings: renderSettings(config, secret ? { url: fallbackProxyUrl(config), secret } : undefined),
-        });
-        for (const w of result.warnings) {
-          process.stderr.write(`skipped ${w.kind} ${w.id}: ${w.reason}\n`);
-        }
-        process.stdout.write(serialize(result.config, values.format as ConfigFormat));
-      } finally {
-        await handle.close();
-      }
-      return 0;
-    }
-    default:
-      process.stderr.write(USAGE);
-      return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(usage());
+    return 0;
   }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) {
+    process.stderr.write(`obiente-router: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(command.usage);
+    return 0;
+  }
+  return command.run(rest);
 }
 
 run(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) {
-      process.exit(code);
+      process.exitCode = code; // let stdout drain; nothing else keeps the process alive
     }
   },
   (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`obiente-router: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    // parseArgs rejects unknown or malformed options: the user's input, so exit 2 with its message.
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`obiente-router: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
     // A database error's message can quote query parameters: say what failed, not with which values.
     process.stderr.write(`obiente-router: ${errorLine(err)}\n`);
-    process.exit(1);
+    process.exitCode = 1;
   },
 );
