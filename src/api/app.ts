@@ -50,6 +50,22 @@ export function defaultNodeOf(c: Context): string {
 
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** Body limit of the declarative-state endpoints (a whole platform's routing); every other body: 1 MiB. */
+export const STATE_BODY_LIMIT_MIB = 64;
+
+function limitBody(mib: number) {
+  return bodyLimit({
+    maxSize: mib * 1024 * 1024,
+    onError: () => {
+      // The unread body leaves the connection unusable (the server drops it shortly after); say so, so a
+      // keep-alive client does not send its next request down it (RFC 9110 §15.5.14).
+      throw new HttpProblem(
+        problem("BODY_TOO_LARGE", `Request bodies are limited to ${mib} MiB.`, { headers: { Connection: "close" } }),
+      );
+    },
+  });
+}
+
 /** Builds the HTTP app; no side effects at import or construction. */
 export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   const { logger, cache } = deps;
@@ -81,18 +97,10 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
 
   const api = contracts();
   api.use(requireBearer("admin-api", deps.config.ADMIN_TOKEN));
-  api.use(
-    bodyLimit({
-      maxSize: 1024 * 1024,
-      onError: () => {
-        // The unread body leaves the connection unusable (the server drops it shortly after); say so, so a
-        // keep-alive client does not send its next request down it (RFC 9110 §15.5.14).
-        throw new HttpProblem(
-          problem("BODY_TOO_LARGE", "Request bodies are limited to 1 MiB.", { headers: { Connection: "close" } }),
-        );
-      },
-    }),
-  );
+  // A whole routing state (POST /state/diff, /state/apply) is far larger than any single resource's body.
+  const stateLimit = limitBody(STATE_BODY_LIMIT_MIB);
+  const otherLimit = limitBody(1);
+  api.use((c, next) => (c.req.path.startsWith("/api/v1/state/") ? stateLimit : otherLimit)(c, next));
   // The one place API writes invalidate the served config (the NOTIFY feed does it for other instances and hand
   // SQL): after every write that succeeded, unless its handler knew the rendered state did not move.
   api.use(async (c, next) => {
