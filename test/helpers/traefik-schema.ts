@@ -1,76 +1,9 @@
 import { readFileSync } from "node:fs";
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { parse as parseYaml } from "yaml";
+import { traefikSchema, traefikSchemaProblems } from "../../src/export/traefik-schema.js";
 
-type JsonObject = Record<string, unknown>;
-
-const SCHEMA_FILE = new URL("../fixtures/traefik-schema/traefik-v3-file-provider.json", import.meta.url);
-
-function obj(parent: JsonObject, ...path: string[]): JsonObject {
-  let cur = parent;
-  for (const key of path) {
-    const next = cur[key];
-    if (next === null || typeof next !== "object") {
-      throw new Error(`schema overlay: ${path.join(".")} not found`);
-    }
-    cur = next as JsonObject;
-  }
-  return cur;
-}
-
-/**
- * SchemaStore's schema with a small overlay for what Traefik accepts but the schema lags on, and a few
- * tightenings where Traefik itself is strict. Each entry cites Traefik's generated dynamic reference
- * (docs/content/reference/dynamic-configuration/file.yaml, v3.6.24 and v3.7.9).
- */
-export function traefikSchema(): JsonObject {
-  const schema = JSON.parse(readFileSync(SCHEMA_FILE, "utf8")) as JsonObject;
-  const lb = obj(schema, "definitions", "httpLoadBalancerService", "properties");
-  // reference v3.6.24 `http.services.Service01.loadBalancer.strategy` (wrr | p2c | hrw | leasttime).
-  lb.strategy = { type: "string", enum: ["wrr", "p2c", "hrw", "leasttime"] };
-  // reference `loadBalancer.servers[].{url, weight, preservePath}`: Traefik rejects unknown keys, so be strict too.
-  const server = obj(lb, "servers", "items");
-  server.properties = {
-    url: { type: "string", minLength: 1 },
-    weight: { type: "integer", minimum: 0 },
-    preservePath: { type: "boolean" },
-  };
-  server.additionalProperties = false;
-  // Traefik decodes the whole payload strictly: an unknown top-level or `http.*` key fails it.
-  schema.additionalProperties = false;
-  obj(schema, "properties", "http").additionalProperties = false;
-  // SchemaStore lacks `http.serversTransports`; reference v3.7.9 `http.serversTransports.ServersTransport0.{serverName,
-  // insecureSkipVerify, rootCAs, certificates, …}`. Only the fields we render, closed (RENDER-EDGES, backend.ts):
-  obj(schema, "properties", "http", "properties").serversTransports = {
-    type: "object",
-    additionalProperties: {
-      type: "object",
-      properties: {
-        serverName: { type: "string", minLength: 1 },
-        insecureSkipVerify: { type: "boolean" },
-        rootCAs: { type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
-      },
-      additionalProperties: false,
-    },
-  };
-  // Where SchemaStore leaves objects open that we emit, close them to the reference's fields, so a misspelt key
-  // fails here rather than in Traefik. reference `http.middlewares.Middleware02.basicAuth.{users, usersFile,
-  // realm, removeHeader, headerField}`:
-  obj(schema, "definitions", "basicAuthMiddleware").additionalProperties = false;
-  // reference `http.routers.Router0.tls.{options, certResolver, domains[].{main, sans}}`:
-  const routerTls = obj(schema, "definitions", "httpRouter", "properties", "tls");
-  routerTls.additionalProperties = false;
-  const tlsDomain = obj(routerTls, "properties", "domains", "items");
-  tlsDomain.additionalProperties = false;
-  tlsDomain.required = ["main"];
-  // reference `tls.certificates[].{certFile, keyFile, stores}` (certFile/keyFile take a path or the PEM itself):
-  const certificate = obj(schema, "properties", "tls", "properties", "certificates", "items");
-  certificate.additionalProperties = false;
-  certificate.required = ["certFile", "keyFile"];
-  return schema;
-}
-
-let compiled: ValidateFunction | undefined;
+// The schema and its overlay live in src/export/traefik-schema.ts: the file export validates with the same one.
+export { traefikSchema };
 
 /** What a test may accept from the semantics check, each with its reason written next to it in the test. */
 export interface TraefikCheckOptions {
@@ -130,14 +63,9 @@ export function staticConfigWith(extra: { entryPoints?: string[]; resolvers?: st
  * `opts.staticConfig`): readable problems, empty when valid.
  */
 export function traefikSchemaErrors(config: unknown, opts: TraefikCheckOptions = {}): string[] {
-  compiled ??= new Ajv({ allErrors: true, strict: false }).compile(traefikSchema());
   // A served body (JSON or YAML text) is checked as Traefik reads it: its bytes.
   const doc: unknown = typeof config === "string" ? parseYaml(config) : config;
-  const errors = compiled(doc)
-    ? []
-    : (compiled.errors ?? []).map(
-        (e: ErrorObject) => `${e.instancePath || "/"} ${e.message ?? ""} ${JSON.stringify(e.params)}`,
-      );
+  const errors = traefikSchemaProblems(doc);
   const text = typeof config === "string" ? config : JSON.stringify(config);
   const lines = semantics.validate(text, {
     static: opts.staticConfig ?? STATIC_CONFIG,
