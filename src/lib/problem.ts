@@ -47,6 +47,8 @@ export const PROBLEM_CATALOGUE = {
   DOMAIN_CONFLICT: { status: 409, title: "Conflict" },
   LOCATION_CONFLICT: { status: 409, title: "Conflict" },
   CERTIFICATE_EXISTS: { status: 409, title: "Conflict" },
+  /** A state file references a certificate that is not uploaded (POST /api/v1/certificates first). */
+  CERTIFICATE_NOT_UPLOADED: { status: 409, title: "Certificate not uploaded" },
   // The service itself.
   INTERNAL: { status: 500, title: "Internal Server Error" },
   CONFIG_UNAVAILABLE: { status: 503, title: "No configuration rendered yet" },
