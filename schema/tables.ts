@@ -1,8 +1,10 @@
 import { sql } from "drizzle-orm";
 import {
+  bigint,
   bigserial,
   boolean,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -173,11 +175,64 @@ export const deploymentMiddlewares = pgTable("deployment_middlewares", {
   ...timestamps,
 });
 
-// Room for later capabilities (each gets its own table and migration when built):
-// traffic_splits (canary / A-B), config_revisions (rendered config history for preview and rollback).
+/** Raw bytes (`bytea`): a revision's gzipped config. */
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => "bytea",
+  fromDriver: (v) => (Buffer.isBuffer(v) ? v : Buffer.from(v)),
+});
+
+/**
+ * Every distinct config rendered by any instance, shared by all of them: the number is the durable
+ * `X-Config-Revision`, unique on the sha256 of the bytes (two instances rendering the same bytes share one row;
+ * bytes seen before keep their number). Rendered is not always served: the guard holds a mass removal, a freeze
+ * pins an older revision; `first_served_at` says whether and when it was.
+ */
+export const configRevisions = pgTable(
+  "config_revisions",
+  {
+    revision: bigserial("revision", { mode: "number" }).primaryKey(),
+    hash: text("hash").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    /** What made the instance render it: `api`, `apply`, `health`, `feed` (another instance or SQL), `startup`. */
+    cause: text("cause").notNull(),
+    /** Who: the API caller (token name) or the instance id for health transitions. */
+    actor: text("actor"),
+    /** e.g. the API request (`PUT /api/v1/deployments/{id}/routing`) that changed the state. */
+    detail: text("detail"),
+    /** Counts and names of routers, services and middlewares added, removed and changed against the one served before. */
+    summary: jsonb("summary").$type<Record<string, unknown>>().notNull(),
+    /** The JSON bytes, gzipped. */
+    body: bytea("body").notNull(),
+    bytes: integer("bytes").notNull(),
+    /** The guard held it (it removes too many routers); served only once confirmed. */
+    held: boolean("held").notNull().default(false),
+    confirmedAt: timestamp("confirmed_at", { withTimezone: true }),
+    confirmedBy: text("confirmed_by"),
+    firstServedAt: timestamp("first_served_at", { withTimezone: true }),
+    lastServedAt: timestamp("last_served_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("config_revisions_hash_uq").on(t.hash)],
+);
+
+/** At most one row: while it exists every instance serves that revision's bytes, whatever the current state. */
+export const routingFreeze = pgTable(
+  "routing_freeze",
+  {
+    id: integer("id").primaryKey().default(1),
+    revision: bigint("revision", { mode: "number" }).notNull(),
+    reason: text("reason").notNull(),
+    actor: text("actor"),
+    frozenAt: timestamp("frozen_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [check("routing_freeze_single_ck", sql`${t.id} = 1`)],
+);
+
+// Room for later capabilities (each gets its own table and migration when built): traffic_splits (canary / A-B).
 
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type RoutingRow = typeof deploymentRouting.$inferSelect;
 export type LocationRow = typeof deploymentLocations.$inferSelect;
 export type HealthEventRow = typeof locationHealthEvents.$inferSelect;
 export type CertificateRow = typeof certificates.$inferSelect;
+export type RevisionRow = typeof configRevisions.$inferSelect;
+export type FreezeRow = typeof routingFreeze.$inferSelect;
