@@ -25,6 +25,8 @@ import { labelsApi } from "./routes/labels.js";
 import { locationsApi } from "./routes/locations.js";
 import { metaApi } from "./routes/meta.js";
 import { middlewaresApi } from "./routes/middlewares.js";
+import { previewApi } from "./routes/preview.js";
+import { revisionsApi } from "./routes/revisions.js";
 import { routingApi } from "./routes/routing.js";
 import { stateApi } from "./routes/state.js";
 import { statsApi } from "./routes/stats.js";
@@ -117,6 +119,8 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   api.route("/deployments", labelsApi(deps));
   api.route("/certificates", certificatesApi(deps));
   api.route("/routing", statsApi(deps));
+  api.route("/routing", previewApi(deps));
+  api.route("/routing", revisionsApi(deps));
   api.route("/state", stateApi(deps));
   app.route("/api/v1", api);
 
@@ -151,7 +155,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
 const catalogued = (code: string): code is ProblemCode => Object.hasOwn(PROBLEM_CATALOGUE, code);
 
 /** Maps errors that carry meaning for the client; anything else is a 500 with a generic message. */
-function domainProblem(err: Error): Problem | undefined {
+export function domainProblem(err: Error): Problem | undefined {
   if (err instanceof HttpProblem) {
     return err.problem;
   }
