@@ -3,21 +3,13 @@ import { getConnInfo } from "@hono/node-server/conninfo";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { Conflict, Invalid, isDatabaseUnavailable, NotFound } from "../db/errors.js";
-import { PROBLEM_CATALOGUE, type ProblemCode } from "../lib/problem.js";
-import { CertificateProblem } from "../tls/certificate.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import { requireBearer } from "./auth.js";
 import { contracts, SECURITY_SCHEMES } from "./contract.js";
 import type { AppEnv, Deps } from "./deps.js";
+import { domainProblem } from "./domain-problem.js";
 import { answerOtherMethods, openApiDocument } from "./openapi.js";
-import {
-  databaseUnavailableProblem,
-  HttpProblem,
-  notFoundProblem,
-  type Problem,
-  problem,
-  problemResponse,
-} from "./problem.js";
+import { databaseUnavailableProblem, HttpProblem, notFoundProblem, problem, problemResponse } from "./problem.js";
 import { certificatesApi } from "./routes/certificates.js";
 import { deploymentsApi } from "./routes/deployments.js";
 import { healthApi } from "./routes/health.js";
@@ -31,7 +23,6 @@ import { routingApi } from "./routes/routing.js";
 import { stateApi } from "./routes/state.js";
 import { statsApi } from "./routes/stats.js";
 import { traefikApi } from "./routes/traefik.js";
-import { validatorProblem } from "./validate.js";
 
 export type { AppEnv, Deps } from "./deps.js";
 
@@ -150,34 +141,4 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
     );
   });
   return app;
-}
-
-const catalogued = (code: string): code is ProblemCode => Object.hasOwn(PROBLEM_CATALOGUE, code);
-
-/** Maps errors that carry meaning for the client; anything else is a 500 with a generic message. */
-export function domainProblem(err: Error): Problem | undefined {
-  if (err instanceof HttpProblem) {
-    return err.problem;
-  }
-  if (err instanceof NotFound) {
-    const code = `${err.resource.toUpperCase()}_NOT_FOUND`;
-    const detail = `No ${err.resource} ${err.id}.`;
-    const title = `${err.resource[0]?.toUpperCase()}${err.resource.slice(1)} not found`;
-    return catalogued(code) ? problem(code, detail) : { status: 404, code, title, detail };
-  }
-  if (err instanceof Conflict) {
-    const extra = { extra: err.details };
-    return catalogued(err.code)
-      ? problem(err.code, err.message, extra)
-      : { status: 409, code: err.code, title: "Conflict", detail: err.message, ...extra };
-  }
-  if (err instanceof Invalid) {
-    return problem("VALIDATION_FAILED", err.message, { errors: [{ location: err.location, message: err.message }] });
-  }
-  if (err instanceof CertificateProblem) {
-    return problem("INVALID_CERTIFICATE", err.message, {
-      errors: [{ location: err.location, message: err.message }],
-    });
-  }
-  return validatorProblem(err);
 }
