@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "./lib/logger.js";
 import { packageVersion } from "./lib/package-root.js";
 import { ConfigCache, type Snapshot } from "./provider/config-cache.js";
 import { PollTracker } from "./provider/pollers.js";
+import { dbLedger } from "./provider/revisions.js";
 import { type FallbackProxy, renderSettings } from "./provider/settings.js";
 import { replicaAllowList } from "./render/address.js";
 import type { RenderSettings } from "./render/types.js";
@@ -66,12 +67,17 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
   const clock = opts.clock ?? systemClock;
   const certKey = opts.certKey ?? certEncryptionKey(config, logger);
+  const owner = config.INSTANCE_ID ?? `${hostname()}-${process.pid}`;
+  const settings = opts.settings ?? renderSettings(config, opts.fallbackProxy);
   const cache = new ConfigCache({
     load: opts.load ?? (() => loadSnapshot(handle.db, certKey)),
-    settings: opts.settings ?? renderSettings(config, opts.fallbackProxy),
+    settings,
     clock,
     logger,
     coalesceMs: config.RENDER_COALESCE_MS,
+    // A substituted snapshot source (the bench) has no database to keep revisions in.
+    ...(opts.load ? {} : { ledger: dbLedger(handle.db, { retention: config.REVISION_RETENTION, logger }) }),
+    guard: { maxRemovedPercent: config.GUARD_MAX_REMOVED_PERCENT, minRouters: config.GUARD_MIN_ROUTERS },
   });
   const http = createHttpProbe(clock); // opens connections only when it probes
   const checker = new HealthChecker({
@@ -80,10 +86,10 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
     clock,
     logger,
     schedule: opts.schedule ?? (await cronSchedule(config.HEALTH_TICK_SECONDS)),
-    owner: config.INSTANCE_ID ?? `${hostname()}-${process.pid}`,
+    owner,
     defaults: healthDefaults(config),
     // Also reaches us through NOTIFY; calling it here lets a read right after a round see the round.
-    onTransitions: () => cache.invalidate(),
+    onTransitions: () => cache.invalidate({ cause: "health", actor: owner }),
   });
   const deps: Deps = {
     config,
@@ -94,6 +100,7 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
     clock,
     logger,
     version: opts.version ?? packageVersion(),
+    settings,
     certKey,
     nodeOf: defaultNodeOf,
   };

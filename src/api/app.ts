@@ -3,6 +3,7 @@ import { getConnInfo } from "@hono/node-server/conninfo";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { routePath } from "hono/route";
 import { isDatabaseUnavailable } from "../db/errors.js";
 import { requireBearer } from "./auth.js";
 import { contracts, SECURITY_SCHEMES } from "./contract.js";
@@ -90,16 +91,21 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
 
   const api = contracts();
   api.use(requireBearer("admin-api", deps.config.ADMIN_TOKEN));
-  // A whole routing state (POST /state/diff, /state/apply) is far larger than any single resource's body.
+  // A whole routing state (POST /state/diff, /state/apply, a preview of one) is far larger than any single resource's body.
   const stateLimit = limitBody(STATE_BODY_LIMIT_MIB);
   const otherLimit = limitBody(1);
-  api.use((c, next) => (c.req.path.startsWith("/api/v1/state/") ? stateLimit : otherLimit)(c, next));
+  const wholeState = (path: string) => path.startsWith("/api/v1/state/") || path === "/api/v1/routing/preview";
+  api.use((c, next) => (wholeState(c.req.path) ? stateLimit : otherLimit)(c, next));
   // The one place API writes invalidate the served config (the NOTIFY feed does it for other instances and hand
   // SQL): after every write that succeeded, unless its handler knew the rendered state did not move.
   api.use(async (c, next) => {
     await next();
     if (!READS.has(c.req.method) && c.res.status < 400 && !c.get("configUnchanged")) {
-      cache.invalidate();
+      const actor = c.get("actor");
+      // The route template, never the path: ids are data, and the template says which endpoint wrote.
+      const template = routePath(c, -1);
+      const cause = template.endsWith("/state/apply") ? "apply" : "api";
+      cache.invalidate({ cause, ...(actor ? { actor } : {}), detail: `${c.req.method} ${template}` });
     }
   });
   api.route("/deployments", deploymentsApi(deps));

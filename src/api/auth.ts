@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "./deps.js";
 import { HttpProblem, problem } from "./problem.js";
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -19,15 +20,21 @@ export function bearerOf(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+/** Names the caller in revisions and freezes without revealing the token: a prefix of its SHA-256 (until issue 14
+ * names tokens). */
+export function actorOf(realm: string, token: string): string {
+  return `${realm === "admin-api" ? "admin" : realm}:${digest(token).toString("hex").slice(0, 8)}`;
+}
+
 /**
- * Requires `Authorization: Bearer <token>` from one of `tokens` whenever `required()` says so.
- * The realm tells the client which token is meant (the provider and admin tokens are separate).
+ * Requires `Authorization: Bearer <token>` from one of `tokens` whenever `required()` says so, and names the caller
+ * (`actor`). The realm tells the client which token is meant (the provider and admin tokens are separate).
  */
 export function requireBearer(
   realm: string,
   tokens: readonly string[],
   required: () => boolean = () => true,
-): MiddlewareHandler {
+): MiddlewareHandler<AppEnv> {
   const digests = tokens.map(digest);
   return async (c, next) => {
     if (!required()) {
@@ -41,6 +48,7 @@ export function requireBearer(
         }),
       );
     }
+    c.set("actor", actorOf(realm, presented));
     return next();
   };
 }

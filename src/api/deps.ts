@@ -6,6 +6,7 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { ConfigCache } from "../provider/config-cache.js";
 import type { PollTracker } from "../provider/pollers.js";
+import type { RenderSettings } from "../render/types.js";
 
 /** What the HTTP app needs from the rest of the house; built once by the wiring, passed to createApp. */
 export interface Deps {
@@ -18,6 +19,8 @@ export interface Deps {
   clock: Clock;
   logger: Logger;
   version: string;
+  /** What the served config is rendered with (a preview renders with the same). */
+  settings: RenderSettings;
   /** AES-256 key for uploaded private keys. */
   certKey: Buffer;
   /** Names the Traefik instance behind a request (header or remote address). */
@@ -32,5 +35,7 @@ export type AppEnv = {
      * report that changed no health): the app then skips the cache invalidation every other write gets.
      */
     configUnchanged?: boolean;
+    /** Who is calling: `admin:<first 8 hex of sha256(token)>` (set by requireBearer on the admin API). */
+    actor?: string;
   };
 };

@@ -138,6 +138,12 @@ export const Env = z.object({
   PROXY_REFRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
   PROXY_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(3000),
   PROXY_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
+  /** Config revisions kept in the database (newest by number); the frozen, held and last served one always stay. */
+  REVISION_RETENTION: z.coerce.number().int().min(10).max(1_000_000).default(500),
+  /** A render removing more than this share of the served routers is held until confirmed (100: never). */
+  GUARD_MAX_REMOVED_PERCENT: z.coerce.number().min(0).max(100).default(50),
+  /** The guard only looks at a served config with at least this many routers. */
+  GUARD_MIN_ROUTERS: z.coerce.number().int().min(1).max(10_000_000).default(10),
 });
 export type Config = z.infer<typeof Env>;
 

@@ -49,6 +49,9 @@ export const PROBLEM_CATALOGUE = {
   CERTIFICATE_EXISTS: { status: 409, title: "Conflict" },
   /** A state file references a certificate that is not uploaded (POST /api/v1/certificates first). */
   CERTIFICATE_NOT_UPLOADED: { status: 409, title: "Certificate not uploaded" },
+  // Revisions, freeze and guard (issue 13).
+  REVISION_NOT_FOUND: { status: 404, title: "Revision not found" },
+  REVISION_NOT_HELD: { status: 409, title: "Revision not held" },
   // The service itself.
   INTERNAL: { status: 500, title: "Internal Server Error" },
   CONFIG_UNAVAILABLE: { status: 503, title: "No configuration rendered yet" },

@@ -3,6 +3,10 @@ import type { DbHandle } from "../db/client.js";
 import { readChangeSeq } from "../db/repo/snapshot.js";
 import type { Logger } from "../lib/logger.js";
 import type { ConfigCache } from "./config-cache.js";
+import type { Cause } from "./revisions.js";
+
+/** Learned from the database: the instance that made the change (if any) records who did. */
+const FEED: Cause = { cause: "feed" };
 
 export interface ChangeFeedDeps {
   handle: DbHandle;
@@ -27,8 +31,8 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
       // onConnect fires on every (re)connect: anything sent while we were away is caught by re-rendering.
       unlisten = await handle.listen(
         ROUTING_CHANNEL,
-        () => cache.invalidate(),
-        () => cache.invalidate(),
+        () => cache.invalidate(FEED),
+        () => cache.invalidate(FEED),
       );
     } catch (err) {
       logger.warn("LISTEN failed; relying on polling", { err });
@@ -44,7 +48,7 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
       const seq = await readChangeSeq(handle.db);
       if (seq !== lastSeq || cache.stale) {
         lastSeq = seq;
-        cache.invalidate();
+        cache.invalidate(FEED);
       }
       if (!unlisten) {
         await subscribe();

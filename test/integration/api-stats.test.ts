@@ -133,6 +133,8 @@ describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s"
         skipped_rows: [{ kind: "route", id: "rt_handmade", reason: expect.stringContaining("domain") }],
       },
       certificates: { total: 0, expiring_soon: [] }, // none uploaded in this file
+      freeze: null,
+      guard: null,
       pollers: expect.any(Array),
     });
     expect(Math.abs(Date.parse(body.timestamp) - Date.now())).toBeLessThan(10_000);

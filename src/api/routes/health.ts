@@ -2,10 +2,9 @@ import { createRoute } from "@hono/zod-openapi";
 import type { DeploymentRow } from "../../../schema/tables.js";
 import type { Config } from "../../config/env.js";
 import { getDeployment } from "../../db/repo/deployments.js";
-import { listHealthEvents, setHealthSettings } from "../../db/repo/health.js";
+import { listHealthEvents } from "../../db/repo/health.js";
 import { getLocation } from "../../db/repo/locations.js";
 import { reportReplicaFailure } from "../../health/report.js";
-import { normalizePem } from "../../tls/ca-bundle.js";
 import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
 import type { Deps } from "../deps.js";
 import {
@@ -19,8 +18,7 @@ import {
   LocationParams,
   ReportFailureBody,
 } from "../schemas.js";
-import { invalidField } from "../validate.js";
-import { camelize } from "../views.js";
+import { putHealthCheck } from "../write-steps.js";
 
 function healthCheckView(d: DeploymentRow, config: Config): HealthCheckView {
   const tlsDeclared = d.backendTlsServerName !== null || d.backendTlsCaPem !== null || d.backendTlsInsecureSkipVerify;
@@ -95,24 +93,7 @@ export function healthApi({ handle: { db }, config, clock, logger }: Deps) {
     .openapi(putSettings, async (c) => {
       const { id } = c.req.valid("param");
       const b = c.req.valid("json");
-      const tls =
-        b.tls === null || b.tls === undefined
-          ? b.tls
-          : camelize({ ...b.tls, ...(typeof b.tls.ca_pem === "string" ? { ca_pem: normalizePem(b.tls.ca_pem) } : {}) });
-      if (tls) {
-        // Judge the settings as they will be after this change (fields left out keep their values).
-        const current = await getDeployment(db, id);
-        const caPem = tls.caPem === undefined ? current.backendTlsCaPem : tls.caPem;
-        const insecure =
-          tls.insecureSkipVerify === undefined ? current.backendTlsInsecureSkipVerify : tls.insecureSkipVerify === true;
-        if (insecure && caPem !== null) {
-          throw invalidField(
-            tls.insecureSkipVerify ? "body.tls.insecure_skip_verify" : "body.tls.ca_pem",
-            "insecure_skip_verify cannot be combined with a CA bundle: verify against ca_pem, or skip verification, not both",
-          );
-        }
-      }
-      const row = await setHealthSettings(db, id, { ...camelize(b), tls });
+      const row = await putHealthCheck(db, id, b);
       return c.json(healthCheckView(row, config), 200);
     })
     .openapi(postFailure, async (c) => {

@@ -17,6 +17,7 @@ import {
   RoutingView,
 } from "../schemas.js";
 import { camelize, dnsRecords, routeView, routingView } from "../views.js";
+import { defaultResolverFor } from "../write-steps.js";
 
 const getRouting = createRoute({
   method: "get",
@@ -78,8 +79,7 @@ export function routingApi({ handle: { db }, config }: Deps) {
     await getDeployment(db, id); // 404 for an unknown deployment, even with no routes
     return routingView(id, await listRoutes(db, id));
   };
-  const defaultResolver = (domain: string) =>
-    domain.startsWith("*.") ? config.DEFAULT_WILDCARD_CERT_RESOLVER : config.DEFAULT_CERT_RESOLVER;
+  const defaultResolver = defaultResolverFor(config);
   return contracts()
     .openapi(getRouting, async (c) => c.json(await show(c.req.valid("param").id), 200))
     .openapi(putRouting, async (c) => {

@@ -2,8 +2,10 @@ import { createRoute } from "@hono/zod-openapi";
 import { listCertificates } from "../../db/repo/certificates.js";
 import { countDeployments } from "../../db/repo/deployments.js";
 import { countReplicasByHealth } from "../../db/repo/locations.js";
+import { countRevisionsSince } from "../../db/repo/revisions.js";
 import { loadSnapshot } from "../../db/repo/snapshot.js";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
+import { SUMMARY_NAMES } from "../../provider/revisions.js";
 import { redirectRouterName, routeName, toHttpRouterName } from "../../render/names.js";
 import { checkRoute } from "../../render/render.js";
 import { hostMatches, matchRoute, priorityFor, routingPath, ruleFor } from "../../render/rules.js";
@@ -15,7 +17,7 @@ import { normalizeDomain, ResolutionView, ResolveQuery, StatsView } from "../sch
 const stats = createRoute({
   method: "get",
   path: "/stats",
-  summary: "Routes, replicas, config revision and Traefik pollers",
+  summary: "Routes, replicas, config revision, freeze, guard and Traefik pollers",
   security: ADMIN,
   responses: { 200: json(StatsView, "Statistics"), ...problems(401) },
 });
@@ -36,10 +38,12 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
       // Like a poll, wait briefly for a pending re-render: right after a write, the old revision would make every
       // poller look current.
       const cfg = await cache.freshWithin(FRESH_WAIT_MS);
-      const [deployments, replicas, certs] = await Promise.all([
+      const { freeze, held } = cache;
+      const [deployments, replicas, certs, waiting] = await Promise.all([
         countDeployments(db),
         countReplicasByHealth(db),
         listCertificates(db),
+        freeze ? countRevisionsSince(db, freeze.frozenAt) : 0,
       ]);
       return c.json(
         {
@@ -61,6 +65,28 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
                 render_ms: Math.round(cfg.renderMs * 10) / 10,
                 stale: cache.stale,
                 skipped_rows: cfg.warnings,
+              }
+            : null,
+          freeze: freeze
+            ? {
+                revision: freeze.revision,
+                reason: freeze.reason,
+                actor: freeze.actor,
+                frozen_at: freeze.frozenAt.toISOString(),
+                waiting_revisions: waiting,
+              }
+            : null,
+          guard: held
+            ? {
+                held_revision: held.revision,
+                served_revision: cfg?.revision ?? null,
+                removed_routers: held.decision.removedRouters.length,
+                served_routers: held.decision.servedRouters,
+                removed_percent: Math.round(held.decision.removedPercent * 10) / 10,
+                max_removed_percent: config.GUARD_MAX_REMOVED_PERCENT,
+                removed_router_names: held.decision.removedRouters.slice(0, SUMMARY_NAMES),
+                held_since: held.since.toISOString(),
+                confirm: `POST /api/v1/routing/revisions/${held.revision}/confirm`,
               }
             : null,
           pollers: pollers.list().map((p) => ({

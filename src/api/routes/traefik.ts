@@ -27,7 +27,9 @@ const getConfig = createRoute({
   request: { query: ConfigQuery },
   responses: {
     200: {
-      description: "The current configuration; X-Config-Revision, X-Config-Hash and ETag name it",
+      description:
+        "The served configuration; X-Config-Revision (durable, shared by every instance), X-Config-Hash and ETag " +
+        "name it; X-Config-Frozen while a freeze pins it",
       content: { "application/json": { schema: DynamicConfigDoc }, "application/yaml": { schema: DynamicConfigDoc } },
     },
     304: { description: "If-None-Match named the current ETag" },
@@ -94,6 +96,9 @@ export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
     };
     if (cache.stale) {
       headers["x-config-stale"] = "true";
+    }
+    if (cfg.frozen !== undefined) {
+      headers["x-config-frozen"] = String(cfg.frozen);
     }
     // 304 only for a client that asked for it: Traefik's provider never sends If-None-Match and counts 304 as failure.
     const inm = c.req.header("if-none-match");

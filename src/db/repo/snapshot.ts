@@ -37,43 +37,49 @@ export interface RoutingSnapshot {
 
 /** Reads everything the renderer needs in one consistent (repeatable read) view. */
 export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSnapshot> {
-  return db.transaction(
-    async (tx) => {
-      const changeSeq = await readChangeSeq(tx);
-      const rows = await tx
-        .select({
-          ...routeColumns,
-          loadBalancerAlgo: deploymentRouting.loadBalancerAlgo,
-          sslEnabled: deploymentRouting.sslEnabled,
-          sslCertResolver: deploymentRouting.sslCertResolver,
-          healthPath: deployments.healthPath,
-          healthIntervalSeconds: deployments.healthIntervalSeconds,
-          healthTimeoutSeconds: deployments.healthTimeoutSeconds,
-          healthExpectedStatus: deployments.healthExpectedStatus,
-          healthMode: deployments.healthMode,
-          tlsIncludeApex: deploymentRouting.tlsIncludeApex,
-          tlsServerName: deployments.backendTlsServerName,
-          tlsCaPem: deployments.backendTlsCaPem,
-          tlsInsecureSkipVerify: deployments.backendTlsInsecureSkipVerify,
-        })
-        .from(deploymentRouting)
-        .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
-      const routes = rows.map(({ tlsServerName, tlsCaPem, tlsInsecureSkipVerify, ...r }): RouteInput => {
-        // Verification settings matter only where replicas speak TLS; null = system roots, address as name.
-        const declared = tlsServerName !== null || tlsCaPem !== null || tlsInsecureSkipVerify;
-        const backendTls =
-          r.protocol === "https" && declared
-            ? { serverName: tlsServerName, caPem: tlsCaPem, insecureSkipVerify: tlsInsecureSkipVerify }
-            : null;
-        return { ...r, backendTls };
-      });
-      const replicas = await tx.select(replicaColumns).from(deploymentLocations);
-      const { certs, failed } = certKey ? await loadCertificatesForRender(tx, certKey) : { certs: [], failed: [] };
-      const middlewares = await loadAllMiddlewares(tx);
-      return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, changeSeq };
-    },
-    { isolationLevel: "repeatable read", accessMode: "read only" },
-  );
+  return db.transaction((tx) => readSnapshot(tx, certKey), {
+    isolationLevel: "repeatable read",
+    accessMode: "read only",
+  });
+}
+
+/**
+ * The body of loadSnapshot inside a transaction the caller holds (a preview reads its own uncommitted writes).
+ * Consistent only when that transaction is repeatable read.
+ */
+export async function readSnapshot(tx: Db, certKey?: Buffer): Promise<RoutingSnapshot> {
+  const changeSeq = await readChangeSeq(tx);
+  const rows = await tx
+    .select({
+      ...routeColumns,
+      loadBalancerAlgo: deploymentRouting.loadBalancerAlgo,
+      sslEnabled: deploymentRouting.sslEnabled,
+      sslCertResolver: deploymentRouting.sslCertResolver,
+      healthPath: deployments.healthPath,
+      healthIntervalSeconds: deployments.healthIntervalSeconds,
+      healthTimeoutSeconds: deployments.healthTimeoutSeconds,
+      healthExpectedStatus: deployments.healthExpectedStatus,
+      healthMode: deployments.healthMode,
+      tlsIncludeApex: deploymentRouting.tlsIncludeApex,
+      tlsServerName: deployments.backendTlsServerName,
+      tlsCaPem: deployments.backendTlsCaPem,
+      tlsInsecureSkipVerify: deployments.backendTlsInsecureSkipVerify,
+    })
+    .from(deploymentRouting)
+    .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
+  const routes = rows.map(({ tlsServerName, tlsCaPem, tlsInsecureSkipVerify, ...r }): RouteInput => {
+    // Verification settings matter only where replicas speak TLS; null = system roots, address as name.
+    const declared = tlsServerName !== null || tlsCaPem !== null || tlsInsecureSkipVerify;
+    const backendTls =
+      r.protocol === "https" && declared
+        ? { serverName: tlsServerName, caPem: tlsCaPem, insecureSkipVerify: tlsInsecureSkipVerify }
+        : null;
+    return { ...r, backendTls };
+  });
+  const replicas = await tx.select(replicaColumns).from(deploymentLocations);
+  const { certs, failed } = certKey ? await loadCertificatesForRender(tx, certKey) : { certs: [], failed: [] };
+  const middlewares = await loadAllMiddlewares(tx);
+  return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, changeSeq };
 }
 
 /** Current value of the change sequence; cheap enough to poll every few seconds. */
