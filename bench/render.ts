@@ -16,6 +16,9 @@ import type { DbHandle } from "../src/db/client.js";
 import { systemClock } from "../src/lib/clock.js";
 import { silentLogger } from "../src/lib/logger.js";
 import type { Snapshot } from "../src/provider/config-cache.js";
+import { guardDecision } from "../src/provider/guard.js";
+import { revisionSummary } from "../src/provider/revisions.js";
+import { diffConfigs } from "../src/render/config-diff.js";
 import { renderDynamicConfig } from "../src/render/render.js";
 import { toJson } from "../src/render/serialize.js";
 import type { RenderInput, RenderSettings, ReplicaInput, RouteInput } from "../src/render/types.js";
@@ -357,6 +360,29 @@ const TARGETS: Record<number, { totalMs?: number; heapMb?: number }> = {
 const verdict = (value: number, target: number | undefined) =>
   target === undefined ? "-" : value <= target ? "PASS" : "MISS";
 
+/** The work a new revision costs besides the render (median of 3): diff + summary, guard, gzip of the stored body. */
+function benchRevisionCost(deployments: number, snapshot: Snapshot): string[] {
+  const before = renderDynamicConfig({ ...snapshot, settings: SETTINGS }).config;
+  const after = renderDynamicConfig({ ...snapshot, routes: snapshot.routes.slice(1), settings: SETTINGS }).config;
+  const json = Buffer.from(toJson(after));
+  const time = (fn: () => unknown) =>
+    median(
+      [0, 1, 2].map(() => {
+        const t = performance.now();
+        fn();
+        return performance.now() - t;
+      }),
+    );
+  const limits = { maxRemovedPercent: 50, minRouters: 10 };
+  return [
+    deployments.toLocaleString("en-US"),
+    fmt(time(() => revisionSummary(diffConfigs(before, after)))),
+    fmt(time(() => guardDecision(before, after, limits, false))),
+    fmt(time(() => gzipSync(json))),
+    fmtBytes(gzipSync(json).length),
+  ];
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   console.log("# obiente-router render benchmark");
@@ -374,10 +400,12 @@ async function main(): Promise<void> {
     [100_000, 3],
   ];
   const results: SizeResult[] = [];
+  const revisionCosts: string[][] = [];
   let snapshot10k: Snapshot | undefined;
   for (const [n, runs] of sizes) {
     const { result, snapshot } = benchSize(n, runs);
     results.push(result);
+    revisionCosts.push(benchRevisionCost(n, snapshot));
     if (n === 10_000) {
       snapshot10k = snapshot;
     }
@@ -447,6 +475,20 @@ async function main(): Promise<void> {
   );
   console.log(
     `(plus the 10k snapshot kept for the poll case). Heap before that render (input only): ${results.map((r) => `${r.deployments.toLocaleString("en-US")}: ${fmt(r.heapBaseMb)} MB`).join(", ")}`,
+  );
+  console.log("");
+
+  console.log("## Revision bookkeeping per new config (issue 13), one route changed");
+  console.log("");
+  console.log(
+    table(
+      ["deployments", "diff + summary ms", "guard ms", "gzip of the JSON ms", "stored (gzip) bytes"],
+      revisionCosts,
+    ),
+  );
+  console.log("");
+  console.log(
+    "What an instance adds to a render that gives new bytes, before serving them: the diff against the served config (the revision summary), the guard's check, and the gzip of the stored body (then one INSERT).",
   );
   console.log("");
 
