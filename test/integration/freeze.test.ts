@@ -1,12 +1,11 @@
 import { createHash } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DbHandle, openDb } from "../../src/db/client.js";
-import { type Running, startServer } from "../../src/server.js";
-import { type ApiClient, expectInvalid, expectProblem, httpClient, recordingLogger } from "../helpers/api-client.js";
+import { describe, expect, it } from "vitest";
+import { type ApiClient, expectInvalid, expectProblem } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
-import { ADMIN_TOKEN, testConfig, waitFor } from "../helpers/app.js";
-import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { ADMIN_TOKEN, waitFor } from "../helpers/app.js";
+import { DRIVERS } from "../helpers/db.js";
 import { revisions, served } from "../helpers/revisions.js";
+import { useTwoInstances } from "../helpers/two-instances.js";
 
 const ACTOR = `admin:${createHash("sha256").update(ADMIN_TOKEN).digest("hex").slice(0, 8)}`;
 
@@ -122,34 +121,10 @@ describe.each(DRIVERS)("freeze and rollback on %s", (driver) => {
 });
 
 describe.skipIf(!process.env.DATABASE_URL)("a freeze on two instances on one PostgreSQL database", () => {
-  let tdb: TestDb;
-  const handles: DbHandle[] = [];
-  const servers: Running[] = [];
-  const logger = recordingLogger();
-
-  beforeAll(async () => {
-    tdb = await makeTestDb("postgres");
-    for (let i = 0; i < 2; i++) {
-      const handle = await openDb({ DATABASE_URL: tdb.url, DATA_DIR: "" });
-      handles.push(handle);
-      servers.push(await startServer(testConfig({ DATABASE_URL: tdb.url ?? "" }), { handle, logger }));
-    }
-  });
-  afterAll(async () => {
-    for (const s of servers) {
-      await s.close();
-    }
-    for (const h of handles) {
-      await h.close();
-    }
-    await tdb?.close();
-  });
+  const two = useTwoInstances();
 
   it("holds under a stream of writes on both instances, and both resume on the current state", async () => {
-    const [a, b] = servers.map((s) => httpClient(s.url));
-    if (!a || !b) {
-      throw new Error("two servers expected");
-    }
+    const { a, b, logger } = two;
     await route(a, "dep_t0", "t0.example.com");
     const pinned = await served(a);
     expect((await a.post("/api/v1/routing/freeze", { revision: pinned.revision, reason: "two" })).status).toBe(200);

@@ -1,13 +1,14 @@
 import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DbHandle, openDb, rowsOf } from "../../src/db/client.js";
+import { rowsOf } from "../../src/db/client.js";
 import { type Running, startServer } from "../../src/server.js";
 import { expectInvalid, expectProblem, httpClient, recordingLogger } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
 import { ADMIN_TOKEN, PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { type RevisionJson, revisions, served } from "../helpers/revisions.js";
+import { useTwoInstances } from "../helpers/two-instances.js";
 
 const ACTOR = `admin:${createHash("sha256").update(ADMIN_TOKEN).digest("hex").slice(0, 8)}`;
 
@@ -153,34 +154,10 @@ describe.each(DRIVERS)("revision numbers across a restart on %s", (driver) => {
 });
 
 describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL database share revisions", () => {
-  let tdb: TestDb;
-  const handles: DbHandle[] = [];
-  const servers: Running[] = [];
-  const logger = recordingLogger();
-
-  beforeAll(async () => {
-    tdb = await makeTestDb("postgres");
-    for (let i = 0; i < 2; i++) {
-      const handle = await openDb({ DATABASE_URL: tdb.url, DATA_DIR: "" });
-      handles.push(handle);
-      servers.push(await startServer(testConfig({ DATABASE_URL: tdb.url ?? "" }), { handle, logger }));
-    }
-  });
-  afterAll(async () => {
-    for (const s of servers) {
-      await s.close();
-    }
-    for (const h of handles) {
-      await h.close();
-    }
-    await tdb?.close();
-  });
+  const two = useTwoInstances();
 
   it("serves one revision number for the same bytes on both, recorded once with the writer's cause", async () => {
-    const [a, b] = servers.map((s) => httpClient(s.url));
-    if (!a || !b) {
-      throw new Error("two servers expected");
-    }
+    const { a, b, logger } = two;
     await a.post("/api/v1/deployments", { id: "dep_two", name: "two" });
     await a.put("/api/v1/deployments/dep_two/routing", { domain: "two.example.com", target_port: 80 });
     const onA = await served(a);
@@ -191,7 +168,7 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
     expect(onB.revision).toBe(onA.revision);
     expect(onB.text).toBe(onA.text);
     const rows = rowsOf<{ n: number; cause: string }>(
-      await tdb.handle.db.execute(
+      await two.db.execute(
         sql`select count(*)::int as n, min(cause) as cause from config_revisions where hash = ${onA.hash}`,
       ),
     );
