@@ -55,6 +55,15 @@ export const Env = z.object({
   /** Host name users point subdomains at with a CNAME (e.g. edge.example.net). */
   PUBLIC_CNAME_TARGET: optional,
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** `json` (one JSON object per line, for log shippers) or `pretty` (coloured, for a human at a terminal). */
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+  /** Bearer token(s) for GET /metrics; unset: /metrics is open (it carries no secrets; bind or firewall it). */
+  METRICS_TOKEN: tokenList,
+  /**
+   * A direct, session-mode PostgreSQL connection for LISTEN/NOTIFY and advisory locks, when DATABASE_URL goes through
+   * a transaction pooler (PgBouncer `pool_mode = transaction`), where LISTEN does not work. Unset: DATABASE_URL.
+   */
+  DATABASE_LISTEN_URL: optional,
   ENTRYPOINT_WEB: entryPointName.default("web"),
   ENTRYPOINT_WEBSECURE: entryPointName.default("websecure"),
   DEFAULT_CERT_RESOLVER: resolverName.default("letsencrypt"),
