@@ -64,6 +64,12 @@ export const Env = z.object({
    * a transaction pooler (PgBouncer `pool_mode = transaction`), where LISTEN does not work. Unset: DATABASE_URL.
    */
   DATABASE_LISTEN_URL: optional,
+  /**
+   * What DATABASE_URL connects to: `session` (PostgreSQL itself, or a session pooler) or `transaction` (PgBouncer
+   * `pool_mode = transaction`: no prepared statements, no session state). Unset: `transaction` when
+   * DATABASE_LISTEN_URL is set, `session` otherwise.
+   */
+  DATABASE_POOL_MODE: z.enum(["session", "transaction"]).optional(),
   ENTRYPOINT_WEB: entryPointName.default("web"),
   ENTRYPOINT_WEBSECURE: entryPointName.default("websecure"),
   DEFAULT_CERT_RESOLVER: resolverName.default("letsencrypt"),

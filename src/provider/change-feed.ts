@@ -25,6 +25,17 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
   let lastSeq: string | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let polling = false;
+  let lostAt: number | undefined; // when the LISTEN session was lost, while it is
+  let listenFailing = false; // the first LISTEN (or a retry from the poll) failed: logged once
+  let pollFailing = false; // an outage is logged when it starts and when it ends, not at every poll
+
+  if (!handle.notifies) {
+    logger.warn(
+      "DATABASE_URL is a transaction pooler and DATABASE_LISTEN_URL is unset: no LISTEN, changes made by other " +
+        "instances are picked up by polling only",
+      { intervalMs: deps.intervalMs },
+    );
+  }
 
   const subscribe = async () => {
     try {
@@ -32,10 +43,28 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
       unlisten = await handle.listen(
         ROUTING_CHANNEL,
         () => cache.invalidate(FEED),
-        () => cache.invalidate(FEED),
+        () => {
+          if (lostAt !== undefined) {
+            logger.info("change feed: LISTEN re-established; full refresh", { downMs: Date.now() - lostAt });
+            lostAt = undefined;
+          }
+          cache.invalidate(FEED);
+        },
+        (err) => {
+          lostAt = Date.now();
+          // One line per loss, none per attempt; polling keeps the config current meanwhile.
+          logger.warn("change feed: LISTEN connection lost; reconnecting with backoff, polling meanwhile", { err });
+        },
       );
+      if (listenFailing) {
+        logger.info("change feed: LISTEN established");
+        listenFailing = false;
+      }
     } catch (err) {
-      logger.warn("LISTEN failed; relying on polling", { err });
+      if (!listenFailing) {
+        logger.warn("LISTEN failed; relying on polling, retrying at each poll", { err });
+      }
+      listenFailing = true;
     }
   };
 
@@ -50,12 +79,19 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
         lastSeq = seq;
         cache.invalidate(FEED);
       }
+      if (pollFailing) {
+        logger.info("change poll: database reachable again");
+        pollFailing = false;
+      }
       if (!unlisten) {
         await subscribe();
       }
     } catch (err) {
       cache.markStale("database unavailable");
-      logger.warn("change poll failed", { err });
+      if (!pollFailing) {
+        logger.warn("change poll failed; serving the last config marked stale until the database answers", { err });
+      }
+      pollFailing = true;
     } finally {
       polling = false;
     }
