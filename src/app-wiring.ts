@@ -4,13 +4,16 @@ import type { Deps } from "./api/deps.js";
 import type { Config } from "./config/env.js";
 import { certEncryptionKey } from "./config/secrets.js";
 import type { DbHandle } from "./db/client.js";
+import { listCertificates } from "./db/repo/certificates.js";
+import { countReplicasByHealth } from "./db/repo/locations.js";
 import { loadSnapshot } from "./db/repo/snapshot.js";
 import { refuseDisallowedAddresses } from "./health/address-guard.js";
 import { type CheckDefaults, cronSchedule, HealthChecker } from "./health/checker.js";
 import { createHttpProbe } from "./health/http-probe.js";
 import type { Probe } from "./health/probe.js";
 import { type Clock, systemClock } from "./lib/clock.js";
-import { createLogger, type Logger } from "./lib/logger.js";
+import { type Logger, loggerFor } from "./lib/logger.js";
+import { Metrics } from "./lib/metrics.js";
 import { packageVersion } from "./lib/package-root.js";
 import { ConfigCache, type Snapshot } from "./provider/config-cache.js";
 import { PollTracker } from "./provider/pollers.js";
@@ -34,6 +37,8 @@ export interface WiringOptions {
   /** AES-256 key for uploaded private keys; by default CERT_ENCRYPTION_KEY or the key kept in DATA_DIR. */
   certKey?: Buffer;
   version?: string;
+  /** The registry to count in (the server shares it with the bundled proxy); by default a new one. */
+  metrics?: Metrics;
 }
 
 /** Everything one instance serves from, built but not started: no socket, no timer, no LISTEN yet. */
@@ -59,12 +64,45 @@ export function healthDefaults(config: Config): CheckDefaults {
   };
 }
 
+/** What the scrape-time gauges read: the served config, the pollers, and one query each for replicas and certificates. */
+function observeWiring(
+  metrics: Metrics,
+  { cache, pollers, handle, clock }: { cache: ConfigCache; pollers: PollTracker; handle: DbHandle; clock: Clock },
+): void {
+  metrics.observe({
+    now: () => clock.now(),
+    config: () => {
+      const cur = cache.current();
+      return {
+        stale: cache.stale,
+        served: cur && {
+          revision: cur.revision,
+          bytes: cur.json.length,
+          // A `middleware` warning renders the row with a setting ignored; every other kind leaves the row out.
+          skippedRows: cur.warnings.filter((w) => w.kind !== "middleware").length,
+        },
+      };
+    },
+    pollers: () => {
+      const hash = cache.current()?.hash;
+      return pollers.list().map((p) => ({
+        node: p.node,
+        lastPollAt: new Date(p.lastPollAt),
+        current: hash !== undefined && p.lastHash === hash,
+      }));
+    },
+    replicasByHealth: () => countReplicasByHealth(handle.db),
+    certificates: () => listCertificates(handle.db),
+  });
+}
+
 /**
  * The one place the served config, the health checker and the HTTP app are put together, for the server, the
  * API tests and the bench alike. The caller owns the sockets, the change feed and the order of starting.
  */
 export async function buildApp(config: Config, handle: DbHandle, opts: WiringOptions = {}): Promise<Wiring> {
-  const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
+  const logger = opts.logger ?? loggerFor(config);
+  const metrics = opts.metrics ?? new Metrics();
   const clock = opts.clock ?? systemClock;
   const certKey = opts.certKey ?? certEncryptionKey(config, logger);
   const owner = config.INSTANCE_ID ?? `${hostname()}-${process.pid}`;
@@ -74,6 +112,7 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
     settings,
     clock,
     logger,
+    metrics,
     coalesceMs: config.RENDER_COALESCE_MS,
     // A substituted snapshot source (the bench) has no database to keep revisions in.
     ...(opts.load ? {} : { ledger: dbLedger(handle.db, { retention: config.REVISION_RETENTION, logger }) }),
@@ -85,20 +124,24 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
     probe: refuseDisallowedAddresses(opts.probe ?? http.probe, replicaAllowList(config.REPLICA_ALLOWED_CIDRS), clock),
     clock,
     logger,
+    metrics,
     schedule: opts.schedule ?? (await cronSchedule(config.HEALTH_TICK_SECONDS)),
     owner,
     defaults: healthDefaults(config),
     // Also reaches us through NOTIFY; calling it here lets a read right after a round see the round.
     onTransitions: () => cache.invalidate({ cause: "health", actor: owner }),
   });
+  const pollers = new PollTracker();
+  observeWiring(metrics, { cache, pollers, handle, clock });
   const deps: Deps = {
     config,
     handle,
     cache,
-    pollers: new PollTracker(),
+    pollers,
     ...(config.HEALTH_ENABLED ? { checker } : {}),
     clock,
     logger,
+    metrics,
     version: opts.version ?? packageVersion(),
     settings,
     certKey,

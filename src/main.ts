@@ -1,13 +1,15 @@
 import { loadConfig } from "./config/env.js";
 import { isLoopback, withAdminToken } from "./config/secrets.js";
-import { createLogger, errorLine } from "./lib/logger.js";
+import { survivePostgresClosedSocketWrites } from "./lib/driver-guard.js";
+import { errorLine, loggerFor } from "./lib/logger.js";
 import { exitOnSignals } from "./lib/shutdown.js";
 import { startServer } from "./server.js";
 
 /** Composition root for `npm start`: config, server, signals. */
 export async function main(): Promise<void> {
   const env = loadConfig();
-  const logger = createLogger(env.LOG_LEVEL);
+  const logger = loggerFor(env);
+  survivePostgresClosedSocketWrites(logger);
   const config = withAdminToken(env, logger, (line) => process.stderr.write(line));
   if (config.PROVIDER_TOKEN.length === 0 && !isLoopback(config.HOST)) {
     logger.warn("PROVIDER_TOKEN is not set: anyone who can reach this port can read the Traefik config", {

@@ -8,7 +8,8 @@ import { migrate } from "./db/migrate.js";
 import type { HealthChecker } from "./health/checker.js";
 import type { Probe } from "./health/probe.js";
 import { type Clock, systemClock } from "./lib/clock.js";
-import { createLogger, type Logger } from "./lib/logger.js";
+import { type Logger, loggerFor } from "./lib/logger.js";
+import { Metrics } from "./lib/metrics.js";
 import { startChangeFeed } from "./provider/change-feed.js";
 import type { ConfigCache } from "./provider/config-cache.js";
 import { fallbackProxySecret, fallbackProxyUrl } from "./provider/settings.js";
@@ -41,7 +42,8 @@ export interface StartOptions {
 
 /** Opens the database, migrates, renders once, then serves the API and the provider endpoint. */
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<Running> {
-  const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
+  const logger = opts.logger ?? loggerFor(config);
+  const metrics = new Metrics(); // one registry for this instance: the API's, the checker's and the proxy's counts
   const clock = opts.clock ?? systemClock;
   const handle = opts.handle ?? (await openDb(config));
   await migrate(handle);
@@ -57,6 +59,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         secret: proxySecret,
         trustedCidrs: config.FALLBACK_TRUSTED_CIDRS,
         logger,
+        metrics,
         clock,
         defaultIntervalSeconds: config.HEALTH_INTERVAL_SECONDS,
         replicaAllowList: replicaAllowList(config.REPLICA_ALLOWED_CIDRS),
@@ -67,6 +70,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     : undefined;
   const wiring = await buildApp(config, handle, {
     logger,
+    metrics,
     clock,
     certKey,
     ...(proxySecret ? { fallbackProxy: { url: fallbackProxyUrl(config, proxy?.url), secret: proxySecret } } : {}),

@@ -3,8 +3,10 @@ import { getConnInfo } from "@hono/node-server/conninfo";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { routePath } from "hono/route";
+import { matchedRoutes, routePath } from "hono/route";
 import { isDatabaseUnavailable } from "../db/errors.js";
+import { methodLabel } from "../lib/metrics.js";
+import { withRequestContext } from "../lib/request-context.js";
 import { requireBearer } from "./auth.js";
 import { contracts, SECURITY_SCHEMES } from "./contract.js";
 import type { AppEnv, Deps } from "./deps.js";
@@ -17,6 +19,7 @@ import { healthApi } from "./routes/health.js";
 import { labelsApi } from "./routes/labels.js";
 import { locationsApi } from "./routes/locations.js";
 import { metaApi } from "./routes/meta.js";
+import { metricsApi } from "./routes/metrics.js";
 import { middlewaresApi } from "./routes/middlewares.js";
 import { previewApi } from "./routes/preview.js";
 import { revisionsApi } from "./routes/revisions.js";
@@ -44,6 +47,16 @@ export function defaultNodeOf(c: Context): string {
 
 const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** Polled endpoints: logged at debug (Traefik's polls, probes of the service, scrapes); metrics count them. */
+const QUIET_ROUTES = new Set(["/traefik/config", "/healthz", "/readyz", "/metrics"]);
+
+/** The route template that answered (`/api/v1/deployments/:id/routing`), never the path; `unmatched` for a 404. */
+export function routeLabel(c: Context): string {
+  const last = matchedRoutes(c).at(-1);
+  // Only middlewares (method ALL, a wildcard path) matched: no route has this path.
+  return !last || (last.method === "ALL" && last.path.endsWith("*")) ? "unmatched" : last.path;
+}
+
 /** Body limit of the declarative-state endpoints (a whole platform's routing); every other body: 1 MiB. */
 export const STATE_BODY_LIMIT_MIB = 64;
 
@@ -62,24 +75,37 @@ function limitBody(mib: number) {
 
 /** Builds the HTTP app; no side effects at import or construction. */
 export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
-  const { logger, cache } = deps;
+  const { logger, cache, metrics } = deps;
   const app = contracts();
 
+  // One line and one observation per request. Every line logged while it is handled carries its requestId (the
+  // logger's mixin reads the request context), with no logger passed down.
   app.use(async (c, next) => {
     const inbound = c.req.header("x-request-id");
     const requestId =
       inbound && /^[A-Za-z0-9._-]{1,64}$/.test(inbound) ? inbound : `req_${randomBytes(6).toString("hex")}`;
     c.set("requestId", requestId);
     const started = performance.now();
-    await next();
+    await withRequestContext({ requestId }, next);
     c.res.headers.set("x-request-id", requestId);
-    logger.info("request", {
+    const seconds = (performance.now() - started) / 1000;
+    const method = methodLabel(c.req.method);
+    const route = routeLabel(c);
+    metrics.httpRequests.inc({ method, route, status: String(c.res.status) });
+    metrics.httpDuration.observe({ method, route }, seconds);
+    const fields = {
       requestId,
       method: c.req.method,
       path: c.req.path, // path only: query strings may carry values we do not want in logs
+      route,
       status: c.res.status,
-      durationMs: Math.round((performance.now() - started) * 10) / 10,
-    });
+      durationMs: Math.round(seconds * 10_000) / 10,
+    };
+    if (QUIET_ROUTES.has(route)) {
+      logger.debug("request", fields);
+    } else {
+      logger.info("request", fields);
+    }
   });
 
   let document: ReturnType<typeof openApiDocument> | undefined;
@@ -87,6 +113,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
     "/",
     metaApi(deps, () => (document ??= openApiDocument(app, deps.version))),
   );
+  app.route("/", metricsApi(deps));
   app.route("/traefik", traefikApi(deps));
 
   const api = contracts();

@@ -16,10 +16,13 @@ export function contracts(): OpenAPIHono<AppEnv> {
 export const ADMIN = [{ adminToken: [] }];
 /** The provider endpoint's bearer token (PROVIDER_TOKEN), required once one is configured. */
 export const PROVIDER = [{ providerToken: [] }];
+/** The metrics endpoint's bearer token (METRICS_TOKEN), required once one is configured. */
+export const METRICS = [{ metricsToken: [] }];
 
 export const SECURITY_SCHEMES = {
   adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" },
   providerToken: { type: "http", scheme: "bearer", description: "PROVIDER_TOKEN (when set)" },
+  metricsToken: { type: "http", scheme: "bearer", description: "METRICS_TOKEN (when set)" },
 } as const;
 
 /** A JSON response with its schema. */

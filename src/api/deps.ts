@@ -4,6 +4,7 @@ import type { DbHandle } from "../db/client.js";
 import type { HealthChecker } from "../health/checker.js";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../lib/metrics.js";
 import type { ConfigCache } from "../provider/config-cache.js";
 import type { PollTracker } from "../provider/pollers.js";
 import type { RenderSettings } from "../render/types.js";
@@ -18,6 +19,8 @@ export interface Deps {
   checker?: HealthChecker;
   clock: Clock;
   logger: Logger;
+  /** This app's metrics registry (GET /metrics). */
+  metrics: Metrics;
   version: string;
   /** What the served config is rendered with (a preview renders with the same). */
   settings: RenderSettings;

@@ -58,7 +58,29 @@ const CONNECTION_CODES = new Set([
  * connection errors and client deadlines, SQLSTATE class 08 (connection exception), 57014 (statement timeout),
  * 57P01-57P03 (shutdown, starting up), 53300 (too many connections), and a closed embedded PGlite.
  */
+/**
+ * postgres.js 3.4.x writes to a connection whose socket is already gone when the server closes it at the wrong
+ * moment (`TypeError: Cannot read properties of null (reading 'write')` in connection.js `nextWrite`; upstream
+ * porsager/postgres#1154, #1208, unfixed in 3.4.9). It means "the database went away", nothing else.
+ */
+export function isClosedSocketWrite(err: unknown): boolean {
+  // By shape, not instanceof: the test runner hands it over serialized from a worker process.
+  const e = err as { name?: unknown; message?: unknown; stack?: unknown } | null;
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    e.name === "TypeError" &&
+    typeof e.message === "string" &&
+    /reading 'write'/.test(e.message) &&
+    typeof e.stack === "string" &&
+    /[\\/]postgres[\\/](cjs[\\/])?src[\\/]connection\.js/.test(e.stack)
+  );
+}
+
 export function isDatabaseUnavailable(err: unknown): boolean {
+  if (isClosedSocketWrite(err)) {
+    return true;
+  }
   let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined;
   for (let depth = 0; e && depth < 5; depth++, e = e.cause as typeof e) {
     const code = typeof e.code === "string" ? e.code : "";

@@ -2,6 +2,7 @@ import type { Db } from "../db/client.js";
 import { type ClaimedReplica, claimDueReplicas, type RecordedTransition, releaseLeases } from "../db/repo/health.js";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../lib/metrics.js";
 import type { Probe, ProbeTarget } from "./probe.js";
 import { ResultRecorder } from "./recorder.js";
 import { logTransitions } from "./report.js";
@@ -23,6 +24,8 @@ export interface CheckerDeps {
   probe: Probe;
   clock: Clock;
   logger: Logger;
+  /** Counts probes by result, with their latency. */
+  metrics?: Metrics;
   /** Calls `tick` on a schedule and returns a stop function; node-cron lives only in the caller's version. */
   schedule: (tick: () => void) => () => void;
   /** This instance's name in probe leases. */
@@ -326,6 +329,8 @@ export class HealthChecker {
       this.cancelled.push(r.id); // cut short by stop(): not an observation of the replica
       return;
     }
+    this.deps.metrics?.probes.inc({ result: result.ok ? "ok" : "failed" });
+    this.deps.metrics?.probeDuration.observe(result.durationMs / 1000);
     if (round) {
       round.probed++;
       round.failed += result.ok ? 0 : 1;

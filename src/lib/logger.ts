@@ -1,5 +1,10 @@
+import { pino } from "pino";
+import { prettyFactory } from "pino-pretty";
+import { requestContext } from "./request-context.js";
+
 export type Level = "debug" | "info" | "warn" | "error";
-const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/** `json`: one JSON object per line (log shippers); `pretty`: pino-pretty, for a human at a terminal. */
+export type LogFormat = "json" | "pretty";
 
 export type Fields = Record<string, unknown>;
 
@@ -98,10 +103,12 @@ const SECRET_TEXT: [RegExp, string][] = [
   [/\{SHA\}[A-Za-z0-9+/=]{27,}/g, "[hash redacted]"],
   [/\$apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}/g, "[hash redacted]"],
   [/(\w+:\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@"], // a password in a URL (DATABASE_URL)
+  [/\bBearer +[A-Za-z0-9._~+/=-]{8,}/gi, "Bearer [redacted]"], // an Authorization value quoted in text
+  [/\b([\w-]*(?:token|password|passwd|secret)[\w-]*)=[^\s&"',;]+/gi, "$1=[redacted]"], // key=value in text
 ];
 const SECRET_KEY_RE = /authorization|cookie|password|passwd|secret|token|private_?key|key_?pem|^params$|^parameters$/i;
 
-/** Masks what looks like a secret in free text: PEM blocks, htpasswd hashes, URL passwords. */
+/** Masks what looks like a secret in free text: PEM blocks, htpasswd hashes, URL passwords, bearer and key=value tokens. */
 export function redactText(text: string): string {
   let out = text;
   for (const [re, by] of SECRET_TEXT) {
@@ -133,32 +140,65 @@ function redactValue(key: string, v: unknown, depth: number): unknown {
   return v;
 }
 
+/** Every field of a line, reduced to what may be logged (pino's `formatters.log`: runs after the mixin). */
+function redactFields(fields: Fields): Fields {
+  const out: Fields = {};
+  for (const [k, v] of Object.entries(fields)) {
+    out[k] = redactValue(k, v, 0);
+  }
+  return out;
+}
+
+/** Where lines go: a sink (tests), pino-pretty on stdout, or stdout as JSON lines; all synchronous. */
+function destinationOf(format: LogFormat, sink: ((line: string) => void) | undefined): pino.DestinationStream {
+  const write = sink ?? ((line: string) => process.stdout.write(line));
+  if (format === "pretty") {
+    // pino-pretty's formatter on the calling thread, not a worker transport or its async Transform: a short CLI
+    // run that exits right after logging loses no line, and tests see lines as they are written.
+    const pretty = prettyFactory({ translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" });
+    return { write: (line: string) => write(pretty(line)) };
+  }
+  return sink ? { write: sink } : pino.destination({ dest: 1, sync: true });
+}
+
 /**
- * JSON lines on stdout. Redaction is configured here, once: errors go through `errorFields`, keys naming
- * secrets (authorization, token, password, secret, private key, query params) are masked, and PEM blocks,
- * htpasswd hashes and URL passwords are masked in any string.
+ * pino, writing JSON lines to stdout (or `sink`, one call per line). Redaction is configured here, once: errors go
+ * through `errorFields`, keys naming secrets (authorization, token, password, secret, private key, query params)
+ * are masked, and PEM blocks, htpasswd hashes, URL passwords, bearer tokens and `…token=…` pairs are masked in any
+ * string, messages included. A line written while a request is handled carries its `requestId` (request-context.ts).
  */
-export function createLogger(
-  level: Level = "info",
-  write: (line: string) => void = (l) => process.stdout.write(l),
-): Logger {
-  const min = ORDER[level];
-  const log = (lvl: Level, message: string, fields?: Fields) => {
-    if (ORDER[lvl] < min) {
-      return;
-    }
-    const entry: Fields = { time: new Date().toISOString(), level: lvl, msg: redactText(message) };
-    for (const [k, v] of Object.entries(fields ?? {})) {
-      entry[k] = redactValue(k, v, 0);
-    }
-    write(`${JSON.stringify(entry)}\n`);
-  };
-  return {
-    debug: (m, f) => log("debug", m, f),
-    info: (m, f) => log("info", m, f),
-    warn: (m, f) => log("warn", m, f),
-    error: (m, f) => log("error", m, f),
-  };
+export function createLogger(level: Level = "info", sink?: (line: string) => void, format: LogFormat = "json"): Logger {
+  const log = pino(
+    {
+      level,
+      base: undefined, // no pid/hostname on every line: the shipper knows where a line came from
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: redactFields,
+      },
+      // Errors are reduced to errorFields before serializers run: pino's own `err` serializer must not rework them.
+      serializers: { err: (v: unknown) => v },
+      mixin: () => {
+        const ctx = requestContext();
+        return ctx ? { requestId: ctx.requestId } : {};
+      },
+    },
+    destinationOf(format, sink),
+  );
+  const at =
+    (lvl: Level) =>
+    (message: string, fields?: Fields): void => {
+      if (log.isLevelEnabled(lvl)) {
+        log[lvl](fields ?? {}, redactText(message));
+      }
+    };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
+
+/** The logger a process runs with: LOG_LEVEL and LOG_FORMAT from the parsed environment. */
+export function loggerFor(config: { LOG_LEVEL: Level; LOG_FORMAT: LogFormat }): Logger {
+  return createLogger(config.LOG_LEVEL, undefined, config.LOG_FORMAT);
 }
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import { gzip as gzipCb } from "node:zlib";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../lib/metrics.js";
 import { diffConfigs } from "../render/config-diff.js";
 import { renderDynamicConfig } from "../render/render.js";
 import { type ConfigFormat, toJson, toYaml } from "../render/serialize.js";
@@ -61,6 +62,8 @@ export interface ConfigCacheDeps {
   settings: RenderSettings;
   clock: Clock;
   logger: Logger;
+  /** Counts renders (ok, failed) and their duration; the served config's gauges are read on scrape. */
+  metrics?: Metrics;
   coalesceMs: number;
   /** Durable revisions, freeze and guard state in the database; without it revisions count renders here. */
   ledger?: RevisionLedger;
@@ -187,6 +190,7 @@ export class ConfigCache {
       this.pendingCause = mergeCause(cause, this.pendingCause ?? cause); // the retry is still about this cause
       this.failedGen = gen;
       this.markStale(reason);
+      this.deps.metrics?.renders.inc({ result: "failed" });
       this.deps.logger.error(message, { err, hasConfig: !!this.cur });
     };
     let snapshot: Snapshot;
@@ -207,6 +211,7 @@ export class ConfigCache {
       failed("revision not recorded", "config revision could not be recorded; serving last good config", err);
       return;
     }
+    this.deps.metrics?.renders.inc({ result: "ok" });
     this.renderedGen = gen;
     this.staleSince = undefined;
     this.lastError = undefined;
@@ -240,11 +245,13 @@ export class ConfigCache {
       warnings.push({ kind: "certificate", id: f.id, reason: f.reason });
     }
     const json = Buffer.from(toJson(config));
+    const renderMs = performance.now() - started;
+    this.deps.metrics?.renderDuration.observe(renderMs / 1000);
     return {
       hash: createHash("sha256").update(json).digest("hex"),
       json,
       config,
-      renderMs: performance.now() - started,
+      renderMs,
       routeCount: snapshot.routes.length - warnings.filter((w) => w.kind === "route").length,
       serviceCount: Object.keys(config.http?.services ?? {}).length,
       hasSecrets,

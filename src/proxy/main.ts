@@ -1,7 +1,8 @@
 import { loadConfig } from "../config/env.js";
 import { openDb } from "../db/client.js";
 import { systemClock } from "../lib/clock.js";
-import { createLogger, errorLine } from "../lib/logger.js";
+import { survivePostgresClosedSocketWrites } from "../lib/driver-guard.js";
+import { errorLine, loggerFor } from "../lib/logger.js";
 import { exitOnSignals } from "../lib/shutdown.js";
 import { replicaAllowList } from "../render/address.js";
 import { proxyBindHost, resolveProxySecret } from "./config.js";
@@ -11,7 +12,8 @@ import { startProxy } from "./server.js";
 /** Standalone fallback proxy (`node dist/src/proxy/main.js`): needs PostgreSQL, which it shares with the server. */
 export async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger(config.LOG_LEVEL);
+  const logger = loggerFor(config);
+  survivePostgresClosedSocketWrites(logger);
   if (!config.DATABASE_URL) {
     // PGlite is single-process: the server owns it, so the proxy then runs inside the server instead.
     throw new Error("the standalone proxy needs DATABASE_URL (with embedded PGlite, run it inside the server)");

@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../lib/metrics.js";
 import type { ReplicaAllowList } from "../render/address.js";
 import { Exchange, type ExchangeHost } from "./exchange.js";
 import { isNamed, isRefusedPath } from "./headers.js";
@@ -42,6 +43,8 @@ export interface ProxyOptions {
    */
   trustedCidrs?: readonly string[];
   logger: Logger;
+  /** Counts requests by outcome, upstream errors by kind, retries, and request duration. */
+  metrics?: Metrics | undefined;
   clock: Clock;
   /** HEALTH_INTERVAL_SECONDS: CPU readings of deployments without an override count for 3 of these. */
   defaultIntervalSeconds: number;
@@ -81,6 +84,8 @@ class FallbackProxy implements ExchangeHost {
   /** Peers whose X-Forwarded-* and Forwarded headers are kept. */
   private readonly forwardTrust: BlockList;
   private readonly peers = new WeakMap<Socket, PeerTrust>();
+  /** The problem code a response answered with (its metrics outcome); absent: the replica's answer went through. */
+  private readonly outcomes = new WeakMap<ServerResponse, string>();
 
   constructor(
     private readonly opts: ProxyOptions,
@@ -198,6 +203,15 @@ class FallbackProxy implements ExchangeHost {
   }
 
   readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const metrics = this.opts.metrics;
+    if (metrics) {
+      const started = performance.now();
+      res.once("close", () => {
+        const outcome = this.outcomes.get(res) ?? (res.writableFinished ? "proxied" : "interrupted");
+        metrics.proxyRequests.inc({ outcome });
+        metrics.proxyDuration.observe((performance.now() - started) / 1000);
+      });
+    }
     const url = req.url ?? "/";
     const scan = scanRequest(req.rawHeaders);
     const routed = this.route(req.socket, scan, url);
@@ -209,6 +223,7 @@ class FallbackProxy implements ExchangeHost {
   };
 
   private answer(req: IncomingMessage, res: ServerResponse, p: ProxyProblem): void {
+    this.outcomes.set(res, p.code.toLowerCase()); // a catalogued code: a bounded label
     const id = sendProblem(res, p, req.url, req.headers.accept);
     if (p.status === 502 || p.status === 504) {
       // Upstream trouble. (503s are expected while a deployment has no healthy replica: the health
@@ -229,10 +244,12 @@ class FallbackProxy implements ExchangeHost {
       return; // the client left first
     }
     if (res.headersSent) {
+      this.opts.metrics?.proxyUpstreamErrors.inc({ kind: "mid_response" });
       res.destroy(); // mid-body: all we can do is cut the response
       return;
     }
     const failure = httpFailure(err, ex);
+    this.opts.metrics?.proxyUpstreamErrors.inc({ kind: failure.kind });
     const verdict = upstreamVerdict(failure, "http", ex.attempt === 0 && ex.retryable);
     if (verdict.failed !== undefined) {
       this.replicaFailed(ex.replica, verdict.failed);
@@ -252,6 +269,7 @@ class FallbackProxy implements ExchangeHost {
     if (!next) {
       return false;
     }
+    this.opts.metrics?.proxyRetries.inc();
     ex.attempt++;
     ex.replica = next;
     ex.dispatch();
@@ -318,12 +336,14 @@ class FallbackProxy implements ExchangeHost {
       responseTimeoutMs: this.opts.responseTimeoutMs,
       onClose: () => this.tunnels.delete(t),
       onFail: (f) => {
+        this.opts.metrics?.proxyUpstreamErrors.inc({ kind: f.kind });
         const verdict = upstreamVerdict(f, "websocket", attempt === 0);
         if (verdict.failed !== undefined) {
           this.replicaFailed(replica, verdict.failed);
         }
         const next = verdict.retry ? this.current.pickReplica(backend, this.opts.clock.now(), replica.id) : undefined;
         if (next) {
+          this.opts.metrics?.proxyRetries.inc();
           this.tunnel(client, head, headers, key, url, backend, next, attempt + 1);
           return;
         }

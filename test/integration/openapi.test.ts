@@ -109,6 +109,11 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
         expect(Object.keys(op.responses)).toContain("401");
         continue;
       }
+      if (path === "/metrics") {
+        expect(op.security).toEqual([{ metricsToken: [] }]);
+        expect(Object.keys(op.responses)).toContain("401");
+        continue;
+      }
       if (!path.startsWith("/api/v1/")) {
         expect({ path, security: op.security }).toEqual({ path, security: undefined }); // open: index, docs, probes
         continue;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DatabaseTimeout, isDatabaseUnavailable } from "../../src/db/errors.js";
+import { DatabaseTimeout, isClosedSocketWrite, isDatabaseUnavailable } from "../../src/db/errors.js";
 import { createLogger, errorFields } from "../../src/lib/logger.js";
 
 /** What drizzle throws: its message lists the query and every parameter; the driver's error is the cause. */
@@ -67,5 +67,29 @@ describe("what a log line says about a failed write", () => {
       expect(out).not.toContain(leak);
     }
     expect(out).toContain("[PEM redacted]");
+  });
+});
+
+describe("postgres.js's closed-socket write (porsager/postgres#1154)", () => {
+  const thrown = (stackLine: string) => {
+    const e = new TypeError("Cannot read properties of null (reading 'write')");
+    e.stack = `TypeError: Cannot read properties of null (reading 'write')\n    at ${stackLine}`;
+    return e;
+  };
+
+  it("counts as the database being unavailable (a 503, not a 500), also when serialized", () => {
+    const e = thrown("nextWrite (file:///app/node_modules/postgres/src/connection.js:255:22)");
+    expect(isClosedSocketWrite(e)).toBe(true);
+    expect(isDatabaseUnavailable(e)).toBe(true);
+    expect(isClosedSocketWrite({ name: e.name, message: e.message, stack: e.stack })).toBe(true);
+    expect(isClosedSocketWrite(thrown("nextWrite (/app/node_modules/postgres/cjs/src/connection.js:255:22)"))).toBe(
+      true,
+    );
+  });
+
+  it("is not any other TypeError about write", () => {
+    expect(isClosedSocketWrite(thrown("handler (file:///app/src/proxy/exchange.ts:10:3)"))).toBe(false);
+    expect(isClosedSocketWrite(new Error("Cannot read properties of null (reading 'write')"))).toBe(false);
+    expect(isDatabaseUnavailable(thrown("handler (file:///app/src/proxy/exchange.ts:10:3)"))).toBe(false);
   });
 });

@@ -54,7 +54,7 @@ function acceptsGzip(header: string | undefined): boolean {
 }
 
 /** GET /traefik/config: the dynamic configuration Traefik's HTTP provider polls, served from memory. */
-export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
+export function traefikApi({ cache, config, pollers, clock, nodeOf, metrics }: Deps) {
   const app = contracts();
   app.use(
     "/config",
@@ -73,7 +73,9 @@ export function traefikApi({ cache, config, pollers, clock, nodeOf }: Deps) {
         ),
       );
     }
-    pollers.record(nodeOf(c), clock.now(), cfg?.hash, c.req.header("user-agent"));
+    const node = nodeOf(c);
+    pollers.record(node, clock.now(), cfg?.hash, c.req.header("user-agent"));
+    metrics.poll(node); // node names past MAX_NODE_LABELS are counted as "other"
     if (!cfg) {
       // Never 200 before the database has been read: `{}` would drop every route, while on 503 Traefik keeps what
       // it has. Once read, `{}` is the real answer when nothing is routed (Traefik applies it, issue 9 #1).
