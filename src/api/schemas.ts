@@ -103,13 +103,17 @@ export const CreateDeploymentBody = z.strictObject({
 });
 export type CreateDeploymentBody = z.infer<typeof CreateDeploymentBody>;
 
+const SslEnabled = z.boolean().optional().meta({
+  description: "Omitted on a new route: false for reserved names (.localhost, .test, .internal, .local), else true.",
+});
+
 export const PutRoutingBody = z.strictObject({
   domain: Domain.optional(),
   path_prefix: PathPrefix.optional(),
   target_port: Port.optional(),
   protocol: Protocol.optional(),
   load_balancer_algo: LbAlgo.optional(),
-  ssl_enabled: z.boolean().optional(),
+  ssl_enabled: SslEnabled,
   ssl_cert_resolver: ResolverName.optional(),
   tls_include_apex: z.boolean().optional().meta({ description: "Wildcard domains: also request the apex as a SAN." }),
 });
@@ -119,7 +123,7 @@ export const AddDomainBody = z.strictObject({
   domain: Domain,
   path_prefix: PathPrefix.default("/"),
   target_port: Port.optional(),
-  ssl_enabled: z.boolean().optional(),
+  ssl_enabled: SslEnabled,
   ssl_cert_resolver: ResolverName.optional(),
   tls_include_apex: z.boolean().optional(),
 });

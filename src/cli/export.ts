@@ -7,10 +7,19 @@ import { type ExportFormat, ExportInvalid, type ExportLayout, type SecretsMode }
 import { ForeignFile } from "../export/file-writer.js";
 import { fetchConfig, SourceUnavailable } from "../export/source.js";
 import { runWatch } from "../export/watch.js";
-import { LockHeld } from "../lib/lock.js";
 import { errorLine } from "../lib/logger.js";
 import type { TraefikDocument } from "../render/types.js";
-import { CliError, type Command, configWith, isHttpUrl, renderFromDatabase, withDatabase } from "./common.js";
+import {
+  CliError,
+  type Command,
+  configWith,
+  DATABASE_OPTIONS,
+  EXIT,
+  EXIT_TABLE,
+  isHttpUrl,
+  renderFromDatabase,
+  withDatabase,
+} from "./common.js";
 
 const USAGE = `usage: obiente-router export --dir <folder> [options]
 
@@ -30,10 +39,13 @@ const USAGE = `usage: obiente-router export --dir <folder> [options]
   --interval <seconds>                watch safety net / poll interval (default 30 for a database, 5 for --url http)
   --url postgres://…|http(s)://…      the database (overrides DATABASE_URL), or a running instance's API
   --token <token>                     with --url http(s)://: its PROVIDER_TOKEN (or OBIENTE_PROVIDER_TOKEN)
+  --init                              create the embedded database (and secrets) when DATA_DIR has none
 
   Without --url the database is DATABASE_URL, or the embedded PGlite in DATA_DIR, which only one process may
   open: while the service runs on it, use --url http://<host>:8080 --token <PROVIDER_TOKEN> (or OBIENTE_URL).
-  Exit codes: 0 done (or no differences), 1 --check found differences, 2 invalid input, 3 source unreachable.
+  The files written and any warnings are reported on stderr; --check prints its diff on stdout.
+
+${EXIT_TABLE}
 `;
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
@@ -50,6 +62,7 @@ interface Parsed {
   intervalSeconds: number | undefined;
   url: string | undefined;
   token: string | undefined;
+  init: boolean;
 }
 
 function parse(args: string[]): Parsed {
@@ -65,7 +78,7 @@ function parse(args: string[]): Parsed {
       check: { type: "boolean", default: false },
       watch: { type: "boolean", default: false },
       interval: { type: "string" },
-      url: { type: "string" },
+      ...DATABASE_OPTIONS,
       token: { type: "string" },
     },
   });
@@ -98,6 +111,7 @@ function parse(args: string[]): Parsed {
     // The process env is read here, at the CLI boundary only.
     url: values.url ?? process.env.OBIENTE_URL,
     token: values.token ?? process.env.OBIENTE_PROVIDER_TOKEN,
+    init: values.init,
   };
 }
 
@@ -139,7 +153,7 @@ function warnEnv(config: TraefikDocument, p: Parsed): void {
 
 async function fromDatabase(config: Config, handle: DbHandle): Promise<TraefikDocument> {
   const result = await renderFromDatabase(config, handle).catch((err: unknown) => {
-    throw new CliError(`could not read the database: ${errorLine(err)}`, 3);
+    throw new CliError(`could not read the database: ${errorLine(err)}`, EXIT.unreachable);
   });
   for (const w of result.warnings) {
     say(`skipped ${w.kind} ${w.id}: ${w.reason}`);
@@ -200,18 +214,16 @@ async function runDatabase(p: Parsed): Promise<number> {
     return 0;
   };
   try {
-    return await withDatabase(config, work);
+    return await withDatabase(config, work, {
+      init: p.init,
+      renders: true,
+      inUseHint: "For export: --url http://<host>:8080 --token <PROVIDER_TOKEN> reads the running service's config.",
+    });
   } catch (err) {
     if (err instanceof CliError) {
       throw err;
     }
-    if (err instanceof LockHeld) {
-      throw new CliError(
-        `${err.message} For export: --url http://<host>:8080 --token <PROVIDER_TOKEN> reads the running service's config.`,
-        3,
-      );
-    }
-    throw new CliError(`could not read the database: ${errorLine(err)}`, 3);
+    throw new CliError(`could not read the database: ${errorLine(err)}`, EXIT.unreachable);
   }
 }
 

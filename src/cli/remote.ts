@@ -1,10 +1,10 @@
-import { CliError } from "./common.js";
+import { CliError, EXIT } from "./common.js";
 
 // A client for a running instance's admin API (`--url http://host:8080 --token …`), for the commands that must not
 // open the database themselves (embedded PGlite is owned by the running service).
 
 /** Exit code for "could not reach the database or the instance": never mistaken for "differences found". */
-export const EXIT_UNREACHABLE = 3;
+export const EXIT_UNREACHABLE = EXIT.unreachable;
 
 export interface Remote {
   url: string;
@@ -56,8 +56,16 @@ export async function callRemote(
       signal: AbortSignal.timeout(120_000),
     });
   } catch (err) {
-    const cause = (err as { cause?: { code?: unknown } }).cause;
-    const why = typeof cause?.code === "string" ? cause.code : err instanceof Error ? err.name : "no answer";
+    const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+    // ECONNREFUSED and the like; fetch's own refusals ("bad port") carry only a message.
+    const why =
+      typeof cause?.code === "string"
+        ? cause.code
+        : typeof cause?.message === "string"
+          ? cause.message
+          : err instanceof Error
+            ? err.name
+            : "no answer";
     throw new CliError(`could not reach ${base} (${why})`, EXIT_UNREACHABLE);
   }
   const text = await res.text();

@@ -4,24 +4,21 @@ import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Config } from "../config/env.js";
 import type { DbHandle } from "../db/client.js";
-import { Conflict, isDatabaseUnavailable } from "../db/errors.js";
+import { Conflict } from "../db/errors.js";
 import { applyState, defaultResolverOf, dumpState, type StateOutcome } from "../export/state-apply.js";
 import { parseStateText, type StateFormat, serializeState } from "../export/state-format.js";
 import { type StateDocument, validateState } from "../export/state-schema.js";
-import { LockHeld } from "../lib/lock.js";
-import { CliError, type Command, configWith, isHttpUrl, withDatabase } from "./common.js";
-import { callRemote, EXIT_UNREACHABLE, type Remote } from "./remote.js";
+import { CliError, type Command, configWith, DATABASE_OPTIONS, EXIT_TABLE, isHttpUrl, withDatabase } from "./common.js";
+import { callRemote, type Remote } from "./remote.js";
 
 // dump / diff / apply of the declarative routing state, on the database or through a running instance's API.
 
 const TARGET = `  Where: --url postgres://… (or DATABASE_URL, or the embedded PGlite in DATA_DIR) works on the database;
   --url http(s)://host:port with --token (or OBIENTE_URL / OBIENTE_TOKEN) goes through a running instance's API.
-  While the service runs on embedded PGlite it owns the folder: use its API then.`;
+  While the service runs on embedded PGlite it owns the folder: use its API then.
+  --init creates the embedded database when DATA_DIR has none (otherwise refused, exit 2).`;
 
-const EXITS = `  Exit codes: 0 done (or no changes), 1 diff found differences, 2 invalid input (file, options, a conflict),
-  3 the database or the instance could not be reached.`;
-
-const TARGET_OPTIONS = { url: { type: "string" }, token: { type: "string" } } as const;
+const TARGET_OPTIONS = { ...DATABASE_OPTIONS, token: { type: "string" } } as const;
 
 type Target = { remote: Remote } | { config: Config };
 
@@ -31,31 +28,19 @@ function targetOf(values: { url?: string | undefined; token?: string | undefined
   if (isHttpUrl(url)) {
     return { remote: { url, token: values.token ?? process.env.OBIENTE_TOKEN } };
   }
-  try {
-    return { config: configWith(url) };
-  } catch (err) {
-    throw new CliError(err instanceof Error ? err.message : "invalid environment");
-  }
+  return { config: configWith(url) };
 }
 
-/** Opens the database for `fn`, turning "in use" and outages into their exit codes. */
-async function onDatabase<T>(config: Config, fn: (handle: DbHandle) => Promise<T>): Promise<T> {
+/** Opens the database for `fn` (exit 3 when in use or unreachable); a conflict is the file's to fix (exit 2). */
+async function onDatabase<T>(config: Config, init: boolean, fn: (handle: DbHandle) => Promise<T>): Promise<T> {
   try {
-    return await withDatabase(config, fn);
+    return await withDatabase(config, fn, {
+      init,
+      inUseHint:
+        "To work on the running service, go through its API: --url http://host:port --token <admin token> (or OBIENTE_URL / OBIENTE_TOKEN).",
+    });
   } catch (err) {
-    if (err instanceof LockHeld) {
-      throw new CliError(
-        `${err.message} To work on the running service, go through its API: --url http://host:port --token <admin token> (or OBIENTE_URL / OBIENTE_TOKEN).`,
-        EXIT_UNREACHABLE,
-      );
-    }
-    if (err instanceof Conflict) {
-      throw new CliError(err.message);
-    }
-    if (isDatabaseUnavailable(err)) {
-      throw new CliError("could not reach the database (check --url / DATABASE_URL)", EXIT_UNREACHABLE);
-    }
-    throw err;
+    throw err instanceof Conflict ? new CliError(err.message) : err;
   }
 }
 
@@ -101,7 +86,7 @@ export const dumpCommand: Command = {
   --format yaml|json    default yaml (json when the -o file ends in .json)
 
 ${TARGET}
-${EXITS}
+${EXIT_TABLE}
 `,
   async run(args) {
     const { values } = parseArgs({
@@ -116,7 +101,7 @@ ${EXITS}
     const text =
       "remote" in target
         ? await callRemote(target.remote, "GET", `/api/v1/state?format=${format}`)
-        : serializeState(await onDatabase(target.config, (h) => dumpState(h.db)), format as StateFormat);
+        : serializeState(await onDatabase(target.config, values.init, (h) => dumpState(h.db)), format as StateFormat);
     const out = format === "json" && "remote" in target ? `${JSON.stringify(JSON.parse(text), null, 2)}\n` : text;
     if (values.output) {
       writeAtomically(values.output, out);
@@ -129,7 +114,7 @@ ${EXITS}
 
 /** Runs diff or apply on the chosen target. */
 async function compare(
-  values: { url?: string; token?: string; file?: string; prune?: boolean; "dry-run"?: boolean },
+  values: { url?: string; token?: string; init: boolean; file?: string; prune?: boolean; "dry-run"?: boolean },
   apply: boolean,
 ): Promise<StateOutcome> {
   const input = readInput(values.file);
@@ -143,7 +128,7 @@ async function compare(
   }
   const doc = documentOf(input, target.config);
   const defaultResolver = defaultResolverOf(target.config);
-  return onDatabase(target.config, (h) => applyState(h.db, doc, { prune, dryRun, defaultResolver }));
+  return onDatabase(target.config, values.init, (h) => applyState(h.db, doc, { prune, dryRun, defaultResolver }));
 }
 
 const COMPARE_OPTIONS = {
@@ -163,7 +148,7 @@ export const diffCommand: Command = {
   --prune             also show what --prune would delete (deployments and certificates not in the file)
 
 ${TARGET}
-${EXITS}
+${EXIT_TABLE}
 `,
   async run(args) {
     const { values } = parseArgs({ args, options: COMPARE_OPTIONS });
@@ -186,7 +171,7 @@ export const applyCommand: Command = {
   --prune             delete deployments and certificates the file does not list
 
 ${TARGET}
-${EXITS}
+${EXIT_TABLE}
 `,
   async run(args) {
     const { values } = parseArgs({ args, options: { ...COMPARE_OPTIONS, "dry-run": { type: "boolean" } } });

@@ -12,22 +12,33 @@ import {
 } from "../api/schemas.js";
 import type { FieldError } from "../lib/problem.js";
 import { IP_DEPTH_NEEDS_TRUSTED_PROXIES, StoredMiddlewares } from "../render/middlewares.js";
+import { defaultSslEnabled } from "../render/reserved.js";
 
 // The declarative routing state document (issue 12 §2): every field is validated by the same zod pieces the API
 // uses (src/api/schemas.ts, src/render/middlewares.ts), so a file can hold nothing the API would refuse.
 
 export const STATE_VERSION = 1;
 
-export const StateRoute = z.strictObject({
-  domain: Domain,
-  path_prefix: PathPrefix.default("/"),
-  ssl_enabled: z.boolean().default(true),
-  ssl_cert_resolver: ResolverName.optional().meta({
-    description: "Omitted: DEFAULT_CERT_RESOLVER (DEFAULT_WILDCARD_CERT_RESOLVER for `*.` domains).",
-  }),
-  tls_include_apex: z.boolean().default(false),
-  target_port: Port.optional().meta({ description: "Only where it differs from routing.target_port." }),
-});
+export const StateRoute = z
+  .strictObject({
+    domain: Domain,
+    path_prefix: PathPrefix.default("/"),
+    ssl_enabled: z.boolean().optional().meta({
+      description: "Omitted: false for reserved names (`.localhost`, `.test`, `.internal`, `.local`), else true.",
+    }),
+    ssl_cert_resolver: ResolverName.optional().meta({
+      description: "Omitted: DEFAULT_CERT_RESOLVER (DEFAULT_WILDCARD_CERT_RESOLVER for `*.` domains).",
+    }),
+    tls_include_apex: z.boolean().default(false),
+    target_port: Port.optional().meta({ description: "Only where it differs from routing.target_port." }),
+  })
+  // The default depends on the (normalized) domain, so it is filled here rather than by `.default()`.
+  .transform(({ domain, path_prefix, ssl_enabled, ...rest }) => ({
+    domain,
+    path_prefix,
+    ssl_enabled: ssl_enabled ?? defaultSslEnabled(domain),
+    ...rest,
+  }));
 export type StateRoute = z.infer<typeof StateRoute>;
 
 export const StateRouting = z.strictObject({

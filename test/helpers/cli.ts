@@ -2,6 +2,8 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const ENTRY = fileURLToPath(new URL("../../src/cli/index.ts", import.meta.url));
+/** tsx resolved from here, so a test may run the CLI from any working directory. */
+const TSX = import.meta.resolve("tsx");
 
 export interface CliResult {
   code: number;
@@ -22,7 +24,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", ENTRY, ...args],
+      ["--import", TSX, ENTRY, ...args],
       {
         cwd: opts.cwd,
         env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...opts.env },

@@ -95,7 +95,7 @@ describe("one PGlite folder, one process", () => {
     const first = await holder(dir);
 
     const render = await run([CLI, "render", "--format", "json"], dir);
-    expect(render.code).toBe(1);
+    expect(render.code).toBe(3);
     expect(render.stdout).toBe("");
     expect(render.stderr).toContain(`held by pid ${first.pid} on ${hostname()} since 20`);
     expect(render.stderr).toContain("Stop that process first");
@@ -103,7 +103,7 @@ describe("one PGlite folder, one process", () => {
     expect(render.stderr).toContain("--url");
     expect(render.stderr).toContain("DATABASE_URL");
     const migrate = await run([CLI, "migrate"], dir);
-    expect(migrate.code).toBe(1);
+    expect(migrate.code).toBe(3);
     expect(migrate.stderr).toContain(`held by pid ${first.pid}`);
 
     first.stdin?.end(); // the holder closes its database and exits

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, type SQL } from "drizzle-orm";
 import type { LbAlgo, Protocol } from "../../../schema/enums.js";
 import { deploymentRouting, deployments, type RoutingRow } from "../../../schema/tables.js";
+import { defaultSslEnabled, isReservedName } from "../../render/reserved.js";
 import type { Db, Tx } from "../client.js";
 import { Conflict, Invalid, isUniqueViolation, NotFound } from "../errors.js";
 import { newId } from "../ids.js";
@@ -118,6 +119,16 @@ export async function putPrimaryRouting(
       ) {
         own.sslCertResolver = defaultResolver(own.domain);
       }
+      // Likewise for TLS: moving between a reserved name (`.localhost`, `.test`, …) and a public one flips a
+      // default ssl_enabled to the new name's default; a value that differs from the default was chosen: kept.
+      if (
+        primary &&
+        own.domain &&
+        own.sslEnabled === undefined &&
+        primary.sslEnabled === defaultSslEnabled(primary.domain)
+      ) {
+        own.sslEnabled = defaultSslEnabled(own.domain);
+      }
       if (primary) {
         if (Object.keys(own).length > 0) {
           await t
@@ -143,7 +154,7 @@ export async function putPrimaryRouting(
         targetPort,
         protocol: patch.protocol ?? existing[0]?.protocol,
         loadBalancerAlgo: patch.loadBalancerAlgo ?? existing[0]?.loadBalancerAlgo,
-        sslEnabled: patch.sslEnabled,
+        sslEnabled: patch.sslEnabled ?? defaultSslEnabled(domain),
         // The default applies to a new route only: a partial update must not reset a chosen resolver.
         sslCertResolver: patch.sslCertResolver ?? defaultResolver(domain),
         tlsIncludeApex: patch.tlsIncludeApex,
@@ -194,7 +205,13 @@ export async function addDomain(
             targetPort,
             protocol: primary?.protocol,
             loadBalancerAlgo: primary?.loadBalancerAlgo,
-            sslEnabled: input.sslEnabled ?? primary?.sslEnabled,
+            // The primary's TLS choice is inherited by a name of its kind; between a reserved name and a public
+            // one it says nothing (no CA issues for reserved names), so the new name's default applies.
+            sslEnabled:
+              input.sslEnabled ??
+              (primary && isReservedName(primary.domain) === isReservedName(input.domain)
+                ? primary.sslEnabled
+                : defaultSslEnabled(input.domain)),
             // A wildcard needs a DNS-01 resolver, so it never inherits the primary's (likely HTTP-01) one.
             sslCertResolver:
               input.sslCertResolver ??
