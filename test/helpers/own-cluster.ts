@@ -1,47 +1,20 @@
-import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { asRoot, clusterPids, clusterUnavailable, freePort, PG_BIN, unprivilegedTempDir } from "./pg-cluster.js";
 
 // A PostgreSQL cluster of the test's own (initdb in a temp folder, a free port on 127.0.0.1): a test may stop,
 // freeze or kill it without touching the machine's shared server. As root, the cluster runs as `postgres`.
 
-const BIN = (() => {
-  const root = "/usr/lib/postgresql";
-  const versions = existsSync(root)
-    ? readdirSync(root)
-        .filter((v) => existsSync(join(root, v, "bin", "initdb")))
-        .sort((a, b) => Number(b) - Number(a))
-    : [];
-  return versions[0] === undefined ? undefined : join(root, versions[0], "bin");
-})();
-const asRoot = process.getuid?.() === 0;
-
-function hasUser(name: string): boolean {
-  try {
-    execFileSync("id", ["-u", name], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why an own cluster cannot be started here, or undefined when it can. */
 export function ownClusterUnavailable(): string | undefined {
-  if (!BIN) {
-    return "no /usr/lib/postgresql/*/bin/initdb";
-  }
-  if (asRoot && !(hasUser("postgres") && existsSync("/usr/sbin/runuser"))) {
-    return "running as root without a postgres user and runuser";
-  }
-  return undefined;
+  return clusterUnavailable;
 }
 
 /** Runs a PostgreSQL program (as `postgres` when we are root) without blocking the event loop: the service under
  * test runs in this process and must keep answering while the cluster starts or stops. */
 function pg(cmd: string, args: string[]): Promise<void> {
-  const bin = join(BIN ?? "", cmd);
+  const bin = join(PG_BIN ?? "", cmd);
   const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", bin, ...args]] : [bin, args];
   return new Promise((resolve, reject) => {
     execFile(file, argv, { timeout: 90_000 }, (err, _stdout, stderr) =>
@@ -50,14 +23,7 @@ function pg(cmd: string, args: string[]): Promise<void> {
   });
 }
 
-/** A free TCP port on 127.0.0.1 (free when asked; good enough for a test's own servers). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+export { freePort };
 
 export interface OwnCluster {
   /** postgres://postgres@127.0.0.1:<port>/postgres */
@@ -72,31 +38,9 @@ export interface OwnCluster {
   destroy(): Promise<void>;
 }
 
-/** The postmaster and every process it forked (backends and auxiliary processes). */
-function clusterPids(dataDir: string): number[] {
-  const postmaster = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-  const children = readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so split after the last ')'.
-        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-  return [postmaster, ...children];
-}
-
 /** initdb + start on a free port; fsync off (a test cluster: the machine does not crash under it). */
 export async function startOwnCluster(): Promise<OwnCluster> {
-  const root = mkdtempSync(join(tmpdir(), "obiente-own-pg-"));
-  chmodSync(root, 0o777);
-  if (asRoot) {
-    execFileSync("chown", ["postgres", root]);
-  }
+  const root = unprivilegedTempDir("obiente-own-pg-");
   const dataDir = join(root, "data");
   const port = await freePort();
   await pg("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync"]);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 // stop, freeze or restart the database: the machine's shared server is never touched. initdb refuses to run as root,
 // so as root every pg command runs as the `postgres` user (runuser).
 
-const BIN = (() => {
+export const PG_BIN = (() => {
   const base = "/usr/lib/postgresql";
   const versions = existsSync(base)
     ? readdirSync(base)
@@ -17,7 +17,8 @@ const BIN = (() => {
     : [];
   return versions[0] ? join(base, versions[0], "bin") : undefined;
 })();
-const asRoot = process.getuid?.() === 0;
+/** initdb and pg_ctl refuse root: as root, every pg command runs as `postgres`. */
+export const asRoot = process.getuid?.() === 0;
 
 function hasUser(name: string): boolean {
   try {
@@ -29,7 +30,7 @@ function hasUser(name: string): boolean {
 }
 
 /** Why a cluster of our own cannot be started here, or undefined when it can. */
-export const clusterUnavailable: string | undefined = !BIN
+export const clusterUnavailable: string | undefined = !PG_BIN
   ? "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
   : asRoot && !(hasUser("postgres") && existsSync("/usr/sbin/runuser"))
     ? "running as root without a postgres user and runuser (initdb refuses root)"
@@ -78,10 +79,10 @@ export interface PgCluster {
 
 /** initdb + start a cluster in a temp folder on a free port; check `clusterUnavailable` first. */
 export async function startCluster(prefix = "obiente-pg-"): Promise<PgCluster> {
-  if (!BIN || clusterUnavailable) {
+  if (!PG_BIN || clusterUnavailable) {
     throw new Error(`cannot start a PostgreSQL cluster: ${clusterUnavailable}`);
   }
-  const bin = BIN;
+  const bin = PG_BIN;
   const root = unprivilegedTempDir(prefix);
   const dir = join(root, "data");
   const port = await freePort();
@@ -132,7 +133,7 @@ export async function startCluster(prefix = "obiente-pg-"): Promise<PgCluster> {
 }
 
 /** The postmaster and every process it forked (its backends and auxiliary processes). */
-function clusterPids(dir: string): number[] {
+export function clusterPids(dir: string): number[] {
   const postmaster = Number(readFileSync(join(dir, "postmaster.pid"), "utf8").split("\n")[0]);
   const children = readdirSync("/proc")
     .filter((d) => /^\d+$/.test(d))
