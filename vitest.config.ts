@@ -4,6 +4,8 @@ import { isClosedSocketWrite } from "./src/db/errors.js";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Fault and load tests run on their own, one at a time: npm run test:load (vitest.load.config.ts).
+    exclude: ["test/load/**", "**/node_modules/**"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
