@@ -13,6 +13,8 @@ export interface TwoInstances {
   readonly servers: readonly Running[];
   /** Instance A's connection pool, for reading the database the two share. */
   readonly db: DbHandle["db"];
+  /** The shared database's URL (to start a third instance on it). */
+  readonly url: string;
   /** Error lines either instance logged. */
   readonly logger: ReturnType<typeof recordingLogger>;
 }
@@ -59,6 +61,13 @@ export function useTwoInstances(env: Record<string, string> = {}): TwoInstances 
     },
     get b() {
       return client(1);
+    },
+    get url() {
+      const url = tdb?.url;
+      if (!url) {
+        throw new Error("useTwoInstances: the database is not created yet");
+      }
+      return url;
     },
     get db() {
       const h = handles[0];

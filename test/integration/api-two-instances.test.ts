@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type DbHandle, openDb } from "../../src/db/client.js";
 import type { TraefikDocument } from "../../src/render/types.js";
-import { type Running, startServer } from "../../src/server.js";
-import { type ApiClient, httpClient, type RoutingJson, recordingLogger } from "../helpers/api-client.js";
+import { startServer } from "../../src/server.js";
+import { httpClient, type RoutingJson } from "../helpers/api-client.js";
 import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
-import { makeTestDb, type TestDb } from "../helpers/db.js";
+import { useTwoInstances } from "../helpers/two-instances.js";
 
 /** The issue's bound for another instance to serve a write. */
 const WITHIN_MS = 1000;
@@ -14,52 +14,24 @@ const WITHIN_MS = 1000;
 // carry a write from A to B in time. PGlite is one process's database: there is no second instance to ask.
 
 describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL database", () => {
-  let tdb: TestDb;
-  const handles: DbHandle[] = [];
-  const servers: Running[] = [];
-  let a: ApiClient;
-  let b: ApiClient;
-  const logger = recordingLogger();
-
-  beforeAll(async () => {
-    tdb = await makeTestDb("postgres");
-    for (let i = 0; i < 2; i++) {
-      const handle = await openDb({ DATABASE_URL: tdb.url, DATA_DIR: "" });
-      handles.push(handle);
-      servers.push(
-        await startServer(testConfig({ DATABASE_URL: tdb.url ?? "", CONFIG_REFRESH_SECONDS: "60" }), {
-          handle,
-          logger,
-        }),
-      );
-    }
-    a = httpClient(servers[0]?.url ?? "");
-    b = httpClient(servers[1]?.url ?? "");
-  });
-  afterAll(async () => {
-    for (const s of servers) {
-      await s.close();
-    }
-    for (const h of handles) {
-      await h.close();
-    }
-    await tdb?.close();
-  });
+  const two = useTwoInstances({ CONFIG_REFRESH_SECONDS: "60" });
+  const { logger } = two;
 
   /** Time until B's /traefik/config satisfies `seen`, failing past WITHIN_MS. */
   const propagation = async (seen: (config: TraefikDocument) => boolean): Promise<number> => {
     const started = performance.now();
-    await waitFor(async () => seen(await b.traefikDocument()), WITHIN_MS, 10);
+    await waitFor(async () => seen(await two.b.traefikDocument()), WITHIN_MS, 10);
     return performance.now() - started;
   };
   const PROVIDER = { token: PROVIDER_TOKEN };
   const rules = (config: TraefikDocument) => Object.values(config.http?.routers ?? {}).map((r) => r.rule);
 
   it("control: an instance that does not LISTEN misses the write for longer than the bound", async () => {
+    const { a, b } = two;
     // Proves the bound is met by NOTIFY, not by the poll: same setup, LISTEN replaced by a no-op.
-    const handle = await openDb({ DATABASE_URL: tdb.url, DATA_DIR: "" });
+    const handle = await openDb({ DATABASE_URL: two.url, DATA_DIR: "" });
     const deaf: DbHandle = { ...handle, listen: async () => async () => {} };
-    const c = await startServer(testConfig({ DATABASE_URL: tdb.url ?? "", CONFIG_REFRESH_SECONDS: "60" }), {
+    const c = await startServer(testConfig({ DATABASE_URL: two.url, CONFIG_REFRESH_SECONDS: "60" }), {
       handle: deaf,
       logger,
     });
@@ -79,12 +51,14 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
   });
 
   it("starts with the two instances serving the same bytes", async () => {
+    const { a, b } = two;
     expect(JSON.stringify(await a.traefikDocument())).toBe(JSON.stringify(await b.traefikDocument()));
     const [ra, rb] = [await a.get("/traefik/config", PROVIDER), await b.get("/traefik/config", PROVIDER)];
     expect(ra.headers.get("x-config-hash")).toBe(rb.headers.get("x-config-hash"));
   });
 
   it(`a route written through A is served by B within ${WITHIN_MS} ms`, async () => {
+    const { a } = two;
     expect((await a.post("/api/v1/deployments", { id: "dep_twin", name: "twin" })).status).toBe(201);
     const put = await a.put<RoutingJson>("/api/v1/deployments/dep_twin/routing", {
       domain: "twin.example.com",
@@ -98,6 +72,7 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
   });
 
   it("a domain added, a replica moved and a deletion each reach B within the bound", async () => {
+    const { a, b } = two;
     await a.post("/api/v1/deployments/dep_twin/domains", { domain: "www.twin.example.com", path_prefix: "/app" });
     expect(
       await propagation((c) => rules(c).includes("Host(`www.twin.example.com`) && PathPrefix(`/app`)")),
@@ -105,7 +80,7 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
 
     // A replica registered through A and marked healthy by a third session (as a health checker would).
     expect((await a.put("/api/v1/deployments/dep_twin/locations/twin_1", { address: "10.3.0.1" })).status).toBe(201);
-    await tdb.handle.db.execute(sql`update deployment_locations set health_status = 'healthy' where id = 'twin_1'`);
+    await two.db.execute(sql`update deployment_locations set health_status = 'healthy' where id = 'twin_1'`);
     expect(
       await propagation((c) =>
         Object.values(c.http?.services ?? {}).some((svc) =>
