@@ -9,6 +9,7 @@ import { addDomain, putPrimaryRouting, removeDomain } from "../db/repo/routing.j
 import { reportReplicaFailure } from "../health/report.js";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
+import { defaultResolverFor } from "../provider/settings.js";
 import { replicaAllowList } from "../render/address.js";
 import { checkAddress } from "../render/validate.js";
 import { inspectCertificate } from "../tls/certificate.js";
@@ -30,7 +31,7 @@ import {
 } from "./schemas.js";
 import { fieldErrors, invalid, invalidField } from "./validate.js";
 import { camelize } from "./views.js";
-import { checkIpDepth, defaultResolverFor, putHealthCheck, toStoredMiddlewares } from "./write-steps.js";
+import { checkIpDepth, putHealthCheck, toStoredMiddlewares } from "./write-steps.js";
 
 // The operations of POST /routing/preview: each validated with the real endpoint's schemas (query, then path, then
 // body, the order @hono/zod-openapi runs them) and turned into the write its handler does, through the same repo

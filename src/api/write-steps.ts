@@ -1,6 +1,5 @@
 import bcrypt from "bcryptjs";
 import type { z } from "zod";
-import type { Config } from "../config/env.js";
 import type { Db } from "../db/client.js";
 import { getDeployment } from "../db/repo/deployments.js";
 import { setHealthSettings } from "../db/repo/health.js";
@@ -15,11 +14,6 @@ import { camelize } from "./views.js";
 // endpoints (src/api/routes/{routing,middlewares,health}.ts) and the preview run exactly the same code.
 
 const BCRYPT_COST = 10;
-
-/** The cert resolver a new route gets when none is given (routes/routing.ts `defaultResolver`). */
-export function defaultResolverFor(config: Config): (domain: string) => string {
-  return (domain) => (domain.startsWith("*.") ? config.DEFAULT_WILDCARD_CERT_RESOLVER : config.DEFAULT_CERT_RESOLVER);
-}
 
 /** Plaintext basic-auth passwords become bcrypt htpasswd lines here; nothing else ever sees them. */
 export async function toStoredMiddlewares(body: MiddlewaresBody): Promise<StoredMiddlewares> {

@@ -5,9 +5,10 @@ import { parseArgs } from "node:util";
 import type { Config } from "../config/env.js";
 import type { DbHandle } from "../db/client.js";
 import { Conflict } from "../db/errors.js";
-import { applyState, defaultResolverOf, dumpState, type StateOutcome } from "../export/state-apply.js";
+import { applyState, dumpState, type StateOutcome } from "../export/state-apply.js";
 import { parseStateText, type StateFormat, serializeState } from "../export/state-format.js";
 import { type StateDocument, validateState } from "../export/state-schema.js";
+import { defaultResolverFor } from "../provider/settings.js";
 import { CliError, type Command, configWith, DATABASE_OPTIONS, EXIT_TABLE, isHttpUrl, withDatabase } from "./common.js";
 import { callRemote, type Remote } from "./remote.js";
 
@@ -127,7 +128,7 @@ async function compare(
     return JSON.parse(text) as StateOutcome;
   }
   const doc = documentOf(input, target.config);
-  const defaultResolver = defaultResolverOf(target.config);
+  const defaultResolver = defaultResolverFor(target.config);
   return onDatabase(target.config, values.init, (h) => applyState(h.db, doc, { prune, dryRun, defaultResolver }));
 }
 

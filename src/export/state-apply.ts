@@ -41,14 +41,6 @@ export interface StateOutcome {
   text: string;
 }
 
-/** The resolver a route gets when the file names none, from the service settings (as the routing API does). */
-export function defaultResolverOf(config: {
-  DEFAULT_CERT_RESOLVER: string;
-  DEFAULT_WILDCARD_CERT_RESOLVER: string;
-}): (domain: string) => string {
-  return (domain) => (domain.startsWith("*.") ? config.DEFAULT_WILDCARD_CERT_RESOLVER : config.DEFAULT_CERT_RESOLVER);
-}
-
 /** The current state as a canonical document. */
 export async function dumpState(db: Db): Promise<StateDocument> {
   return stateFromRows(await loadStateRows(db));

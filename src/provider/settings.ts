@@ -54,3 +54,13 @@ export function fallbackProxyUrl(config: Config, listening?: string): string {
   const host = proxyBindHost(config);
   return `http://${host.includes(":") ? `[${host}]` : host}:${config.PROXY_PORT}`;
 }
+
+/**
+ * The cert resolver a route gets when it names none (API writes, state files, previews alike): wildcards need DNS-01,
+ * so they get DEFAULT_WILDCARD_CERT_RESOLVER; every other name DEFAULT_CERT_RESOLVER.
+ */
+export function defaultResolverFor(
+  config: Pick<Config, "DEFAULT_CERT_RESOLVER" | "DEFAULT_WILDCARD_CERT_RESOLVER">,
+): (domain: string) => string {
+  return (domain) => (domain.startsWith("*.") ? config.DEFAULT_WILDCARD_CERT_RESOLVER : config.DEFAULT_CERT_RESOLVER);
+}

@@ -1,10 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import type { RoutingSnapshot } from "../../db/repo/snapshot.js";
-import { applyState, defaultResolverOf } from "../../export/state-apply.js";
+import { applyState } from "../../export/state-apply.js";
 import { validateState } from "../../export/state-schema.js";
 import { problemBody } from "../../lib/problem.js";
 import { type PreviewStep, runPreview } from "../../provider/preview.js";
+import { defaultResolverFor } from "../../provider/settings.js";
 import { diffConfigs, redactConfig } from "../../render/config-diff.js";
 import { previewWarnings } from "../../render/preview-warnings.js";
 import { renderDynamicConfig } from "../../render/render.js";
@@ -93,7 +94,7 @@ function stateOperation(raw: unknown, prune: boolean, config: Deps["config"]): P
   if (!v.ok) {
     throw invalid(v.errors.map((e) => ({ location: `body.state.${e.location}`, message: e.message })));
   }
-  const defaultResolver = defaultResolverOf(config);
+  const defaultResolver = defaultResolverFor(config);
   return {
     op: "apply_state",
     instance: "/api/v1/state/apply",

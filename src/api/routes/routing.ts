@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { addDomain, listRoutes, putPrimaryRouting, removeDomain } from "../../db/repo/routing.js";
+import { defaultResolverFor } from "../../provider/settings.js";
 import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { domainWarnings } from "../domain-policy.js";
@@ -17,7 +18,6 @@ import {
   RoutingView,
 } from "../schemas.js";
 import { camelize, dnsRecords, routeView, routingView } from "../views.js";
-import { defaultResolverFor } from "../write-steps.js";
 
 const getRouting = createRoute({
   method: "get",

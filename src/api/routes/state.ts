@@ -1,9 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { applyState, defaultResolverOf, dumpState } from "../../export/state-apply.js";
+import { applyState, dumpState } from "../../export/state-apply.js";
 import { STATE_KINDS } from "../../export/state-diff.js";
 import { parseStateText, serializeState } from "../../export/state-format.js";
 import { type StateDocument, stateJsonSchema, validateState } from "../../export/state-schema.js";
+import { defaultResolverFor } from "../../provider/settings.js";
 import { ADMIN, contracts, json, problems } from "../contract.js";
 import type { AppEnv, Deps } from "../deps.js";
 import { HttpProblem, problem } from "../problem.js";
@@ -138,7 +139,7 @@ async function readDocument(c: Context<AppEnv>, trustedProxies: readonly string[
 
 /** Dump, schema, diff and apply of the declarative routing state. */
 export function stateApi({ handle: { db }, config }: Deps) {
-  const defaultResolver = defaultResolverOf(config);
+  const defaultResolver = defaultResolverFor(config);
   const schema = stateJsonSchema();
   return contracts()
     .openapi(getState, async (c) => {
