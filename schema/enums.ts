@@ -17,3 +17,11 @@ export type HealthMode = (typeof HEALTH_MODES)[number];
 /** Lifecycle of a replica as the orchestrator reports it; only `running` replicas are probed or routed. */
 export const REPLICA_STATUS = ["running", "starting", "stopping", "stopped", "failed"] as const;
 export type ReplicaStatus = (typeof REPLICA_STATUS)[number];
+
+/** Ownership of a route's domain (DOMAIN_VERIFICATION): only `verified` routes are rendered. */
+export const DOMAIN_VERIFICATION_STATES = ["pending", "verified"] as const;
+export type DomainVerificationState = (typeof DOMAIN_VERIFICATION_STATES)[number];
+
+/** What a managed API token may do (see src/api/scopes.ts for what each one grants). */
+export const TOKEN_SCOPES = ["read", "write", "certificates", "admin", "provider"] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];

@@ -15,6 +15,8 @@ import {
   uniqueIndex,
 } from "drizzle-orm/pg-core";
 import {
+  DOMAIN_VERIFICATION_STATES,
+  type DomainVerificationState,
   HEALTH,
   HEALTH_MODES,
   type Health,
@@ -79,15 +81,38 @@ export const deploymentRouting = pgTable(
     tlsIncludeApex: boolean("tls_include_apex").notNull().default(false),
     /** The route `GET/PUT …/routing` shows and edits; at most one per deployment. */
     isPrimary: boolean("is_primary").notNull().default(false),
+    /**
+     * Domain ownership (DOMAIN_VERIFICATION=required): a `pending` route is never rendered and claims nothing; it
+     * turns `verified` once `TXT _obiente-challenge.<domain>` holds its token. Routes predating the setting, and
+     * domains under PLATFORM_DOMAINS, are `verified`.
+     */
+    verification: text("verification", { enum: DOMAIN_VERIFICATION_STATES })
+      .$type<DomainVerificationState>()
+      .notNull()
+      .default("verified"),
+    verificationToken: text("verification_token"),
+    /** A pending route is removed after this (DOMAIN_VERIFICATION_TTL_HOURS from its creation). */
+    verificationExpiresAt: timestamp("verification_expires_at", { withTimezone: true }),
+    /** When the background job looks the TXT record up again (backoff). */
+    verificationNextCheckAt: timestamp("verification_next_check_at", { withTimezone: true }),
+    verificationAttempts: integer("verification_attempts").notNull().default(0),
+    verifiedAt: timestamp("verified_at", { withTimezone: true }),
     ...timestamps,
   },
   (t) => [
-    uniqueIndex("deployment_routing_domain_path_uq").on(t.domain, t.pathPrefix),
+    // Only verified routes claim their (domain, path): several tenants may wait on the same pending name, and the
+    // first to prove ownership gets it. One deployment holds a (domain, path) once, pending or not.
+    uniqueIndex("deployment_routing_domain_path_uq")
+      .on(t.domain, t.pathPrefix)
+      .where(sql`${t.verification} = 'verified'`),
+    uniqueIndex("deployment_routing_deployment_domain_path_uq").on(t.deploymentId, t.domain, t.pathPrefix),
     uniqueIndex("deployment_routing_primary_uq").on(t.deploymentId).where(sql`${t.isPrimary}`),
     index("deployment_routing_deployment_idx").on(t.deploymentId),
     check("deployment_routing_port_ck", sql`${t.targetPort} between 1 and 65535`),
     check("deployment_routing_protocol_ck", sql`${t.protocol} in (${inList(PROTOCOLS)})`),
     check("deployment_routing_algo_ck", sql`${t.loadBalancerAlgo} in (${inList(LB_ALGOS)})`),
+    check("deployment_routing_verification_ck", sql`${t.verification} in (${inList(DOMAIN_VERIFICATION_STATES)})`),
+    index("deployment_routing_pending_idx").on(t.verificationNextCheckAt).where(sql`${t.verification} = 'pending'`),
   ],
 );
 
@@ -227,6 +252,123 @@ export const routingFreeze = pgTable(
   (t) => [check("routing_freeze_single_ck", sql`${t.id} = 1`)],
 );
 
+/**
+ * Managed API tokens: only the SHA-256 of the secret is stored (the secret is 256 random bits, shown once). A
+ * revoked token keeps its row (audit rows name it) with `revoked_at` set.
+ */
+export const apiTokens = pgTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(), // tok_…
+    name: text("name").notNull(),
+    /** Hex SHA-256 of the whole secret (`obr_…`). */
+    hash: text("hash").notNull(),
+    /** The first characters of the secret (`obr_Ab12`), to recognise it in a list; never enough to use it. */
+    prefix: text("prefix").notNull(),
+    scopes: jsonb("scopes").$type<string[]>().notNull(),
+    /** Restriction to these deployment ids (null: no id list). */
+    deploymentIds: jsonb("deployment_ids").$type<string[]>(),
+    /** Restriction to deployment ids starting with this (null: no prefix). */
+    deploymentPrefix: text("deployment_prefix"),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    createdBy: text("created_by"),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    revokedBy: text("revoked_by"),
+  },
+  (t) => [uniqueIndex("api_tokens_hash_uq").on(t.hash)],
+);
+
+/** One row per accepted API write, committed in the write's own transaction. */
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    /** `tok_…`, or `env:admin` for an ADMIN_TOKEN from the environment. */
+    tokenId: text("token_id"),
+    tokenName: text("token_name"),
+    clientAddress: text("client_address"),
+    requestId: text("request_id"),
+    method: text("method").notNull(),
+    path: text("path").notNull(),
+    /** The endpoint's template (`PUT /api/v1/deployments/{id}/routing`). */
+    operation: text("operation").notNull(),
+    /** `deployment`, `route`, `replica`, `certificate`, `token`, `webhook`, `freeze`, `revision`, `state`. */
+    resourceType: text("resource_type").notNull(),
+    resourceId: text("resource_id"),
+    deploymentId: text("deployment_id"),
+    status: integer("status").notNull(),
+    /** `[{field, before, after}]` of what changed; secrets as "<redacted>". */
+    changes: jsonb("changes").$type<unknown[]>().notNull(),
+  },
+  (t) => [
+    index("audit_log_at_idx").on(t.at),
+    index("audit_log_deployment_idx").on(t.deploymentId, t.id),
+    index("audit_log_token_idx").on(t.tokenId, t.id),
+  ],
+);
+
+/**
+ * What happened, for operators and webhooks: health transitions, config revisions, certificate expiry, domain
+ * verification, guard trips, tokens. The id orders events across instances (SSE `Last-Event-ID`, webhook cursors).
+ */
+export const events = pgTable(
+  "events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    type: text("type").notNull(),
+    deploymentId: text("deployment_id"),
+    /** What the event is about: a replica id, a revision number, a certificate id, a domain, a token id. */
+    subject: text("subject"),
+    data: jsonb("data").$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [index("events_type_idx").on(t.type, t.id), index("events_deployment_idx").on(t.deploymentId, t.id)],
+);
+
+/**
+ * Webhook subscriptions. Deliveries go out in event order per webhook: `cursor` is the last event id handled;
+ * the instance holding the lease (`lease_owner` until `lease_until`) is the only one delivering.
+ */
+export const webhooks = pgTable("webhooks", {
+  id: text("id").primaryKey(), // wh_…
+  url: text("url").notNull(),
+  /** Event types delivered (`*` for all). */
+  events: jsonb("events").$type<string[]>().notNull(),
+  /** The signing secret, AES-256-GCM encrypted like certificate keys (it must be read back to sign). */
+  secretEncrypted: text("secret_encrypted").notNull(),
+  cursor: bigint("cursor", { mode: "number" }).notNull().default(0),
+  /** Attempts so far at the event after `cursor`; the next one not before `next_attempt_at`. */
+  attempts: integer("attempts").notNull().default(0),
+  nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }),
+  leaseOwner: text("lease_owner"),
+  leaseUntil: timestamp("lease_until", { withTimezone: true }),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  createdBy: text("created_by"),
+});
+
+/** Every delivery attempt, newest last. */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    webhookId: text("webhook_id")
+      .notNull()
+      .references(() => webhooks.id, { onDelete: "cascade" }),
+    eventId: bigint("event_id", { mode: "number" }).notNull(),
+    attempt: integer("attempt").notNull(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    /** HTTP status received; null when no response came (connection refused, timeout, refused address). */
+    statusCode: integer("status_code"),
+    ok: boolean("ok").notNull(),
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [index("webhook_deliveries_webhook_idx").on(t.webhookId, t.id)],
+);
+
 // Room for later capabilities (each gets its own table and migration when built): traffic_splits (canary / A-B).
 
 export type DeploymentRow = typeof deployments.$inferSelect;
@@ -236,3 +378,8 @@ export type HealthEventRow = typeof locationHealthEvents.$inferSelect;
 export type CertificateRow = typeof certificates.$inferSelect;
 export type RevisionRow = typeof configRevisions.$inferSelect;
 export type FreezeRow = typeof routingFreeze.$inferSelect;
+export type ApiTokenRow = typeof apiTokens.$inferSelect;
+export type AuditRow = typeof auditLog.$inferSelect;
+export type EventRow = typeof events.$inferSelect;
+export type WebhookRow = typeof webhooks.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

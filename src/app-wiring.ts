@@ -7,6 +7,8 @@ import type { DbHandle } from "./db/client.js";
 import { listCertificates } from "./db/repo/certificates.js";
 import { countReplicasByHealth } from "./db/repo/locations.js";
 import { loadSnapshot } from "./db/repo/snapshot.js";
+import { systemTxtResolver, type TxtResolver } from "./domains/verification.js";
+import { EventFeed } from "./events/feed.js";
 import { refuseDisallowedAddresses } from "./health/address-guard.js";
 import { type CheckDefaults, cronSchedule, HealthChecker } from "./health/checker.js";
 import { createHttpProbe } from "./health/http-probe.js";
@@ -39,6 +41,8 @@ export interface WiringOptions {
   version?: string;
   /** The registry to count in (the server shares it with the bundled proxy); by default a new one. */
   metrics?: Metrics;
+  /** TXT lookups for domain verification (tests inject one); by default DOMAIN_VERIFICATION_DNS or the system's. */
+  resolveTxt?: TxtResolver;
 }
 
 /** Everything one instance serves from, built but not started: no socket, no timer, no LISTEN yet. */
@@ -146,6 +150,9 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
     settings,
     certKey,
     nodeOf: defaultNodeOf,
+    resolveTxt: opts.resolveTxt ?? systemTxtResolver(config.DOMAIN_VERIFICATION_DNS),
+    events: new EventFeed(),
+    instanceId: owner,
   };
   return {
     app: createApp(deps),

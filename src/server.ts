@@ -5,6 +5,10 @@ import type { Config } from "./config/env.js";
 import { certEncryptionKey } from "./config/secrets.js";
 import { type DbHandle, openDb } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
+import { startAuditRetention } from "./db/repo/audit.js";
+import { startDomainVerificationJob, type TxtResolver } from "./domains/verification.js";
+import { startEventFeed } from "./events/feed.js";
+import { startWebhookDelivery } from "./events/webhook-worker.js";
 import type { HealthChecker } from "./health/checker.js";
 import type { Probe } from "./health/probe.js";
 import { type Clock, systemClock } from "./lib/clock.js";
@@ -38,6 +42,8 @@ export interface StartOptions {
   probe?: Probe;
   /** Replace the node-cron schedule (tests drive rounds with checker.runRound()). */
   schedule?: (tick: () => void) => () => void;
+  /** Replace the TXT lookups of domain verification (tests). */
+  resolveTxt?: TxtResolver;
 }
 
 /** Opens the database, migrates, renders once, then serves the API and the provider endpoint. */
@@ -76,6 +82,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...(proxySecret ? { fallbackProxy: { url: fallbackProxyUrl(config, proxy?.url), secret: proxySecret } } : {}),
     ...(opts.probe ? { probe: opts.probe } : {}),
     ...(opts.schedule ? { schedule: opts.schedule } : {}),
+    ...(opts.resolveTxt ? { resolveTxt: opts.resolveTxt } : {}),
   });
   const { app, cache, checker } = wiring;
   await cache.ensureFresh();
@@ -84,6 +91,25 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }
   const stopExpiry = await startExpiryWarnings({ db: handle.db, logger, clock, days: config.CERT_EXPIRY_WARN_DAYS });
   const stopFeed = await startChangeFeed({ handle, cache, logger, intervalMs: config.CONFIG_REFRESH_SECONDS * 1000 });
+  const { deps } = wiring;
+  const stopEvents = await startEventFeed(deps.events, handle, logger);
+  const stopWebhooks = await startWebhookDelivery({
+    config,
+    handle,
+    feed: deps.events,
+    certKey,
+    clock,
+    logger,
+    owner: deps.instanceId,
+  });
+  const stopVerification = await startDomainVerificationJob({
+    config,
+    handle,
+    resolveTxt: deps.resolveTxt,
+    clock,
+    logger,
+  });
+  const stopAudit = startAuditRetention({ handle, logger, days: config.AUDIT_RETENTION_DAYS });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT });
   await new Promise<void>((resolve, reject) => {
@@ -103,6 +129,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     proxyUrl: proxy?.url,
     async close() {
       stopExpiry();
+      stopAudit();
+      await stopVerification();
+      await stopWebhooks();
+      await stopEvents();
       await proxy?.close();
       await stopFeed();
       await wiring.close();

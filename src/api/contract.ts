@@ -1,5 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { z } from "zod";
+import type { TokenScope } from "../../schema/enums.js";
 import type { AppEnv } from "./deps.js";
 import { Problem } from "./schemas.js";
 import { validationHook } from "./validate.js";
@@ -12,16 +13,32 @@ export function contracts(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 }
 
-/** The admin API's bearer token (ADMIN_TOKEN). */
-export const ADMIN = [{ adminToken: [] }];
-/** The provider endpoint's bearer token (PROVIDER_TOKEN), required once one is configured. */
-export const PROVIDER = [{ providerToken: [] }];
+/**
+ * The bearer token an operation needs, with the scope it must carry. OpenAPI 3.1 lets an http scheme's security
+ * requirement list role names: the document shows each operation's scope, and the auth middleware
+ * (src/api/scopes.ts) enforces exactly what the document says, read from these same contracts.
+ */
+export const scoped = (scope: TokenScope) => [{ apiToken: [scope] }];
+/** GETs of the routing state. */
+export const READ = scoped("read");
+/** Routing, domains, replicas, middlewares, health settings and reports. */
+export const WRITE = scoped("write");
+/** Uploading and deleting certificates. */
+export const CERTIFICATES = scoped("certificates");
+/** Tokens, webhooks, freeze, confirming held revisions, whole-state apply. */
+export const ADMIN = scoped("admin");
+/** Traefik's poll of GET /traefik/config (PROVIDER_TOKEN or a token with the provider scope). */
+export const PROVIDER = scoped("provider");
 /** The metrics endpoint's bearer token (METRICS_TOKEN), required once one is configured. */
 export const METRICS = [{ metricsToken: [] }];
 
 export const SECURITY_SCHEMES = {
-  adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" },
-  providerToken: { type: "http", scheme: "bearer", description: "PROVIDER_TOKEN (when set)" },
+  apiToken: {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "ADMIN_TOKEN (every scope), PROVIDER_TOKEN (provider) or a managed token (`obr_…`, POST /api/v1/tokens) carrying the scope listed on the operation. `admin` implies every scope; `write` and `certificates` imply `read`.",
+  },
   metricsToken: { type: "http", scheme: "bearer", description: "METRICS_TOKEN (when set)" },
 } as const;
 
@@ -45,6 +62,7 @@ const problemOf = (description: string) => ({
 const PROBLEMS = {
   400: problemOf("Invalid request"),
   401: problemOf("Missing or invalid bearer token"),
+  403: problemOf("The token lacks the scope this operation needs"),
   404: problemOf("Not found"),
   409: problemOf("Conflict"),
   413: problemOf("Body over 1 MiB"),

@@ -159,6 +159,21 @@ export const Env = z.object({
   GUARD_MAX_REMOVED_PERCENT: z.coerce.number().min(0).max(100).default(50),
   /** The guard only looks at a served config with at least this many routers. */
   GUARD_MIN_ROUTERS: z.coerce.number().int().min(1).max(10_000_000).default(10),
+  /** Audit rows older than this many days are deleted (daily). */
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(90),
+  /**
+   * `required`: a new custom domain outside PLATFORM_DOMAINS is stored `pending` (never rendered) until its
+   * `TXT _obiente-challenge.<domain>` record proves ownership. `off` (default): every domain is routed at once.
+   */
+  DOMAIN_VERIFICATION: z.enum(["off", "required"]).default("off"),
+  /** Domain suffixes the platform owns (comma list, e.g. `obiente.app`): names under them need no proof. */
+  PLATFORM_DOMAINS: commaList().transform((list) => list.map((d) => d.toLowerCase().replace(/^\*?\.|\.$/g, ""))),
+  /** A pending domain not verified within this many hours is removed. */
+  DOMAIN_VERIFICATION_TTL_HOURS: z.coerce.number().min(1).max(8760).default(72),
+  /** DNS servers (comma list of `ip` or `ip:port`) for the ownership TXT lookups; unset: the system's resolvers. */
+  DOMAIN_VERIFICATION_DNS: commaList(),
+  /** Let webhook URLs reach loopback, private and link-local addresses (tests, an internal receiver). */
+  WEBHOOK_ALLOW_PRIVATE: flag(false),
 });
 export type Config = z.infer<typeof Env>;
 

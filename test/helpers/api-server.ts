@@ -20,7 +20,7 @@ export interface ApiServerOptions {
   /** Error log lines are expected (a test provokes them): do not fail on them. */
   allowErrorLogs?: boolean;
   /** A fake clock, probe or schedule for the server (socket mode only). */
-  start?: Pick<StartOptions, "clock" | "probe" | "schedule">;
+  start?: Pick<StartOptions, "clock" | "probe" | "schedule" | "resolveTxt">;
 }
 
 /** One server on a fresh, migrated database for the enclosing `describe`, started and stopped by its own hooks. */
@@ -90,7 +90,11 @@ export function useApiServer(driver: Driver, env: Record<string, string> = {}, o
     config = testConfig({ ...(opts.captureLogs ? { LOG_LEVEL: "debug" } : {}), ...env });
     const logger = harnessLogger(errors, opts.captureLogs ? logs : undefined);
     if (opts.inProcess) {
-      wiring = await buildApp(config, tdb.handle, { logger });
+      wiring = await buildApp(config, tdb.handle, {
+        logger,
+        ...(opts.start?.resolveTxt ? { resolveTxt: opts.start.resolveTxt } : {}),
+        ...(opts.start?.clock ? { clock: opts.start.clock } : {}),
+      });
       await wiring.cache.ensureFresh();
       const { app } = wiring;
       send = async (path, init) => app.request(path, init);

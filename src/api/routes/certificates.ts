@@ -9,7 +9,7 @@ import {
 import { listAllRoutes } from "../../db/repo/routing.js";
 import { sanCovers } from "../../render/tls.js";
 import { inspectCertificate } from "../../tls/certificate.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { BODY_PROBLEMS, CERTIFICATES, contracts, json, jsonBody, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { CertificateParams, CertificateView, Items, UploadCertificateBody } from "../schemas.js";
 import { viewOf } from "../views.js";
@@ -20,7 +20,7 @@ const upload = createRoute({
   method: "post",
   path: "/",
   summary: "Upload a certificate (key stored encrypted)",
-  security: ADMIN,
+  security: CERTIFICATES,
   request: { body: jsonBody(UploadCertificateBody) },
   responses: { 201: json(CertificateView, "Metadata, never key material"), ...problems(...BODY_PROBLEMS, 409) },
 });
@@ -29,7 +29,7 @@ const list = createRoute({
   method: "get",
   path: "/",
   summary: "List certificates",
-  security: ADMIN,
+  security: READ,
   responses: { 200: json(Items(CertificateView), "Certificates"), ...problems(401) },
 });
 
@@ -37,7 +37,7 @@ const get = createRoute({
   method: "get",
   path: "/{id}",
   summary: "Get a certificate's metadata",
-  security: ADMIN,
+  security: READ,
   request: { params: CertificateParams },
   responses: { 200: json(CertificateView, "Metadata"), ...problems(401, 404) },
 });
@@ -46,7 +46,7 @@ const remove = createRoute({
   method: "delete",
   path: "/{id}",
   summary: "Delete a certificate",
-  security: ADMIN,
+  security: CERTIFICATES,
   request: { params: CertificateParams },
   responses: { 204: { description: "Deleted" }, ...problems(401, 404) },
 });

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createDeployment, deleteDeployment, getDeployment, listDeployments } from "../../db/repo/deployments.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { CreateDeploymentBody, DeploymentParams, DeploymentView, Paged, PageQuery } from "../schemas.js";
 import { deploymentView } from "../views.js";
@@ -9,7 +9,7 @@ const create = createRoute({
   method: "post",
   path: "/",
   summary: "Create a deployment",
-  security: ADMIN,
+  security: WRITE,
   request: { body: jsonBody(CreateDeploymentBody) },
   responses: { 201: json(DeploymentView, "Created"), ...problems(...BODY_PROBLEMS, 409) },
 });
@@ -18,7 +18,7 @@ const list = createRoute({
   method: "get",
   path: "/",
   summary: "List deployments (keyset paged)",
-  security: ADMIN,
+  security: READ,
   request: { query: PageQuery },
   responses: { 200: json(Paged(DeploymentView), "A page"), ...problems(400, 401) },
 });
@@ -27,7 +27,7 @@ const get = createRoute({
   method: "get",
   path: "/{id}",
   summary: "Get a deployment",
-  security: ADMIN,
+  security: READ,
   request: { params: DeploymentParams },
   responses: { 200: json(DeploymentView, "The deployment"), ...problems(400, 401, 404) },
 });
@@ -36,7 +36,7 @@ const remove = createRoute({
   method: "delete",
   path: "/{id}",
   summary: "Delete a deployment with its routes and replicas",
-  security: ADMIN,
+  security: WRITE,
   request: { params: DeploymentParams },
   responses: { 204: { description: "Deleted" }, ...problems(400, 401, 404) },
 });

@@ -5,7 +5,7 @@ import { getDeployment } from "../../db/repo/deployments.js";
 import { listHealthEvents } from "../../db/repo/health.js";
 import { getLocation } from "../../db/repo/locations.js";
 import { reportReplicaFailure } from "../../health/report.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import {
   DeploymentParams,
@@ -49,7 +49,7 @@ const getSettings = createRoute({
   method: "get",
   path: "/{id}/health-check",
   summary: "Effective health-check settings",
-  security: ADMIN,
+  security: READ,
   request: { params: DeploymentParams },
   responses: { 200: json(HealthCheckView, "Settings"), ...problems(400, 401, 404) },
 });
@@ -58,7 +58,7 @@ const putSettings = createRoute({
   method: "put",
   path: "/{id}/health-check",
   summary: "Override health-check settings (null resets to the default)",
-  security: ADMIN,
+  security: WRITE,
   request: { params: DeploymentParams, body: jsonBody(HealthCheckBody) },
   responses: { 200: json(HealthCheckView, "Settings after the change"), ...problems(...BODY_PROBLEMS, 404) },
 });
@@ -67,7 +67,7 @@ const postFailure = createRoute({
   method: "post",
   path: "/{id}/locations/{location_id}/failures",
   summary: "Report a request failure: the replica is unhealthy at once",
-  security: ADMIN,
+  security: WRITE,
   request: { params: LocationParams, body: jsonBody(ReportFailureBody) },
   responses: {
     202: json(FailureReportView, "Recorded (or collapsed into a report less than 1 s old)"),
@@ -79,7 +79,7 @@ const listEvents = createRoute({
   method: "get",
   path: "/{id}/locations/{location_id}/events",
   summary: "Health transitions of a replica, newest first",
-  security: ADMIN,
+  security: READ,
   request: { params: LocationParams, query: EventsQuery },
   responses: { 200: json(Items(HealthEventView), "Events"), ...problems(400, 401, 404) },
 });

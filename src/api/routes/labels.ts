@@ -5,7 +5,7 @@ import { labelsFor } from "../../export/labels.js";
 import { composeLabels } from "../../export/labels-compose.js";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
 import type { TraefikDocument } from "../../render/types.js";
-import { ADMIN, contracts, json, problems } from "../contract.js";
+import { contracts, json, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { HttpProblem, problem } from "../problem.js";
 import { DeploymentParams } from "../schemas.js";
@@ -34,7 +34,7 @@ const getLabels = createRoute({
   path: "/{id}/labels",
   operationId: "getDeploymentLabels",
   summary: "Traefik Docker/Swarm provider labels equivalent to the deployment's routers, services and middlewares",
-  security: ADMIN,
+  security: READ,
   request: { params: DeploymentParams, query: LabelsQuery },
   responses: {
     200: {

@@ -3,7 +3,7 @@ import { getDeployment } from "../../db/repo/deployments.js";
 import { deleteLocation, listLocations, upsertLocation } from "../../db/repo/locations.js";
 import { replicaAllowList } from "../../render/address.js";
 import { checkAddress } from "../../render/validate.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { DeploymentParams, Items, LocationParams, LocationView, PutLocationBody } from "../schemas.js";
 import { invalidField } from "../validate.js";
@@ -13,7 +13,7 @@ const list = createRoute({
   method: "get",
   path: "/{id}/locations",
   summary: "Replicas with health",
-  security: ADMIN,
+  security: READ,
   request: { params: DeploymentParams },
   responses: { 200: json(Items(LocationView), "Replicas"), ...problems(400, 401, 404) },
 });
@@ -22,7 +22,7 @@ const put = createRoute({
   method: "put",
   path: "/{id}/locations/{location_id}",
   summary: "Register or update a replica",
-  security: ADMIN,
+  security: WRITE,
   request: { params: LocationParams, body: jsonBody(PutLocationBody) },
   responses: {
     200: json(LocationView, "Updated"),
@@ -35,7 +35,7 @@ const remove = createRoute({
   method: "delete",
   path: "/{id}/locations/{location_id}",
   summary: "Remove a replica",
-  security: ADMIN,
+  security: WRITE,
   request: { params: LocationParams },
   responses: { 204: { description: "Removed" }, ...problems(400, 401, 404) },
 });

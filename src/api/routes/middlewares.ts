@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { getMiddlewares, putMiddlewares } from "../../db/repo/middlewares.js";
 import { CHAIN_ORDER } from "../../render/middlewares.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { DeploymentParams, MiddlewaresBody, MiddlewaresView } from "../schemas.js";
 import { checkIpDepth, toStoredMiddlewares } from "../write-steps.js";
@@ -21,7 +21,7 @@ const get = createRoute({
   method: "get",
   path: "/{id}/middlewares",
   summary: "Middleware settings (basic-auth users as names only)",
-  security: ADMIN,
+  security: READ,
   request: { params: DeploymentParams },
   responses: { 200: json(MiddlewaresView, "Settings"), ...problems(400, 401, 404) },
 });
@@ -30,7 +30,7 @@ const put = createRoute({
   method: "put",
   path: "/{id}/middlewares",
   summary: "Replace middleware settings",
-  security: ADMIN,
+  security: WRITE,
   request: { params: DeploymentParams, body: jsonBody(MiddlewaresBody) },
   responses: { 200: json(MiddlewaresView, "Settings after the change"), ...problems(...BODY_PROBLEMS, 404) },
 });

@@ -11,7 +11,7 @@ import { previewWarnings } from "../../render/preview-warnings.js";
 import { renderDynamicConfig } from "../../render/render.js";
 import { toYaml } from "../../render/serialize.js";
 import type { RenderResult, RenderSettings, TraefikDocument } from "../../render/types.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { domainProblem } from "../domain-problem.js";
 import { PREVIEW_OP_NAMES, type PreparedOperation, prepareOperation } from "../preview-ops.js";
@@ -72,7 +72,7 @@ const preview = createRoute({
   method: "post",
   path: "/preview",
   summary: "What a list of writes would do: per-write answers, the config, its diff and warnings (nothing written)",
-  security: ADMIN,
+  security: READ,
   request: { query: PreviewQuery, body: jsonBody(PreviewBody) },
   responses: {
     200: json(PreviewView, "The preview; every write was rolled back"),

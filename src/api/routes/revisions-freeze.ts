@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { clearFreeze, countRevisionsSince, readFreeze, setFreeze } from "../../db/repo/revisions.js";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { revisionJson } from "./revisions-read.js";
 import { FREEZE_WARNING, FreezeBody, FreezeView } from "./revisions-views.js";
@@ -11,7 +11,7 @@ const show = createRoute({
   path: "/freeze",
   operationId: "getRoutingFreeze",
   summary: "Whether a freeze pins the served config, to which revision, who set it, when and why",
-  security: ADMIN,
+  security: READ,
   responses: { 200: json(FreezeView, "The freeze (frozen: false when none)"), ...problems(401) },
 });
 

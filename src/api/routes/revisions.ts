@@ -4,7 +4,7 @@ import { confirmRevision, getRevisionMeta, listRevisions } from "../../db/repo/r
 import { FRESH_WAIT_MS, yamlOf } from "../../provider/config-cache.js";
 import { diffConfigs } from "../../render/config-diff.js";
 import type { TraefikDocument } from "../../render/types.js";
-import { ADMIN, contracts, json, problems } from "../contract.js";
+import { ADMIN, contracts, json, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { HttpProblem, problem } from "../problem.js";
 import { freezeApi } from "./revisions-freeze.js";
@@ -25,7 +25,7 @@ const list = createRoute({
   path: "/revisions",
   operationId: "listConfigRevisions",
   summary: "Config revisions, newest first (keyset paged with ?before=)",
-  security: ADMIN,
+  security: READ,
   request: { query: RevisionPageQuery },
   responses: { 200: json(RevisionPage, "A page of revisions"), ...problems(400, 401) },
 });
@@ -37,7 +37,7 @@ const get = createRoute({
   path: "/revisions/{n}",
   operationId: "getConfigRevision",
   summary: "A revision's config, byte for byte as GET /traefik/config served it (JSON, or YAML with ?format=yaml)",
-  security: ADMIN,
+  security: READ,
   request: { params: RevisionParams, query: RevisionFormatQuery },
   responses: {
     200: {
@@ -53,7 +53,7 @@ const diff = createRoute({
   path: "/revisions/{a}/diff/{b}",
   operationId: "diffConfigRevisions",
   summary: "What changes from revision a to revision b (the same structured diff as the preview)",
-  security: ADMIN,
+  security: READ,
   request: { params: DiffParams },
   responses: { 200: json(DiffView, "The diff"), ...problems(400, 401, 404) },
 });

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { addDomain, listRoutes, putPrimaryRouting, removeDomain } from "../../db/repo/routing.js";
 import { defaultResolverFor } from "../../provider/settings.js";
-import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems } from "../contract.js";
+import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { domainWarnings } from "../domain-policy.js";
 import {
@@ -23,7 +23,7 @@ const getRouting = createRoute({
   method: "get",
   path: "/{id}/routing",
   summary: "Primary routing and every domain",
-  security: ADMIN,
+  security: READ,
   request: { params: DeploymentParams },
   responses: { 200: json(RoutingView, "Routing"), ...problems(400, 401, 404) },
 });
@@ -32,7 +32,7 @@ const putRouting = createRoute({
   method: "put",
   path: "/{id}/routing",
   summary: "Create or update the primary route (partial)",
-  security: ADMIN,
+  security: WRITE,
   request: { params: DeploymentParams, body: jsonBody(PutRoutingBody) },
   responses: { 200: json(RoutingChangeView, "Routing after the change"), ...problems(...BODY_PROBLEMS, 404, 409) },
 });
@@ -41,7 +41,7 @@ const listDomains = createRoute({
   method: "get",
   path: "/{id}/domains",
   summary: "List domains with DNS records",
-  security: ADMIN,
+  security: READ,
   request: { params: DeploymentParams },
   responses: { 200: json(Items(DomainWithDnsView), "Domains"), ...problems(400, 401, 404) },
 });
@@ -50,7 +50,7 @@ const postDomain = createRoute({
   method: "post",
   path: "/{id}/domains",
   summary: "Add a custom domain",
-  security: ADMIN,
+  security: WRITE,
   request: { params: DeploymentParams, body: jsonBody(AddDomainBody) },
   responses: {
     201: json(AddedDomainView, "Created"),
@@ -63,7 +63,7 @@ const deleteDomain = createRoute({
   method: "delete",
   path: "/{id}/domains/{domain}",
   summary: "Remove a domain (all paths, or ?path_prefix=)",
-  security: ADMIN,
+  security: WRITE,
   request: { params: DomainParams, query: DeleteDomainQuery },
   responses: { 204: { description: "Removed" }, ...problems(400, 401, 404) },
 });

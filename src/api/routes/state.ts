@@ -5,7 +5,7 @@ import { STATE_KINDS } from "../../export/state-diff.js";
 import { parseStateText, serializeState } from "../../export/state-format.js";
 import { type StateDocument, stateJsonSchema, validateState } from "../../export/state-schema.js";
 import { defaultResolverFor } from "../../provider/settings.js";
-import { ADMIN, contracts, json, problems } from "../contract.js";
+import { ADMIN, contracts, json, problems, READ } from "../contract.js";
 import type { AppEnv, Deps } from "../deps.js";
 import { HttpProblem, problem } from "../problem.js";
 import { invalid } from "../validate.js";
@@ -68,7 +68,7 @@ const getState = createRoute({
   method: "get",
   path: "/",
   summary: "The desired routing state (dump)",
-  security: ADMIN,
+  security: READ,
   request: { query: DumpQuery },
   responses: {
     200: {
@@ -86,7 +86,7 @@ const getSchema = createRoute({
   method: "get",
   path: "/schema",
   summary: "JSON Schema of the state document",
-  security: ADMIN,
+  security: READ,
   responses: { 200: json(z.looseObject({}), "JSON Schema (draft 2020-12)"), ...problems(401) },
 });
 
@@ -94,7 +94,7 @@ const postDiff = createRoute({
   method: "post",
   path: "/diff",
   summary: "Compare a state document with the current state",
-  security: ADMIN,
+  security: READ,
   request: { query: DiffQuery, body: stateBody },
   responses: { 200: json(StateOutcomeView, "The differences (nothing written)"), ...WRITE_PROBLEMS },
 });

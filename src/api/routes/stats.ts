@@ -10,7 +10,7 @@ import { redirectRouterName, routeName, toHttpRouterName } from "../../render/na
 import { checkRoute } from "../../render/render.js";
 import { hostMatches, matchRoute, priorityFor, routingPath, ruleFor } from "../../render/rules.js";
 import { expiringSoon } from "../../tls/expiry.js";
-import { ADMIN, contracts, json, problems } from "../contract.js";
+import { contracts, json, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { normalizeDomain, ResolutionView, ResolveQuery, StatsView } from "../schemas.js";
 
@@ -18,7 +18,7 @@ const stats = createRoute({
   method: "get",
   path: "/stats",
   summary: "Routes, replicas, config revision, freeze, guard and Traefik pollers",
-  security: ADMIN,
+  security: READ,
   responses: { 200: json(StatsView, "Statistics"), ...problems(401) },
 });
 
@@ -26,7 +26,7 @@ const resolve = createRoute({
   method: "get",
   path: "/resolve",
   summary: "Which route answers scheme + host + path (serving, or redirecting to the scheme it serves), and why",
-  security: ADMIN,
+  security: READ,
   request: { query: ResolveQuery },
   responses: { 200: json(ResolutionView, "Resolution"), ...problems(400, 401) },
 });
