@@ -1,5 +1,5 @@
 import { loadConfig } from "./config/env.js";
-import { isLoopback, withAdminToken } from "./config/secrets.js";
+import { withGeneratedTokens } from "./config/secrets.js";
 import { survivePostgresClosedSocketWrites } from "./lib/driver-guard.js";
 import { errorLine, loggerFor } from "./lib/logger.js";
 import { exitOnSignals } from "./lib/shutdown.js";
@@ -10,12 +10,7 @@ export async function main(): Promise<void> {
   const env = loadConfig();
   const logger = loggerFor(env);
   survivePostgresClosedSocketWrites(logger);
-  const config = withAdminToken(env, logger, (line) => process.stderr.write(line));
-  if (config.PROVIDER_TOKEN.length === 0 && !isLoopback(config.HOST)) {
-    logger.warn("PROVIDER_TOKEN is not set: anyone who can reach this port can read the Traefik config", {
-      host: config.HOST,
-    });
-  }
+  const config = withGeneratedTokens(env, logger, (line) => process.stderr.write(line));
   const running = await startServer(config, { logger });
   exitOnSignals(logger, () => running.close());
 }

@@ -5,16 +5,19 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { matchedRoutes, routePath } from "hono/route";
 import { isDatabaseUnavailable } from "../db/errors.js";
+import { requestScoped } from "../db/request-tx.js";
 import { methodLabel } from "../lib/metrics.js";
 import { withRequestContext } from "../lib/request-context.js";
-import { requireBearer } from "./auth.js";
+import { auditWrites } from "./audit.js";
 import { contracts, SECURITY_SCHEMES } from "./contract.js";
 import type { AppEnv, Deps } from "./deps.js";
 import { domainProblem } from "./domain-problem.js";
 import { answerOtherMethods, openApiDocument } from "./openapi.js";
 import { databaseUnavailableProblem, HttpProblem, notFoundProblem, problem, problemResponse } from "./problem.js";
+import { auditApi } from "./routes/audit.js";
 import { certificatesApi } from "./routes/certificates.js";
 import { deploymentsApi } from "./routes/deployments.js";
+import { eventsApi } from "./routes/events.js";
 import { healthApi } from "./routes/health.js";
 import { labelsApi } from "./routes/labels.js";
 import { locationsApi } from "./routes/locations.js";
@@ -24,9 +27,13 @@ import { middlewaresApi } from "./routes/middlewares.js";
 import { previewApi } from "./routes/preview.js";
 import { revisionsApi } from "./routes/revisions.js";
 import { routingApi } from "./routes/routing.js";
+import { routingConfigApi } from "./routes/routing-config.js";
 import { stateApi } from "./routes/state.js";
 import { statsApi } from "./routes/stats.js";
+import { tokensApi } from "./routes/tokens.js";
 import { traefikApi } from "./routes/traefik.js";
+import { webhooksApi } from "./routes/webhooks.js";
+import { authenticator, requireScope, scopeTable } from "./scopes.js";
 
 export type { AppEnv, Deps } from "./deps.js";
 
@@ -74,8 +81,16 @@ function limitBody(mib: number) {
 }
 
 /** Builds the HTTP app; no side effects at import or construction. */
-export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
-  const { logger, cache, metrics } = deps;
+export function createApp(plainDeps: Deps): OpenAPIHono<AppEnv> {
+  const { logger, cache, metrics, config, clock } = plainDeps;
+  // Route handlers get a request-scoped handle: during a write its db is the request's transaction (auditWrites).
+  const deps: Deps = { ...plainDeps, handle: requestScoped(plainDeps.handle) };
+  const auth = authenticator(
+    plainDeps.handle.db,
+    { admin: config.ADMIN_TOKEN, provider: config.PROVIDER_TOKEN },
+    clock,
+    logger,
+  );
   const app = contracts();
 
   // One line and one observation per request. Every line logged while it is handled carries its requestId (the
@@ -114,10 +129,11 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
     metaApi(deps, () => (document ??= openApiDocument(app, deps.version))),
   );
   app.route("/", metricsApi(deps));
-  app.route("/traefik", traefikApi(deps));
+  app.route("/traefik", traefikApi(deps, auth));
 
   const api = contracts();
-  api.use(requireBearer("admin-api", deps.config.ADMIN_TOKEN));
+  let scopes: ReturnType<typeof scopeTable> | undefined;
+  api.use(requireScope(auth, () => (scopes ??= scopeTable(app.openAPIRegistry))));
   // A whole routing state (POST /state/diff, /state/apply, a preview of one) is far larger than any single resource's body.
   const stateLimit = limitBody(STATE_BODY_LIMIT_MIB);
   const otherLimit = limitBody(1);
@@ -135,6 +151,8 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
       cache.invalidate({ cause, ...(actor ? { actor } : {}), detail: `${c.req.method} ${template}` });
     }
   });
+  // Inside the invalidation: the served config is re-rendered only once the write and its audit row committed.
+  api.use(auditWrites(deps.handle));
   api.route("/deployments", deploymentsApi(deps));
   api.route("/deployments", routingApi(deps));
   api.route("/deployments", locationsApi(deps));
@@ -146,6 +164,11 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   api.route("/routing", previewApi(deps));
   api.route("/routing", revisionsApi(deps));
   api.route("/state", stateApi(deps));
+  api.route("/tokens", tokensApi(deps));
+  api.route("/audit", auditApi(deps));
+  api.route("/routing", routingConfigApi(deps));
+  api.route("/events", eventsApi(deps));
+  api.route("/webhooks", webhooksApi(deps));
   app.route("/api/v1", api);
 
   for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {

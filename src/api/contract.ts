@@ -37,7 +37,7 @@ export const SECURITY_SCHEMES = {
     type: "http",
     scheme: "bearer",
     description:
-      "ADMIN_TOKEN (every scope), PROVIDER_TOKEN (provider) or a managed token (`obr_…`, POST /api/v1/tokens) carrying the scope listed on the operation. `admin` implies every scope; `write` and `certificates` imply `read`.",
+      "ADMIN_TOKEN (every scope), PROVIDER_TOKEN (provider) or a managed token (`obr_…`, POST /api/v1/tokens) carrying the scope listed on the operation. `admin` implies read, write and certificates (not provider); `write` and `certificates` imply `read`.",
   },
   metricsToken: { type: "http", scheme: "bearer", description: "METRICS_TOKEN (when set)" },
 } as const;
@@ -70,9 +70,12 @@ const PROBLEMS = {
   503: problemOf("Unavailable; retry after Retry-After"),
 };
 
-/** Problem responses of a contract, by status. */
-export function problems<const S extends keyof typeof PROBLEMS>(...statuses: S[]): Pick<typeof PROBLEMS, S> {
-  return Object.fromEntries(statuses.map((s) => [s, PROBLEMS[s]])) as Pick<typeof PROBLEMS, S>;
+/** Problem responses of a contract, by status; a 401 (a token is needed) brings the 403 (its scope is not enough). */
+export function problems<const S extends keyof typeof PROBLEMS>(
+  ...statuses: S[]
+): Pick<typeof PROBLEMS, S | (401 extends S ? 403 : never)> {
+  const all: (keyof typeof PROBLEMS)[] = statuses.includes(401 as S) ? [...statuses, 403] : statuses;
+  return Object.fromEntries(all.map((s) => [s, PROBLEMS[s]])) as never;
 }
 
 /** Problems every admin write with a JSON body can answer, besides its own. */

@@ -57,5 +57,7 @@ export type AppEnv = {
      * wrote and its before → after changes (secrets already redacted).
      */
     audit?: AuditNote;
+    /** Runs once the request's write transaction committed (a probe of a new replica must see its row). */
+    afterCommit?: (() => void)[];
   };
 };

@@ -6,33 +6,37 @@ import { parseEncryptionKey } from "../tls/crypto.js";
 import type { Config } from "./env.js";
 
 export const ADMIN_TOKEN_FILE = "admin-token";
+export const PROVIDER_TOKEN_FILE = "provider-token";
 
 /**
- * The admin API always needs a token. Without ADMIN_TOKEN one is generated once into DATA_DIR/admin-token
- * (mode 0600) and printed on that first start only; later starts read it back.
+ * The admin API and the provider endpoint always need a token. Without ADMIN_TOKEN (PROVIDER_TOKEN) one is
+ * generated once into DATA_DIR/admin-token (provider-token), mode 0600, and printed on that first start only;
+ * later starts read it back.
  */
-export function withAdminToken(config: Config, logger: Logger, print: (line: string) => void): Config {
-  if (config.ADMIN_TOKEN.length > 0) {
-    return config;
-  }
-  const file = join(config.DATA_DIR, ADMIN_TOKEN_FILE);
-  let token: string;
-  if (existsSync(file)) {
-    token = readFileSync(file, "utf8").trim();
-    logger.info("admin token read from data folder", { file });
-  } else {
-    mkdirSync(config.DATA_DIR, { recursive: true, mode: 0o700 });
-    token = randomBytes(32).toString("hex");
-    writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" });
-    print(`obiente-router: generated an admin token (stored in ${file}, shown only now):\n  ${token}\n`);
-    logger.warn("admin token generated", { file });
-  }
-  return Object.freeze({ ...config, ADMIN_TOKEN: [token] });
+export function withGeneratedTokens(config: Config, logger: Logger, print: (line: string) => void): Config {
+  const admin =
+    config.ADMIN_TOKEN.length > 0 ? config.ADMIN_TOKEN : [tokenFile(config, ADMIN_TOKEN_FILE, "admin", logger, print)];
+  const provider =
+    config.PROVIDER_TOKEN.length > 0
+      ? config.PROVIDER_TOKEN
+      : [tokenFile(config, PROVIDER_TOKEN_FILE, "provider", logger, print)];
+  return Object.freeze({ ...config, ADMIN_TOKEN: admin, PROVIDER_TOKEN: provider });
 }
 
-/** Bind addresses other than loopback expose the provider endpoint to the network. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
+function tokenFile(config: Config, name: string, what: string, logger: Logger, print: (line: string) => void): string {
+  const file = join(config.DATA_DIR, name);
+  if (existsSync(file)) {
+    logger.info(`${what} token read from data folder`, { file });
+    return readFileSync(file, "utf8").trim();
+  }
+  mkdirSync(config.DATA_DIR, { recursive: true, mode: 0o700 });
+  const token = randomBytes(32).toString("hex");
+  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" });
+  print(
+    `obiente-router: generated ${what === "admin" ? "an admin" : "a provider"} token (stored in ${file}, shown only now):\n  ${token}\n`,
+  );
+  logger.warn(`${what} token generated`, { file });
+  return token;
 }
 
 export const CERT_KEY_FILE = "cert-encryption-key";

@@ -37,6 +37,11 @@ export const PROBLEM_CATALOGUE = {
   MALFORMED_JSON: { status: 400, title: "Malformed JSON" },
   INVALID_CERTIFICATE: { status: 400, title: "Invalid certificate" },
   UNAUTHORIZED: { status: 401, title: "Unauthorized" },
+  /** The token is valid but lacks the scope the operation needs (`required_scope` names it). */
+  FORBIDDEN: { status: 403, title: "Forbidden" },
+  /** A deployment-restricted token called an endpoint outside /api/v1/deployments, or named a deployment it may not create. */
+  TOKEN_RESTRICTED: { status: 403, title: "Token restricted to some deployments" },
+  TOKEN_NOT_FOUND: { status: 404, title: "Token not found" },
   BODY_TOO_LARGE: { status: 413, title: "Payload Too Large" },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "Unsupported Media Type" },
   DEPLOYMENT_NOT_FOUND: { status: 404, title: "Deployment not found" },
@@ -45,6 +50,8 @@ export const PROBLEM_CATALOGUE = {
   DOMAIN_NOT_FOUND: { status: 404, title: "Domain not found" },
   DEPLOYMENT_EXISTS: { status: 409, title: "Conflict" },
   DOMAIN_CONFLICT: { status: 409, title: "Conflict" },
+  /** Domain ownership: the `_obiente-challenge` TXT record does not hold the route's token (yet). */
+  DOMAIN_NOT_VERIFIED: { status: 422, title: "Domain ownership not verified" },
   LOCATION_CONFLICT: { status: 409, title: "Conflict" },
   CERTIFICATE_EXISTS: { status: 409, title: "Conflict" },
   /** A state file references a certificate that is not uploaded (POST /api/v1/certificates first). */
@@ -52,10 +59,16 @@ export const PROBLEM_CATALOGUE = {
   // Revisions, freeze and guard (issue 13).
   REVISION_NOT_FOUND: { status: 404, title: "Revision not found" },
   REVISION_NOT_HELD: { status: 409, title: "Revision not held" },
+  // Events and webhooks (issue 14).
+  WEBHOOK_NOT_FOUND: { status: 404, title: "Webhook not found" },
+  /** The webhook URL is, or resolves to, an address webhooks may not reach (SSRF; see WEBHOOK_ALLOW_PRIVATE). */
+  WEBHOOK_URL_REFUSED: { status: 400, title: "Webhook URL refused" },
   // The service itself.
   INTERNAL: { status: 500, title: "Internal Server Error" },
   CONFIG_UNAVAILABLE: { status: 503, title: "No configuration rendered yet" },
   DATABASE_UNAVAILABLE: { status: 503, title: "Database unavailable" },
+  /** The ownership TXT lookup failed (SERVFAIL, timeout, refused): DNS did not answer, so nothing was decided. */
+  DNS_LOOKUP_FAILED: { status: 502, title: "DNS lookup failed" },
   // The fallback proxy.
   BAD_REQUEST: { status: 400, title: "Bad Request" },
   INVALID_PATH: { status: 400, title: "Invalid path" },

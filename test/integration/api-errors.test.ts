@@ -135,12 +135,11 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
     }
   });
 
-  it("requires the admin bearer token on every /api/v1 route; the provider token opens nothing there", async () => {
+  it("requires a bearer token on every /api/v1 route; the provider token opens nothing there (403 naming the scope)", async () => {
     const doc = (await api.get<{ paths: Record<string, Record<string, unknown>> }>("/openapi.json", { token: null }))
       .body;
     const attempts: [string, SendAuth][] = [
       ["none", { token: null }],
-      ["provider token", { token: PROVIDER_TOKEN }],
       ["wrong token", { token: `${ADMIN_TOKEN}x` }],
       ["token prefix", { token: ADMIN_TOKEN.slice(0, -1) }],
       ["basic scheme", { token: null, headers: { authorization: `Basic ${ADMIN_TOKEN}` } }],
@@ -161,6 +160,18 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
           expectProblem(r, 401, "UNAUTHORIZED");
           expect(r.headers.get("www-authenticate")).toBe('Bearer realm="admin-api"');
         }
+        // A valid token without the operation's scope: 403, and the problem says which scope was missing.
+        const scope = (ops[method] as { security: { apiToken: string[] }[] }).security[0]?.apiToken[0];
+        const r = await api.send(method.toUpperCase(), concrete(path), {
+          token: PROVIDER_TOKEN,
+          ...(method === "post" || method === "put" ? { json: { name: "x" } } : {}),
+        });
+        expect({ method, path, status: r.status }).toEqual({ method, path, status: 403 });
+        expect({ method, path, scope: expectProblem(r, 403, "FORBIDDEN").required_scope }).toEqual({
+          method,
+          path,
+          scope,
+        });
       }
     }
     // The scheme is case-insensitive (RFC 9110 §11.1).
@@ -203,10 +214,12 @@ describe.each(DRIVERS)("API error answers over HTTP on %s", (driver) => {
     expect((await api.send("HEAD", "/docs", { token: null })).status).toBe(200);
   });
 
-  it("the admin token does not open /traefik/config", async () => {
+  it("the admin token does not open /traefik/config: it lacks the provider scope", async () => {
     const r = await api.get("/traefik/config", { token: ADMIN_TOKEN });
-    expectProblem(r, 401, "UNAUTHORIZED");
-    expect(r.headers.get("www-authenticate")).toBe('Bearer realm="traefik-provider"');
+    expect(expectProblem(r, 403, "FORBIDDEN").required_scope).toBe("provider");
+    const anonymous = await api.get("/traefik/config", { token: null });
+    expectProblem(anonymous, 401, "UNAUTHORIZED");
+    expect(anonymous.headers.get("www-authenticate")).toBe('Bearer realm="traefik-provider"');
     expect((await api.get("/traefik/config", { token: PROVIDER_TOKEN })).status).toBe(200);
   });
 

@@ -94,7 +94,7 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
     expect(schema?.additionalProperties).toBe(false); // unknown fields are a 400, and the document says so
   });
 
-  it("declares every path parameter, the admin security scheme, a 401 and a unique operationId", () => {
+  it("declares every path parameter, the scope each operation needs, a 401 and 403, and a unique operationId", () => {
     const ids = new Set<string>();
     for (const { path, method, op } of operations()) {
       const inPath = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
@@ -105,8 +105,8 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
       expect(ids.has(op.operationId)).toBe(false);
       ids.add(op.operationId);
       if (path === "/traefik/config") {
-        expect(op.security).toEqual([{ providerToken: [] }]);
-        expect(Object.keys(op.responses)).toContain("401");
+        expect(op.security).toEqual([{ apiToken: ["provider"] }]);
+        expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
         continue;
       }
       if (path === "/metrics") {
@@ -118,7 +118,14 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
         expect({ path, security: op.security }).toEqual({ path, security: undefined }); // open: index, docs, probes
         continue;
       }
-      expect(op.security).toEqual([{ adminToken: [] }]);
+      expect(op.security).toEqual([{ apiToken: [expect.stringMatching(/^(read|write|certificates|admin)$/)] }]);
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["401", "403"]));
+      // A write never needs only `read` (the read-only POSTs, preview and state diff, excepted).
+      const scope = (op.security as { apiToken: string[] }[])[0]?.apiToken[0];
+      const readOnlyPost = path === "/api/v1/routing/preview" || path === "/api/v1/state/diff";
+      if (method !== "get" && !readOnlyPost) {
+        expect({ path, method, scope }).not.toEqual({ path, method, scope: "read" });
+      }
     }
   });
 

@@ -2,7 +2,9 @@ import { createRoute } from "@hono/zod-openapi";
 import { createDeployment, deleteDeployment, getDeployment, listDeployments } from "../../db/repo/deployments.js";
 import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
+import { HttpProblem, problem } from "../problem.js";
 import { CreateDeploymentBody, DeploymentParams, DeploymentView, Paged, PageQuery } from "../schemas.js";
+import { allowsDeployment } from "../scopes.js";
 import { deploymentView } from "../views.js";
 
 const create = createRoute({
@@ -44,12 +46,27 @@ const remove = createRoute({
 export function deploymentsApi({ handle: { db } }: Deps) {
   return contracts()
     .openapi(create, async (c) => {
-      const row = await createDeployment(db, c.req.valid("json"));
+      const body = c.req.valid("json");
+      const restriction = c.get("caller")?.restriction;
+      if (restriction && (body.id === undefined || !allowsDeployment(restriction, body.id))) {
+        // The token's own limits, whatever exists: nothing about other tenants is revealed.
+        throw new HttpProblem(
+          problem(
+            "TOKEN_RESTRICTED",
+            "This token is restricted to some deployments: give an id it may use (its deployment_ids or deployment_prefix).",
+          ),
+        );
+      }
+      const row = await createDeployment(db, body);
       c.header("Location", `/api/v1/deployments/${row.id}`);
       return c.json(deploymentView(row), 201);
     })
     .openapi(list, async (c) => {
-      const { items, nextCursor } = await listDeployments(db, c.req.valid("query"));
+      const restriction = c.get("caller")?.restriction;
+      const { items, nextCursor } = await listDeployments(db, {
+        ...c.req.valid("query"),
+        ...(restriction ? { only: restriction } : {}),
+      });
       return c.json({ items: items.map(deploymentView), next_cursor: nextCursor }, 200);
     })
     .openapi(get, async (c) => c.json(deploymentView(await getDeployment(db, c.req.valid("param").id)), 200))

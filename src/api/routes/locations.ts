@@ -62,8 +62,11 @@ export function locationsApi({ handle: { db }, checker, config }: Deps) {
         c.set("configUnchanged", true); // a heartbeat (CPU figure, node name): nothing to re-render
       }
       // A new or moved replica is probed at once rather than at the next tick (its health is `unknown`).
-      if (row.status === "running" && row.healthStatus === "unknown" && row.nextProbeAt === null) {
-        checker?.probeNow(row.id);
+      // After the commit: the probe claims the row on its own connection and must see it.
+      if (checker && row.status === "running" && row.healthStatus === "unknown" && row.nextProbeAt === null) {
+        const probe = () => checker.probeNow(row.id);
+        const afterCommit = c.get("afterCommit");
+        afterCommit ? afterCommit.push(probe) : probe();
       }
       return created ? c.json(locationView(row), 201) : c.json(locationView(row), 200);
     })

@@ -1,10 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
 import type { ConfigFormat } from "../../render/serialize.js";
-import { requireBearer } from "../auth.js";
 import { contracts, PROVIDER, problems } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { HttpProblem, problem } from "../problem.js";
+import { type Authenticator, requireProvider } from "../scopes.js";
 
 const YAML_TYPES = /\b(application|text)\/(x-)?yaml\b/i;
 
@@ -54,11 +54,13 @@ function acceptsGzip(header: string | undefined): boolean {
 }
 
 /** GET /traefik/config: the dynamic configuration Traefik's HTTP provider polls, served from memory. */
-export function traefikApi({ cache, config, pollers, clock, nodeOf, metrics }: Deps) {
+export function traefikApi({ cache, config, pollers, clock, nodeOf, metrics }: Deps, auth: Authenticator) {
   const app = contracts();
+  // PROVIDER_TOKEN, ADMIN_TOKEN or a managed token with the provider scope; open only when no PROVIDER_TOKEN is
+  // configured at all (the service generates one on first start: only a hand-built config can lack it).
   app.use(
     "/config",
-    requireBearer("traefik-provider", config.PROVIDER_TOKEN, () => config.PROVIDER_TOKEN.length > 0),
+    requireProvider(auth, () => config.PROVIDER_TOKEN.length > 0),
   );
   return app.openapi(getConfig, async (c) => {
     const format = wantedFormat(c.req.valid("query").format, c.req.header("accept"));

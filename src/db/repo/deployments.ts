@@ -1,4 +1,4 @@
-import { asc, count, eq, gt } from "drizzle-orm";
+import { and, asc, count, eq, gt, inArray, or, type SQL, sql } from "drizzle-orm";
 import { type DeploymentRow, deployments } from "../../../schema/tables.js";
 import type { Db } from "../client.js";
 import { Conflict, isUniqueViolation, NotFound } from "../errors.js";
@@ -31,12 +31,34 @@ export async function getDeployment(db: Db, id: string): Promise<DeploymentRow> 
   return row;
 }
 
-/** Keyset pagination by id: stable under concurrent inserts. */
-export async function listDeployments(db: Db, page: { limit: number; after?: string | undefined }) {
+/** Keyset pagination by id: stable under concurrent inserts; `only` limits it to some ids or an id prefix. */
+export async function listDeployments(
+  db: Db,
+  page: {
+    limit: number;
+    after?: string | undefined;
+    only?: { ids: readonly string[] | null; prefix: string | null };
+  },
+) {
+  const conds: SQL[] = [];
+  if (page.after) {
+    conds.push(gt(deployments.id, page.after));
+  }
+  if (page.only) {
+    const { ids, prefix } = page.only;
+    const either = or(
+      ids && ids.length > 0 ? inArray(deployments.id, [...ids]) : sql`false`,
+      // starts_with compares text as is: no LIKE wildcards to escape in the prefix.
+      prefix !== null ? sql`starts_with(${deployments.id}, ${prefix})` : sql`false`,
+    );
+    if (either) {
+      conds.push(either);
+    }
+  }
   const rows = await db
     .select()
     .from(deployments)
-    .where(page.after ? gt(deployments.id, page.after) : undefined)
+    .where(conds.length > 0 ? and(...conds) : undefined)
     .orderBy(asc(deployments.id))
     .limit(page.limit + 1);
   const more = rows.length > page.limit;
