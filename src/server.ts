@@ -136,7 +136,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       await proxy?.close();
       await stopFeed();
       await wiring.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Streams ended above (stopEvents); a client that stopped reading must not hold the close for long.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const grace = setTimeout(() => (server as import("node:http").Server).closeAllConnections?.(), 2000);
+      await closed;
+      clearTimeout(grace);
       if (!opts.handle) {
         await handle.close();
       }

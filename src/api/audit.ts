@@ -1,11 +1,10 @@
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context, MiddlewareHandler } from "hono";
-import { routePath } from "hono/route";
 import type { DbHandle } from "../db/client.js";
 import { type DeploymentForAudit, insertAudit, loadDeploymentForAudit } from "../db/repo/audit.js";
 import { withRequestTx } from "../db/request-tx.js";
 import type { AppEnv } from "./deps.js";
-import { deploymentIdOf } from "./scopes.js";
+import { deploymentIdOf, endpointOf } from "./scopes.js";
 
 /** A field a write changed, as the audit log shows it (secrets as "<redacted>"). */
 export interface FieldChange {
@@ -163,6 +162,39 @@ function clientAddress(c: Context): string | null {
 }
 
 /**
+ * Writes that must be visible before they answer (a freeze, its release, a confirmation: the handler waits for
+ * the new config to be served): they commit their write with its audit row themselves (`auditEntry`), outside the
+ * request transaction.
+ */
+const SELF_AUDITED = new Set([
+  "POST /api/v1/routing/freeze",
+  "DELETE /api/v1/routing/freeze",
+  "POST /api/v1/routing/revisions/:n/confirm",
+]);
+
+/** The audit row of the write this request made; `note` says what changed when the fields cannot be compared. */
+export function auditEntry(c: Context<AppEnv>, note: AuditNote | undefined, status: number, changes?: FieldChange[]) {
+  const template = endpointOf(c) ?? c.req.path;
+  const { type, idParam } = resourceOf(template);
+  const caller = c.get("caller");
+  const deploymentId = deploymentIdOf(c.req.path);
+  return {
+    tokenId: caller?.tokenId ?? null,
+    tokenName: caller?.tokenName ?? null,
+    clientAddress: clientAddress(c),
+    requestId: c.get("requestId") ?? null,
+    method: c.req.method,
+    path: c.req.path,
+    operation: `${c.req.method} ${template.replace(/:([A-Za-z_]+)/g, "{$1}")}`,
+    resourceType: note?.resourceType ?? type,
+    resourceId: note?.resourceId ?? (idParam ? (paramOf(template, c.req.path, idParam) ?? null) : null),
+    deploymentId: note?.deploymentId ?? deploymentId ?? null,
+    status,
+    changes: note?.changes ?? changes ?? [],
+  };
+}
+
+/**
  * Every accepted /api/v1 write runs in one transaction with its audit row: the handler's queries join it (the
  * API's handle is request-scoped, src/db/request-tx.ts), the row is inserted last, and a handler that answers an
  * error rolls everything back. A deployment's fields are compared before and after inside that transaction, so
@@ -170,7 +202,11 @@ function clientAddress(c: Context): string | null {
  */
 export function auditWrites(handle: DbHandle): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (READS.has(c.req.method) || READ_ONLY_POSTS.has(c.req.path)) {
+    if (
+      READS.has(c.req.method) ||
+      READ_ONLY_POSTS.has(c.req.path) ||
+      SELF_AUDITED.has(`${c.req.method} ${endpointOf(c) ?? ""}`)
+    ) {
       return next();
     }
     const deploymentId = deploymentIdOf(c.req.path);
@@ -185,24 +221,8 @@ export function auditWrites(handle: DbHandle): MiddlewareHandler<AppEnv> {
             throw new RolledBack();
           }
           const after = deploymentId === undefined ? undefined : await loadDeploymentForAudit(tx, deploymentId);
-          const template = routePath(c, -1);
-          const { type, idParam } = resourceOf(template);
-          const note = c.get("audit");
-          const caller = c.get("caller");
-          await insertAudit(tx, {
-            tokenId: caller?.tokenId ?? null,
-            tokenName: caller?.tokenName ?? null,
-            clientAddress: clientAddress(c),
-            requestId: c.get("requestId") ?? null,
-            method: c.req.method,
-            path: c.req.path,
-            operation: `${c.req.method} ${template.replace(/:([A-Za-z_]+)/g, "{$1}")}`,
-            resourceType: note?.resourceType ?? type,
-            resourceId: note?.resourceId ?? (idParam ? (paramOf(template, c.req.path, idParam) ?? null) : null),
-            deploymentId: note?.deploymentId ?? deploymentId ?? null,
-            status: c.res.status,
-            changes: note?.changes ?? diffFields(auditFields(before), auditFields(after)),
-          });
+          const changes = diffFields(auditFields(before), auditFields(after));
+          await insertAudit(tx, auditEntry(c, c.get("audit"), c.res.status, changes));
         }),
       );
     } catch (err) {

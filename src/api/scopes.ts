@@ -149,7 +149,7 @@ export function scopeTable(registry: OpenAPIHono["openAPIRegistry"]): Map<string
 }
 
 /** The route template that will answer this request (`/api/v1/deployments/:id/routing`), if any. */
-function endpointOf(c: Context): string | undefined {
+export function endpointOf(c: Context): string | undefined {
   // The handler registered for this method (the 405 catch-alls are `ALL` routes after the contracts).
   const method = c.req.method === "HEAD" ? "GET" : c.req.method;
   const route = matchedRoutes(c).find((r) => r.method === method);

@@ -2,13 +2,13 @@ import { promisify } from "node:util";
 import { gunzip as gunzipCb, gzip as gzipCb } from "node:zlib";
 import type { Db } from "../db/client.js";
 import { NotFound } from "../db/errors.js";
+import { holdRevisionOnce, type NewEvent, recordEventsIfRevisionInserted } from "../db/repo/events.js";
 import {
   findRevisionByHash,
   getRevision,
   getRevisionMeta,
   insertRevision,
   lastServedRevision,
-  markRevisionHeld,
   markRevisionServed,
   nameRevisionCause,
   pruneRevisions,
@@ -110,6 +110,32 @@ export async function decompress(body: Buffer): Promise<Buffer> {
   return gunzip(body);
 }
 
+type NamedCause = { cause: string; actor: string | null; detail: string | null };
+
+const counts = (summary: Record<string, unknown>) => ({
+  added: summary.added ?? 0,
+  removed: summary.removed ?? 0,
+  changed: summary.changed ?? 0,
+});
+
+/** guard.held: the routers the held revision would remove (capped like the summary's names). */
+function heldEvent(revision: number, named: NamedCause, summary: Record<string, unknown>): NewEvent {
+  const routers = (summary.byKind as Record<string, { removed?: string[] }> | undefined)?.routers?.removed ?? [];
+  return {
+    type: "guard.held",
+    subject: String(revision),
+    data: { ...named, ...counts(summary), removed_routers: routers, truncated: summary.truncated === true },
+  };
+}
+
+/** config.revision for a newly recorded revision, and guard.held when the guard holds it. */
+function revisionEvents(revision: number, named: NamedCause, summary: Record<string, unknown>, held: boolean) {
+  const events: NewEvent[] = [
+    { type: "config.revision", subject: String(revision), data: { ...named, held, ...counts(summary) } },
+  ];
+  return held ? [...events, heldEvent(revision, named, summary)] : events;
+}
+
 /** The ledger on the routing database; prunes to `retention` revisions after each insert. */
 export function dbLedger(db: Db, opts: { retention: number; logger: Logger }): RevisionLedger {
   const stored = async (row: { revision: number; hash: string; body: Buffer; createdAt: Date }) => ({
@@ -153,18 +179,27 @@ export function dbLedger(db: Db, opts: { retention: number; logger: Logger }): R
           confirmed = !servedSince || found.confirmedAt > servedSince;
         }
         if (c.held && (!found.held || !confirmed) && !(found.held && found.confirmedAt === null)) {
-          // Its summary said what it changed when first rendered; held, it must say what it removes now.
-          await markRevisionHeld(db, found.revision, c.summary());
+          // Its summary said what it changed when first rendered; held, it must say what it removes now. Once per
+          // hold across instances: the one whose update marks it records guard.held.
+          const summary = c.summary();
+          await holdRevisionOnce(db, found.revision, summary, [heldEvent(found.revision, named, summary)]);
         }
         return { revision: found.revision, confirmed };
       }
-      const row = await insertRevision(db, {
-        hash: c.hash,
-        body: await gzip(c.json),
-        bytes: c.json.length,
-        ...named,
-        summary: c.summary(),
-        held: c.held,
+      const body = await gzip(c.json);
+      const summary = c.summary();
+      // The row and its events commit together; only the instance whose insert created the row reports it.
+      const row = await db.transaction(async (tx) => {
+        const r = await insertRevision(tx, {
+          hash: c.hash,
+          body,
+          bytes: c.json.length,
+          ...named,
+          summary,
+          held: c.held,
+        });
+        await recordEventsIfRevisionInserted(tx, r.revision, revisionEvents(r.revision, named, summary, c.held));
+        return r;
       });
       try {
         await pruneRevisions(db, opts.retention);

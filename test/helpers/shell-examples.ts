@@ -22,9 +22,9 @@ export function documentedStatuses(block: string): number[] {
   return [...block.matchAll(/# → (\d{3})\b/g)].map((m) => Number(m[1]));
 }
 
-/** How many curl commands the block holds (lines that start one; continuation lines do not). */
+/** How many curl commands the block holds (lines that start one, or `VAR=$(curl …`; continuation lines do not). */
 export function curlCommands(block: string): number {
-  return block.split("\n").filter((line) => /^\s*curl\s/.test(line)).length;
+  return block.split("\n").filter((line) => /^\s*(\w+=\$\()?curl\s/.test(line)).length;
 }
 
 // A curl that also dumps the response headers and appends the final status to $STATUS_LOG; exported, so scripts

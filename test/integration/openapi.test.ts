@@ -139,6 +139,8 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
       "put /api/v1/deployments/{id}/routing": { domain: "doc.example.com", target_port: 8080 },
       "post /api/v1/deployments/{id}/domains": { domain: "www.doc.example.com" },
       "put /api/v1/deployments/{id}/locations/{location_id}": { address: "10.0.0.1" },
+      "post /api/v1/tokens": { name: "doc", scopes: ["read"] },
+      "post /api/v1/webhooks": { url: "https://hooks.example.com/obiente", events: ["*"] },
     };
     const queries: Record<string, string> = { "get /api/v1/routing/resolve": "?host=doc.example.com" };
     // Writes, reads, the creates once more (a repeat answers 200 where the first answered 201: both must be
@@ -154,6 +156,9 @@ describe.each(DRIVERS)("GET /openapi.json on %s", (driver) => {
     ];
     const report: string[] = [];
     for (const { path, method, op } of sequence) {
+      if (op.responses["200"]?.content?.["text/event-stream"]) {
+        continue; // the SSE stream never ends (test/integration/events-stream.test.ts reads it)
+      }
       const key = `${method} ${path}`;
       const url = path.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? "x") + (queries[key] ?? "");
       const body = bodies[key] ?? (method === "post" || method === "put" ? {} : undefined);

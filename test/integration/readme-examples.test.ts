@@ -13,8 +13,8 @@ import { curlCommands, documentedStatuses, hasShellTools, runShell, shellBlocks 
 // fresh database: each curl must answer the status its `# → NNN` comment documents, in order.
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
-// The API walkthrough, then the Middlewares example on the deployment it leaves behind (README order).
-const SECTIONS = ["API", "Middlewares"];
+// The API walkthrough, then the Access control and Middlewares examples on the deployment it leaves behind.
+const SECTIONS = ["API", "Access control", "Events and webhooks", "Middlewares"];
 const blocks = SECTIONS.flatMap((title) => shellBlocks(README, title));
 const EXAMPLES = readdirSync(join(ROOT, "examples"))
   .filter((f) => f.endsWith(".sh"))

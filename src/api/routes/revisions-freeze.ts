@@ -1,6 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
+import { insertAudit } from "../../db/repo/audit.js";
 import { clearFreeze, countRevisionsSince, readFreeze, setFreeze } from "../../db/repo/revisions.js";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
+import { auditEntry } from "../audit.js";
 import { ADMIN, BODY_PROBLEMS, contracts, json, jsonBody, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { revisionJson } from "./revisions-read.js";
@@ -65,13 +67,46 @@ export function freezeApi(deps: Deps) {
     .openapi(freeze, async (c) => {
       const body = c.req.valid("json");
       await revisionJson(deps, body.revision); // 404 for an unknown or pruned revision, before anything is written
-      await setFreeze(handle.db, { revision: body.revision, reason: body.reason, actor: c.get("actor") ?? null });
+      const before = await readFreeze(handle.db);
+      // Committed (with its audit row) before the answer waits for the frozen bytes to be served.
+      await handle.db.transaction(async (tx) => {
+        await setFreeze(tx, { revision: body.revision, reason: body.reason, actor: c.get("actor") ?? null });
+        await insertAudit(
+          tx,
+          auditEntry(
+            c,
+            {
+              resourceType: "freeze",
+              resourceId: String(body.revision),
+              changes: [
+                { field: "frozen_revision", before: before?.revision ?? null, after: body.revision },
+                { field: "reason", before: before?.reason ?? null, after: body.reason },
+              ],
+            },
+            200,
+          ),
+        );
+      });
       c.set("configUnchanged", true);
       await applied(c.get("actor"));
       return c.json({ ...(await view()), warning: FREEZE_WARNING }, 200);
     })
     .openapi(release, async (c) => {
-      await clearFreeze(handle.db);
+      const before = await readFreeze(handle.db);
+      await handle.db.transaction(async (tx) => {
+        await clearFreeze(tx);
+        await insertAudit(
+          tx,
+          auditEntry(
+            c,
+            {
+              resourceType: "freeze",
+              changes: before ? [{ field: "frozen_revision", before: before.revision, after: null }] : [],
+            },
+            204,
+          ),
+        );
+      });
       c.set("configUnchanged", true);
       await applied(c.get("actor"));
       return c.body(null, 204);

@@ -1,9 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { NotFound } from "../../db/errors.js";
+import { insertAudit } from "../../db/repo/audit.js";
 import { confirmRevision, getRevisionMeta, listRevisions } from "../../db/repo/revisions.js";
 import { FRESH_WAIT_MS, yamlOf } from "../../provider/config-cache.js";
 import { diffConfigs } from "../../render/config-diff.js";
 import type { TraefikDocument } from "../../render/types.js";
+import { auditEntry } from "../audit.js";
 import { ADMIN, contracts, json, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { HttpProblem, problem } from "../problem.js";
@@ -117,7 +119,23 @@ export function revisionsApi(deps: Deps) {
         );
       }
       const actor = c.get("actor") ?? null;
-      const row = await confirmRevision(handle.db, n, actor);
+      // Committed (with its audit row) before the answer waits for the confirmed bytes to be served.
+      const row = await handle.db.transaction(async (tx) => {
+        const confirmed = await confirmRevision(tx, n, actor);
+        await insertAudit(
+          tx,
+          auditEntry(
+            c,
+            {
+              resourceType: "revision",
+              resourceId: String(n),
+              changes: [{ field: "confirmed_by", before: null, after: actor }],
+            },
+            200,
+          ),
+        );
+        return confirmed;
+      });
       // The trigger on confirmed_at tells every instance; this one re-renders before answering.
       c.set("configUnchanged", true);
       cache.invalidate({ cause: "confirm", ...(actor ? { actor } : {}) });

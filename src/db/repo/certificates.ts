@@ -24,20 +24,23 @@ const meta = {
 /** Stores a validated certificate; the private key only ever reaches the database encrypted. */
 export async function createCertificate(db: Db, info: CertificateInfo, key: Buffer): Promise<CertificateMeta> {
   try {
-    const [row] = await db
-      .insert(certificates)
-      .values({
-        id: newId("crt"),
-        certPem: info.certPem,
-        keyEncrypted: encryptSecret(info.keyPem, key),
-        subject: info.subject,
-        issuer: info.issuer,
-        sans: info.sans,
-        notBefore: info.notBefore,
-        notAfter: info.notAfter,
-        fingerprintSha256: info.fingerprintSha256,
-      })
-      .returning(meta);
+    // In its own (sub)transaction: a duplicate must leave the caller's transaction usable for the lookup below.
+    const [row] = await db.transaction((tx) =>
+      tx
+        .insert(certificates)
+        .values({
+          id: newId("crt"),
+          certPem: info.certPem,
+          keyEncrypted: encryptSecret(info.keyPem, key),
+          subject: info.subject,
+          issuer: info.issuer,
+          sans: info.sans,
+          notBefore: info.notBefore,
+          notAfter: info.notAfter,
+          fingerprintSha256: info.fingerprintSha256,
+        })
+        .returning(meta),
+    );
     if (!row) {
       throw new Error("insert returned no row");
     }

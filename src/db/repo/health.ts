@@ -12,6 +12,7 @@ import {
 } from "../../health/state.js";
 import { type Db, rowsOf } from "../client.js";
 import { NotFound } from "../errors.js";
+import { recordEvents } from "./events.js";
 
 /** A replica claimed for probing, with its deployment's check settings (null = service default). */
 export interface ClaimedReplica {
@@ -146,6 +147,15 @@ export async function recordObservations(
           at: e.at,
           reason: e.reason.slice(0, 500),
           source: e.source,
+        })),
+      );
+      await recordEvents(
+        t2,
+        events.map((e) => ({
+          type: "replica.health_changed" as const,
+          deploymentId: e.deploymentId,
+          subject: e.locationId,
+          data: { from: e.from, to: e.to, reason: e.reason.slice(0, 500), source: e.source },
         })),
       );
     }
