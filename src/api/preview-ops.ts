@@ -6,6 +6,7 @@ import { createDeployment, deleteDeployment, getDeployment } from "../db/repo/de
 import { deleteLocation, upsertLocation } from "../db/repo/locations.js";
 import { putMiddlewares } from "../db/repo/middlewares.js";
 import { addDomain, putPrimaryRouting, removeDomain } from "../db/repo/routing.js";
+import { domainProof } from "../domains/verification.js";
 import { reportReplicaFailure } from "../health/report.js";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
@@ -112,21 +113,24 @@ const OPERATIONS = {
   put_routing: {
     shape: z.strictObject({ deployment_id: id, body }),
     instance: (o) => `${dep(o)}/routing`,
-    async prepare(o, { config }) {
+    async prepare(o, { config, clock }) {
       const depId = params(o);
       const b = valid(PutRoutingBody, bodyOf(o), "body");
-      return async (db) => void (await putPrimaryRouting(db, depId, camelize(b), defaultResolverFor(config)));
+      const proof = domainProof(config, clock.now());
+      return async (db) => void (await putPrimaryRouting(db, depId, camelize(b), defaultResolverFor(config), proof));
     },
   },
   add_domain: {
     shape: z.strictObject({ deployment_id: id, body }),
     instance: (o) => `${dep(o)}/domains`,
-    async prepare(o, { config }) {
+    async prepare(o, { config, clock }) {
       const depId = params(o);
       const b = valid(AddDomainBody, bodyOf(o), "body");
+      const proof = domainProof(config, clock.now());
       return async (db) => {
-        const { route, created } = await addDomain(db, depId, camelize(b), defaultResolverFor(config));
-        return { created, route_id: route.id };
+        const { route, created } = await addDomain(db, depId, camelize(b), defaultResolverFor(config), proof);
+        // A pending route (ownership not proven) renders nothing: the preview's diff shows no new router for it.
+        return { created, route_id: route.id, verification: route.verification };
       };
     },
   },

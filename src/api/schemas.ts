@@ -173,6 +173,9 @@ export const ResolveQuery = z.strictObject({
 });
 
 export const DeleteDomainQuery = z.strictObject({ path_prefix: PathPrefix.optional() });
+export const VerifyDomainQuery = z.strictObject({
+  path_prefix: PathPrefix.optional().meta({ description: "Verify this path's route only (default: every path)." }),
+});
 
 // ── Responses ────────────────────────────────────────────────────────────────────────────────────
 
@@ -183,6 +186,28 @@ export const DeploymentView = z.object({
   updated_at: z.string(),
 });
 export type DeploymentView = z.infer<typeof DeploymentView>;
+
+export const TxtRecord = z.object({ type: z.literal("TXT"), name: z.string(), value: z.string() });
+
+/** A route's domain ownership (DOMAIN_VERIFICATION): pending routes are not routed until their TXT record is seen. */
+export const VerificationView = z.discriminatedUnion("status", [
+  z.object({
+    status: z.literal("verified"),
+    verified_at: z
+      .string()
+      .nullable()
+      .meta({ description: "When ownership was proven; null when no proof was needed." }),
+  }),
+  z.object({
+    status: z.literal("pending"),
+    token: z.string(),
+    expires_at: z.string().meta({ description: "The route is removed unless verified by then." }),
+    next_check_at: z.string().nullable().meta({ description: "The background re-check." }),
+    attempts: z.number(),
+    record: TxtRecord.meta({ description: "The TXT record to create: `_obiente-challenge.<domain>` = token." }),
+  }),
+]);
+export type VerificationView = z.infer<typeof VerificationView>;
 
 export const RouteView = z.object({
   id: z.string(),
@@ -196,6 +221,7 @@ export const RouteView = z.object({
   ssl_cert_resolver: z.string(),
   tls_include_apex: z.boolean(),
   is_primary: z.boolean(),
+  verification: VerificationView,
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -215,7 +241,7 @@ export const RoutingView = z.object({
 export type RoutingView = z.infer<typeof RoutingView>;
 
 export const DnsRecord = z.object({
-  type: z.enum(["A", "AAAA", "CNAME", "ALIAS"]),
+  type: z.enum(["A", "AAAA", "CNAME", "ALIAS", "TXT"]),
   name: z.string(),
   value: z.string(),
 });
@@ -407,7 +433,17 @@ const Warnings = z.array(z.string()).optional();
 
 export const RoutingChangeView = RoutingView.extend({ warnings: Warnings });
 export const DomainWithDnsView = RouteView.extend({ dns_records: z.array(DnsRecord) });
-export const AddedDomainView = z.object({ route: RouteView, dns_records: z.array(DnsRecord), warnings: Warnings });
+export const AddedDomainView = z.object({
+  route: RouteView,
+  verification: VerificationView,
+  dns_records: z.array(DnsRecord).meta({ description: "Routing records, and the ownership TXT record while pending." }),
+  warnings: Warnings,
+});
+export const VerifiedDomainView = z.object({
+  domain: z.string(),
+  verification: VerificationView.meta({ description: "verified once every route of the domain asked about is" }),
+  routes: z.array(RouteView),
+});
 
 export const FailureReportView = z.object({
   location_id: z.string(),

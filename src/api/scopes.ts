@@ -67,6 +67,8 @@ export function callerOfRow(row: ApiTokenRow): Caller {
   };
 }
 
+const TOUCH_EVERY_MS = 60_000;
+
 /** Constant-time equality of two hex digests of equal length. */
 function sameDigest(a: string, b: string): boolean {
   const x = Buffer.from(a, "hex");
@@ -89,6 +91,7 @@ export function authenticator(
   clock: Clock,
   logger: Logger,
 ): Authenticator {
+  const touched = new Map<string, number>();
   const bootstrap = [
     ...env.admin.map((t) => ({ hash: tokenHash(t), caller: envCaller("admin") })),
     ...env.provider.map((t) => ({ hash: tokenHash(t), caller: envCaller("provider") })),
@@ -110,8 +113,15 @@ export function authenticator(
       if (!row || !sameDigest(row.hash, hash)) {
         return undefined;
       }
-      // Bookkeeping must never fail the request it describes.
-      touchToken(db, row.id, now).catch((err: unknown) => logger.warn("token last_used_at not updated", { err }));
+      // last_used_at is written at most once a minute per token and instance (a poll every second must not write
+      // every second); bookkeeping never fails the request it describes.
+      const last = touched.get(row.id) ?? 0;
+      if (now.getTime() - last >= TOUCH_EVERY_MS) {
+        touched.set(row.id, now.getTime());
+        await touchToken(db, row.id, now).catch((err: unknown) =>
+          logger.warn("token last_used_at not updated", { err }),
+        );
+      }
       return callerOfRow(row);
     },
   };

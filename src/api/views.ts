@@ -1,7 +1,15 @@
 import { getDomain } from "tldts";
 import type { z } from "zod";
 import type { DeploymentRow, LocationRow, RoutingRow } from "../../schema/tables.js";
-import { DeploymentView, type DnsRecord, LocationView, RouteView, type RoutingView } from "./schemas.js";
+import { challengeRecord } from "../domains/challenge.js";
+import {
+  DeploymentView,
+  type DnsRecord,
+  LocationView,
+  RouteView,
+  type RoutingView,
+  type VerificationView,
+} from "./schemas.js";
 
 // snake_case (the API) ⇄ camelCase (rows and repo inputs), once: a field's API name is its repo name in
 // snake_case, so requests are `camelize`d and views are built from their zod schema's field list.
@@ -46,8 +54,30 @@ const locationFields = viewOf(LocationView);
 
 // One argument each, so they can be handed to `Array.map`.
 export const deploymentView = (d: DeploymentRow): DeploymentView => deploymentFields(d);
-export const routeView = (r: RoutingRow): RouteView => routeFields(r);
+export const routeView = (r: RoutingRow): RouteView => routeFields(r, { verification: verificationView(r) });
 export const locationView = (l: LocationRow): LocationView => locationFields(l);
+
+/** A route's domain ownership: when it was proven, or (pending) the token and the TXT record that proves it. */
+export function verificationView(r: RoutingRow): VerificationView {
+  if (r.verification === "verified") {
+    return { status: "verified", verified_at: r.verifiedAt?.toISOString() ?? null };
+  }
+  const token = r.verificationToken ?? ""; // only a hand-edited row lacks one
+  return {
+    status: "pending",
+    token,
+    expires_at: r.verificationExpiresAt?.toISOString() ?? "",
+    next_check_at: r.verificationNextCheckAt?.toISOString() ?? null,
+    attempts: r.verificationAttempts,
+    record: challengeRecord(r.domain, token),
+  };
+}
+
+/** Every DNS record a route needs: the routing records, and while it is pending its ownership TXT record. */
+export function routeDnsRecords(r: RoutingRow, targets: DnsTargets): DnsRecord[] {
+  const routing = dnsRecords(r.domain, targets);
+  return r.verification === "pending" ? [...routing, challengeRecord(r.domain, r.verificationToken ?? "")] : routing;
+}
 
 /** The shape operators know from `GET …/routing`, plus every route in `domains`. */
 export function routingView(deploymentId: string, routes: RoutingRow[]): RoutingView {

@@ -125,6 +125,20 @@ export function writesFor(diff: StateDiff, rows: StateRows, desired: FlatState):
   const rowByKey = new Map(rows.routes.map((r) => [routeKey(r.domain, r.pathPrefix), r]));
   const created = new Set<string>();
   const updated = new Set<string>();
+  // Pending routes are not in the document, so the diff never names them; two of them could trip the writes. An
+  // apply is trusted (it comes with the admin scope), so the pending route of a deployment for a (domain, path) the
+  // file gives that deployment is replaced by the file's verified one, and a pending primary steps aside for the
+  // primary the file sets. Every other pending route is left as it is.
+  const pendingOf = (deploymentId: string) => (rows.pending ?? []).filter((p) => p.deploymentId === deploymentId);
+  const stepAside = (route: FlatRoute) => {
+    for (const p of pendingOf(route.deployment)) {
+      if (p.domain === route.domain && p.pathPrefix === route.path_prefix) {
+        w.deleteRouteIds.push(p.id);
+      } else if (p.isPrimary && route.primary && !w.unsetPrimaryIds.includes(p.id)) {
+        w.unsetPrimaryIds.push(p.id);
+      }
+    }
+  };
   for (const c of diff.changes) {
     const dep = desired.deployments.get(c.key);
     const route = desired.routes.get(c.key);
@@ -146,8 +160,10 @@ export function writesFor(diff: StateDiff, rows: StateRows, desired: FlatState):
         w.unsetPrimaryIds.push(row.id);
       }
       w.updateRoutes.push({ id: row.id, set: routeValues(route) });
+      stepAside(route);
     } else if (c.kind === "route" && c.op === "create" && route) {
       w.insertRoutes.push({ domain: route.domain, pathPrefix: route.path_prefix, ...routeValues(route) });
+      stepAside(route);
     } else if (c.kind === "middlewares" && dep) {
       if (c.op === "delete" || dep.middlewares === undefined) {
         w.deleteMiddlewares.push(dep.id);

@@ -13,6 +13,19 @@ export interface StateRows {
   routes: RoutingRow[];
   middlewares: { deploymentId: string; config: Record<string, unknown> }[];
   certificates: { fingerprintSha256: string; sans: string[] }[];
+  /**
+   * Pending routes (DOMAIN_VERIFICATION=required, ownership not proven): never in the document, but apply must step
+   * around them (a pending primary, a pending route the file now lists). Absent: none.
+   */
+  pending?: PendingRoute[];
+}
+
+export interface PendingRoute {
+  id: string;
+  deploymentId: string;
+  domain: string;
+  pathPrefix: string;
+  isPrimary: boolean;
 }
 
 /** Sorts object keys recursively (arrays keep their order: it can be meaningful), so equal values print alike. */

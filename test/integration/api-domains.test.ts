@@ -74,9 +74,11 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
         ssl_cert_resolver: primary.ssl_cert_resolver,
         tls_include_apex: false,
         is_primary: false,
+        verification: { status: "verified", verified_at: null },
         created_at: expect.any(String),
         updated_at: expect.any(String),
       },
+      verification: { status: "verified", verified_at: null },
       dns_records: apexRecords("myapp.com"),
     });
     const { config } = await api.traefikConfig();

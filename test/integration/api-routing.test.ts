@@ -77,6 +77,7 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
       ssl_cert_resolver: RESOLVER,
       tls_include_apex: false,
       is_primary: true,
+      verification: { status: "verified", verified_at: null },
       created_at: expect.stringMatching(ISO),
       updated_at: expect.stringMatching(ISO),
     };

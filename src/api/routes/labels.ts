@@ -54,7 +54,8 @@ export function labelsApi({ handle: { db }, cache }: Deps) {
     const { id } = c.req.valid("param");
     const { format } = c.req.valid("query");
     await getDeployment(db, id); // 404 for an unknown deployment
-    const routes = await listRoutes(db, id);
+    // Pending routes (waiting for proof of domain ownership) are not in the served config: no labels for them.
+    const routes = (await listRoutes(db, id)).filter((r) => r.verification === "verified");
     // The served config itself (after any pending re-render), so the labels say what Traefik is told.
     const cfg = await cache.freshWithin(FRESH_WAIT_MS);
     if (!cfg) {

@@ -1,14 +1,15 @@
-import { eq, inArray } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { deploymentLocations, deploymentRouting, deployments } from "../../../schema/tables.js";
 import type { ProxySnapshot } from "../../proxy/table.js";
 import type { Db } from "../client.js";
-import { replicaColumns, routeColumns } from "./snapshot.js";
+import { isRendered, replicaColumns, routeColumns } from "./snapshot.js";
 
 /**
- * Everything the fallback proxy routes on, read in one consistent (repeatable read) view: the `least-conn`
- * routes only (the only ones the renderer sends through the proxy) and the replicas of their deployments. A
- * round-robin or ip-hash deployment is not in the table, so the proxy cannot be used to reach it around the
- * middlewares of its own Traefik router (issue 10 #1).
+ * Everything the fallback proxy routes on, read in one consistent (repeatable read) view: the verified
+ * `least-conn` routes only (the only ones the renderer sends through the proxy) and the replicas of their
+ * deployments. A round-robin or ip-hash deployment is not in the table, so the proxy cannot be used to reach it
+ * around the middlewares of its own Traefik router (issue 10 #1); nor can a pending route's domain (ownership not
+ * proven) reach anything through it.
  */
 export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
   return db.transaction(
@@ -21,7 +22,7 @@ export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
         })
         .from(deploymentRouting)
         .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId))
-        .where(eq(deploymentRouting.loadBalancerAlgo, "least-conn"));
+        .where(and(eq(deploymentRouting.loadBalancerAlgo, "least-conn"), isRendered));
       const viaProxy = [...new Set(routes.map((r) => r.deploymentId))];
       const replicas =
         viaProxy.length === 0
@@ -39,7 +40,7 @@ export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
                   tx
                     .selectDistinct({ id: deploymentRouting.deploymentId })
                     .from(deploymentRouting)
-                    .where(eq(deploymentRouting.loadBalancerAlgo, "least-conn")),
+                    .where(and(eq(deploymentRouting.loadBalancerAlgo, "least-conn"), isRendered)),
                 ),
               );
       return { routes, replicas };

@@ -1,10 +1,18 @@
-import { and, asc, desc, eq, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, lte, ne, type SQL } from "drizzle-orm";
 import type { LbAlgo, Protocol } from "../../../schema/enums.js";
 import { deploymentRouting, deployments, type RoutingRow } from "../../../schema/tables.js";
 import { defaultSslEnabled, isReservedName } from "../../render/reserved.js";
 import type { Db, Tx } from "../client.js";
 import { Conflict, Invalid, isUniqueViolation, NotFound } from "../errors.js";
 import { newId } from "../ids.js";
+import {
+  assertUnclaimed,
+  conflictAfterUniqueViolation,
+  type DomainProof,
+  nextPrimary,
+  ownRoute,
+  verificationFor,
+} from "./route-ownership.js";
 
 export interface RoutingPatch {
   domain?: string | undefined;
@@ -35,8 +43,13 @@ export async function listRoutes(db: Db, deploymentId: string): Promise<RoutingR
     .orderBy(desc(deploymentRouting.isPrimary), asc(deploymentRouting.createdAt), asc(deploymentRouting.id));
 }
 
+/** Every routed route (pending ones, waiting for proof of ownership, are not routed). */
 export async function listAllRoutes(db: Db): Promise<RoutingRow[]> {
-  return db.select().from(deploymentRouting).orderBy(asc(deploymentRouting.id));
+  return db
+    .select()
+    .from(deploymentRouting)
+    .where(eq(deploymentRouting.verification, "verified"))
+    .orderBy(asc(deploymentRouting.id));
 }
 
 /** Locks the deployment row (FOR UPDATE): only meaningful inside a transaction. */
@@ -45,15 +58,6 @@ async function assertDeployment(tx: Tx, id: string): Promise<void> {
   if (!row) {
     throw new NotFound("deployment", id);
   }
-}
-
-/** Who owns (domain, path)? Used to name the owner in a 409. */
-export async function routeOwner(db: Db, domain: string, pathPrefix: string): Promise<RoutingRow | undefined> {
-  const [row] = await db
-    .select()
-    .from(deploymentRouting)
-    .where(and(eq(deploymentRouting.domain, domain), eq(deploymentRouting.pathPrefix, pathPrefix)));
-  return row;
 }
 
 /** Runs a write; a unique violation on (domain, path_prefix) becomes DOMAIN_CONFLICT naming the owner. */
@@ -70,28 +74,21 @@ async function withDomainConflict<T>(
     if (!isUniqueViolation(err)) {
       throw err;
     }
-    // The failed transaction is gone; look the owner up outside it.
-    const owner = await routeOwner(db, domain, pathPrefix);
-    const who = owner?.deploymentId ?? "another deployment";
-    throw new Conflict(
-      owner?.deploymentId === deploymentId
-        ? `${domain} on path ${pathPrefix} is already a route of this deployment.`
-        : `${domain} on path ${pathPrefix} belongs to deployment ${who}.`,
-      "DOMAIN_CONFLICT",
-      { owner_deployment_id: owner?.deploymentId ?? null, domain, path_prefix: pathPrefix },
-    );
+    throw await conflictAfterUniqueViolation(db, domain, pathPrefix, deploymentId);
   }
 }
 
 /**
  * Creates or updates the primary route. `target_port`, `protocol` and `load_balancer_algo` describe the app and
- * apply to every route of the deployment; domain, path and TLS settings apply to the primary route only.
+ * apply to every route of the deployment; domain, path and TLS settings apply to the primary route only. With a
+ * `proof`, a new domain that needs one makes the primary pending (not rendered) until it is verified.
  */
 export async function putPrimaryRouting(
   db: Db,
   deploymentId: string,
   patch: RoutingPatch,
   defaultResolver: (domain: string) => string,
+  proof?: DomainProof,
 ): Promise<void> {
   const domain = patch.domain;
   const run = () =>
@@ -130,10 +127,17 @@ export async function putPrimaryRouting(
         own.sslEnabled = defaultSslEnabled(own.domain);
       }
       if (primary) {
+        // A new name is proven anew (or needs no proof); the same name keeps its state, whatever the path.
+        const renamed = own.domain !== undefined && own.domain !== primary.domain;
+        const ver = renamed ? await verificationFor(t, deploymentId, own.domain ?? "", proof, primary.id) : {};
+        const pending = renamed ? ver.verification === "pending" : primary.verification === "pending";
+        if (pending && (renamed || own.pathPrefix !== undefined)) {
+          await assertUnclaimed(t, deploymentId, own.domain ?? primary.domain, own.pathPrefix ?? primary.pathPrefix);
+        }
         if (Object.keys(own).length > 0) {
           await t
             .update(deploymentRouting)
-            .set({ ...own, updatedAt: now })
+            .set({ ...own, ...ver, updatedAt: now })
             .where(eq(deploymentRouting.id, primary.id));
         }
         return;
@@ -146,11 +150,16 @@ export async function putPrimaryRouting(
       if (targetPort === undefined) {
         throw new Invalid("body.target_port", "The deployment has no route yet: target_port is required.");
       }
+      const pathPrefix = patch.pathPrefix ?? "/";
+      const ver = await verificationFor(t, deploymentId, domain, proof);
+      if (ver.verification === "pending") {
+        await assertUnclaimed(t, deploymentId, domain, pathPrefix);
+      }
       await t.insert(deploymentRouting).values({
         id: newId("rt"),
         deploymentId,
         domain,
-        pathPrefix: patch.pathPrefix ?? "/",
+        pathPrefix,
         targetPort,
         protocol: patch.protocol ?? existing[0]?.protocol,
         loadBalancerAlgo: patch.loadBalancerAlgo ?? existing[0]?.loadBalancerAlgo,
@@ -159,6 +168,7 @@ export async function putPrimaryRouting(
         sslCertResolver: patch.sslCertResolver ?? defaultResolver(domain),
         tlsIncludeApex: patch.tlsIncludeApex,
         isPrimary: true,
+        ...ver,
       });
     });
   if (domain === undefined && patch.pathPrefix === undefined) {
@@ -175,17 +185,37 @@ export async function putPrimaryRouting(
   );
 }
 
-/** Adds a custom domain; it inherits port, protocol and algorithm from the primary route. */
+/**
+ * Adds a custom domain; it inherits port, protocol and algorithm from the primary route. With a `proof`, a domain
+ * that needs one is stored pending (not rendered, claiming nothing) with the token its TXT record must hold.
+ */
 export async function addDomain(
   db: Db,
   deploymentId: string,
   input: NewDomain,
   defaultResolver: (domain: string) => string,
+  proof?: DomainProof,
 ): Promise<{ route: RoutingRow; created: boolean }> {
   try {
     return await withDomainConflict(db, input.domain, input.pathPrefix, deploymentId, () =>
       db.transaction(async (t) => {
         await assertDeployment(t, deploymentId);
+        if (proof) {
+          // A pending route past its expiry is gone in all but name (the background job removes it): adding the
+          // domain again starts over instead of answering with the expired route.
+          await t
+            .delete(deploymentRouting)
+            .where(
+              and(
+                eq(deploymentRouting.deploymentId, deploymentId),
+                eq(deploymentRouting.domain, input.domain),
+                eq(deploymentRouting.pathPrefix, input.pathPrefix),
+                eq(deploymentRouting.verification, "pending"),
+                lte(deploymentRouting.verificationExpiresAt, proof.now),
+                ne(deploymentRouting.isPrimary, true),
+              ),
+            );
+        }
         const existing = await listRoutes(t, deploymentId);
         const primary = existing.find((r) => r.isPrimary);
         const targetPort = input.targetPort ?? primary?.targetPort;
@@ -194,6 +224,10 @@ export async function addDomain(
             "body.target_port",
             "The deployment has no routing yet: give target_port or PUT …/routing first.",
           );
+        }
+        const ver = await verificationFor(t, deploymentId, input.domain, proof);
+        if (ver.verification === "pending") {
+          await assertUnclaimed(t, deploymentId, input.domain, input.pathPrefix);
         }
         const [route] = await t
           .insert(deploymentRouting)
@@ -220,6 +254,7 @@ export async function addDomain(
                 : (primary?.sslCertResolver ?? defaultResolver(input.domain))),
             tlsIncludeApex: input.tlsIncludeApex ?? false,
             isPrimary: !primary,
+            ...ver,
           })
           .returning();
         if (!route) {
@@ -231,7 +266,7 @@ export async function addDomain(
   } catch (err) {
     // Adding a domain the deployment already has is idempotent: answer with the existing route.
     if (err instanceof Conflict && err.details.owner_deployment_id === deploymentId) {
-      const route = await routeOwner(db, input.domain, input.pathPrefix);
+      const route = await ownRoute(db, deploymentId, input.domain, input.pathPrefix);
       if (route) {
         return { route, created: false };
       }
@@ -256,7 +291,7 @@ export async function removeDomain(db: Db, deploymentId: string, domain: string,
       throw new NotFound("domain", pathPrefix ? `${domain} ${pathPrefix}` : domain);
     }
     if (gone.some((r) => r.isPrimary)) {
-      const [next] = await listRoutes(t, deploymentId);
+      const next = nextPrimary(await listRoutes(t, deploymentId));
       if (next) {
         await t
           .update(deploymentRouting)

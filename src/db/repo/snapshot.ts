@@ -15,6 +15,12 @@ export const routeColumns = {
   protocol: deploymentRouting.protocol,
 };
 
+/**
+ * Routes that are routed: a `pending` route (its domain's ownership not yet proven, DOMAIN_VERIFICATION=required)
+ * is never rendered, never in the fallback proxy's table, and never matched by /routing/resolve.
+ */
+export const isRendered = eq(deploymentRouting.verification, "verified");
+
 export const replicaColumns = {
   id: deploymentLocations.id,
   deploymentId: deploymentLocations.deploymentId,
@@ -35,7 +41,7 @@ export interface RoutingSnapshot {
   changeSeq: string;
 }
 
-/** Reads everything the renderer needs in one consistent (repeatable read) view. */
+/** Reads everything the renderer needs in one consistent (repeatable read) view; pending routes are left out. */
 export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSnapshot> {
   return db.transaction((tx) => readSnapshot(tx, certKey), {
     isolationLevel: "repeatable read",
@@ -66,7 +72,8 @@ export async function readSnapshot(tx: Db, certKey?: Buffer): Promise<RoutingSna
       tlsInsecureSkipVerify: deployments.backendTlsInsecureSkipVerify,
     })
     .from(deploymentRouting)
-    .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId));
+    .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId))
+    .where(isRendered);
   const routes = rows.map(({ tlsServerName, tlsCaPem, tlsInsecureSkipVerify, ...r }): RouteInput => {
     // Verification settings matter only where replicas speak TLS; null = system roots, address as name.
     const declared = tlsServerName !== null || tlsCaPem !== null || tlsInsecureSkipVerify;

@@ -21,9 +21,12 @@ function chunks<T>(items: T[]): T[][] {
 /** Serializes applies across instances; released at commit or rollback (pg_advisory_xact_lock). */
 const STATE_APPLY_LOCK = 0x0b1e_57a7;
 
-/** Everything the state document holds (replicas and health are runtime state: not read). */
+/**
+ * Everything the state document holds (replicas and health are runtime state: not read). Pending routes (domain
+ * ownership not proven yet) are not routing state: they are listed apart, for apply to step around.
+ */
 export async function loadStateRows(db: Db): Promise<StateRows> {
-  const [deps, routes, mws, certs] = [
+  const [deps, allRoutes, mws, certs] = [
     await db.select().from(deployments).orderBy(asc(deployments.id)),
     await db.select().from(deploymentRouting).orderBy(asc(deploymentRouting.id)),
     await db
@@ -31,7 +34,17 @@ export async function loadStateRows(db: Db): Promise<StateRows> {
       .from(deploymentMiddlewares),
     await db.select({ fingerprintSha256: certificates.fingerprintSha256, sans: certificates.sans }).from(certificates),
   ];
-  return { deployments: deps, routes, middlewares: mws, certificates: certs };
+  const routes = allRoutes.filter((r) => r.verification === "verified");
+  const pending = allRoutes
+    .filter((r) => r.verification !== "verified")
+    .map((r) => ({
+      id: r.id,
+      deploymentId: r.deploymentId,
+      domain: r.domain,
+      pathPrefix: r.pathPrefix,
+      isPrimary: r.isPrimary,
+    }));
+  return { deployments: deps, routes, middlewares: mws, certificates: certs, pending };
 }
 
 /** Waits for any other apply to finish; only inside a transaction (the lock goes with it). */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { and, asc, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, lt, or } from "drizzle-orm";
 import type { TokenScope } from "../../../schema/enums.js";
 import { type ApiTokenRow, apiTokens } from "../../../schema/tables.js";
 import type { Db } from "../client.js";
@@ -85,7 +85,7 @@ export async function findLiveToken(db: Db, hash: string, now: Date): Promise<Ap
       and(
         eq(apiTokens.hash, hash),
         isNull(apiTokens.revokedAt),
-        or(isNull(apiTokens.expiresAt), sql`${apiTokens.expiresAt} > ${now}`),
+        or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, now)),
       ),
     );
   return row;
