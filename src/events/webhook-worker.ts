@@ -74,7 +74,8 @@ export function webhookPoster(allowPrivate: boolean, resolve: Resolver = systemR
     await res.body.dump({ limit: 64 * 1024 }).catch(() => {}); // what the receiver says is not kept
     return res.statusCode;
   };
-  return { post, close: () => agent.close() };
+  // Closing twice (a server closed again by a test's cleanup) is a no-op, not ClientDestroyedError.
+  return { post, close: () => (agent.closed || agent.destroyed ? Promise.resolve() : agent.close()) };
 }
 
 /** The error of an attempt without a response, as the deliveries list shows it (no request or secret detail). */
@@ -338,6 +339,9 @@ export async function startWebhookDelivery(deps: WebhookWorkerDeps): Promise<() 
   timer.unref();
   kick();
   return async () => {
+    if (stopping.signal.aborted) {
+      return;
+    }
     stopping.abort();
     unsubscribe();
     clearInterval(timer);
