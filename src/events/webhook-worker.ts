@@ -15,6 +15,7 @@ import {
   skipTo,
 } from "../db/repo/webhooks.js";
 import type { Clock } from "../lib/clock.js";
+import { coalesced } from "../lib/coalesce.js";
 import type { Logger } from "../lib/logger.js";
 import { decryptSecret, WrongKey } from "../tls/crypto.js";
 import type { EventFeed } from "./feed.js";
@@ -289,8 +290,6 @@ export async function startWebhookDelivery(deps: WebhookWorkerDeps): Promise<() 
     post: poster.post,
     signal: stopping.signal,
   };
-  let running: Promise<void> | undefined;
-  let again = false;
   let failing = false;
   let due: NodeJS.Timeout | undefined;
 
@@ -302,37 +301,24 @@ export async function startWebhookDelivery(deps: WebhookWorkerDeps): Promise<() 
     due = setTimeout(kick, Math.max(0, at.getTime() - deps.clock.now().getTime()) + 10);
     due.unref();
   };
-  function kick() {
-    if (stopping.signal.aborted) {
-      return;
+  const runner = coalesced(async () => {
+    try {
+      const r = await deliverRound(round);
+      schedule(r.nextDueAt);
+      if (failing) {
+        logger.info("webhook delivery: database reachable again");
+        failing = false;
+      }
+      return r.more;
+    } catch (err) {
+      if (!failing && !stopping.signal.aborted) {
+        logger.warn("webhook delivery round failed; retrying", { err });
+      }
+      failing = true;
+      return false;
     }
-    if (running) {
-      again = true;
-      return;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        try {
-          const r = await deliverRound(round);
-          again ||= r.more;
-          schedule(r.nextDueAt);
-          if (failing) {
-            logger.info("webhook delivery: database reachable again");
-            failing = false;
-          }
-        } catch (err) {
-          if (!failing && !stopping.signal.aborted) {
-            logger.warn("webhook delivery round failed; retrying", { err });
-          }
-          failing = true;
-          again = false;
-        }
-      } while (again && !stopping.signal.aborted);
-    })().finally(() => {
-      running = undefined;
-    });
-  }
+  }, stopping.signal);
+  const kick = runner.trigger;
 
   const unsubscribe = deps.feed.subscribe(kick);
   const timer = setInterval(kick, WEBHOOK_POLL_MS);
@@ -346,7 +332,7 @@ export async function startWebhookDelivery(deps: WebhookWorkerDeps): Promise<() 
     unsubscribe();
     clearInterval(timer);
     clearTimeout(due);
-    await running;
+    await runner.idle();
     await releaseWebhookLeases(deps.handle.db, owner).catch(() => {});
     await poster.close();
   };

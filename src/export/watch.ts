@@ -1,6 +1,8 @@
 // `export --watch`: re-export on every change signal and on an interval (the safety net for a missed NOTIFY, or the
 // poll of an HTTP source), one export at a time, until stopped.
 
+import { coalesced } from "../lib/coalesce.js";
+
 export interface WatchDeps {
   /** One export; resolves to a log line when something changed, undefined when nothing did. Errors are logged. */
   exportOnce(): Promise<string | undefined>;
@@ -14,32 +16,16 @@ export interface WatchDeps {
 
 /** Runs until `signal` aborts; changes arriving during an export coalesce into one more export after it. */
 export async function runWatch(deps: WatchDeps): Promise<void> {
-  let running: Promise<void> | undefined;
-  let again = false;
-  const trigger = () => {
-    if (deps.signal.aborted) {
-      return;
+  const { trigger, idle } = coalesced(async () => {
+    try {
+      const line = await deps.exportOnce();
+      if (line) {
+        deps.log(line);
+      }
+    } catch (err) {
+      deps.log(`export failed, the folder keeps its last export: ${(err as Error).message}`);
     }
-    if (running) {
-      again = true;
-      return;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        try {
-          const line = await deps.exportOnce();
-          if (line) {
-            deps.log(line);
-          }
-        } catch (err) {
-          deps.log(`export failed, the folder keeps its last export: ${(err as Error).message}`);
-        }
-      } while (again && !deps.signal.aborted);
-    })().finally(() => {
-      running = undefined;
-    });
-  };
+  }, deps.signal);
 
   let unsubscribe: (() => Promise<void>) | undefined;
   if (deps.subscribe) {
@@ -59,5 +45,5 @@ export async function runWatch(deps: WatchDeps): Promise<void> {
   });
   clearInterval(timer);
   await unsubscribe?.().catch(() => {});
-  await running;
+  await idle();
 }
