@@ -4,7 +4,7 @@
  * once `signal` aborted; `idle()` resolves when no pass runs.
  */
 export function coalesced(
-  pass: () => Promise<boolean | undefined | void>,
+  pass: () => Promise<unknown>,
   signal: AbortSignal,
 ): { trigger(): void; idle(): Promise<void> } {
   let running: Promise<void> | undefined;

@@ -1,4 +1,6 @@
+import { sql } from "drizzle-orm";
 import { expect } from "vitest";
+import type { Db } from "../../src/db/client.js";
 import type { ApiClient } from "./api-client.js";
 import { PROVIDER_TOKEN } from "./app.js";
 import { traefikSchemaErrors } from "./traefik-schema.js";
@@ -80,3 +82,12 @@ export async function seedPlatform(api: ApiClient, prefix: string, n: number): P
   }
   return ids;
 }
+
+/** A bad script: one statement deleting most deployments (one NOTIFY, one render). */
+export const massDelete = (db: Db, ids: string[]) =>
+  db.execute(
+    sql`delete from deployments where id in (${sql.join(
+      ids.map((id) => sql`${id}`),
+      sql`, `,
+    )})`,
+  );

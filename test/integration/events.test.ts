@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Db, rowsOf } from "../../src/db/client.js";
+import { rowsOf } from "../../src/db/client.js";
 import { listEvents, recordEvent } from "../../src/db/repo/events.js";
 import type { EventJson } from "../../src/events/view.js";
 import { recordCertificateExpiry } from "../../src/tls/expiry.js";
@@ -9,7 +9,7 @@ import { useApiServer } from "../helpers/api-server.js";
 import { waitFor } from "../helpers/app.js";
 import { makeCert } from "../helpers/certs.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { revisions, seedPlatform } from "../helpers/revisions.js";
+import { massDelete, revisions, seedPlatform } from "../helpers/revisions.js";
 
 type Page = { items: EventJson[]; next_after: number | null };
 
@@ -85,7 +85,7 @@ describe.each(DRIVERS)("GET /api/v1/events on %s", (driver) => {
       const evs = (await events("?type=config.revision&limit=1000")).items;
       const subjects = new Set(evs.map((e) => e.subject));
       return revs.every((r) => subjects.has(String(r.revision))) && evs;
-    });
+    }, 15_000); // renders and their revisions follow the write; a loaded machine can take seconds
     expect(byNumber.map((e) => e.subject)).toEqual([...new Set(byNumber.map((e) => e.subject))]); // once each
     for (const r of revs) {
       const e = byNumber.find((x) => x.subject === String(r.revision));
@@ -137,15 +137,6 @@ describe.each(DRIVERS)("GET /api/v1/events on %s", (driver) => {
     expect((await api.get("/api/v1/events", { token: null })).status).toBe(401);
   });
 });
-
-/** A bad script: one statement deleting most deployments (one NOTIFY, one render). */
-const massDelete = (db: Db, ids: string[]) =>
-  db.execute(
-    sql`delete from deployments where id in (${sql.join(
-      ids.map((id) => sql`${id}`),
-      sql`, `,
-    )})`,
-  );
 
 describe.each(DRIVERS)("guard.held events on %s", (driver) => {
   const srv = useApiServer(driver);

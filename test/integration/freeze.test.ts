@@ -1,8 +1,7 @@
-import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { type ApiClient, expectInvalid, expectProblem } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
-import { ADMIN_TOKEN, waitFor } from "../helpers/app.js";
+import { waitFor } from "../helpers/app.js";
 import { DRIVERS } from "../helpers/db.js";
 import { revisions, served } from "../helpers/revisions.js";
 import { useTwoInstances } from "../helpers/two-instances.js";

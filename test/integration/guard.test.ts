@@ -1,14 +1,12 @@
-import { createHash } from "node:crypto";
 import { inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploymentRouting, deployments } from "../../schema/tables.js";
-import type { Db } from "../../src/db/client.js";
 import { type Running, startServer } from "../../src/server.js";
 import { type ApiClient, expectProblem, httpClient, recordingLogger } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
-import { ADMIN_TOKEN, testConfig, waitFor } from "../helpers/app.js";
+import { testConfig, waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
-import { type RevisionJson, revisions, seedPlatform, served } from "../helpers/revisions.js";
+import { massDelete, type RevisionJson, revisions, seedPlatform, served } from "../helpers/revisions.js";
 
 /** The environment's admin token is named ADMIN_TOKEN in revisions, freezes and audit rows. */
 const ACTOR = "ADMIN_TOKEN";
@@ -25,15 +23,6 @@ interface GuardJson {
 
 const guardOf = async (api: ApiClient) =>
   (await api.get<{ guard: GuardJson | null }>("/api/v1/routing/stats")).body.guard;
-
-/** A bad script: one statement deleting most deployments (one NOTIFY, one render). */
-const massDelete = (db: Db, ids: string[]) =>
-  db.execute(
-    sql`delete from deployments where id in (${sql.join(
-      ids.map((id) => sql`${id}`),
-      sql`, `,
-    )})`,
-  );
 
 describe.each(DRIVERS)("the mass-change guard on %s", (driver) => {
   const srv = useApiServer(driver);

@@ -1,11 +1,10 @@
-import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/db/client.js";
 import { type Running, startServer } from "../../src/server.js";
 import { expectInvalid, expectProblem, httpClient, recordingLogger } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
-import { ADMIN_TOKEN, PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
+import { PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { type RevisionJson, revisions, served } from "../helpers/revisions.js";
 import { useTwoInstances } from "../helpers/two-instances.js";

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { deploymentRouting, deployments, type RoutingRow } from "../../../schema/tables.js";
 import type { Db } from "../client.js";
 import { isUniqueViolation } from "../errors.js";
-import { recordEvents } from "./events.js";
+import { type NewEvent, recordEvents } from "./events.js";
 import { domainConflict, nextPrimary, routeOwner } from "./route-ownership.js";
 import { listRoutes } from "./routing.js";
 
@@ -77,15 +77,7 @@ export async function markVerified(db: Db, routes: readonly RoutingRow[], now: D
           ),
         )
         .returning();
-      await recordEvents(
-        t,
-        done.map((r) => ({
-          type: "domain.verified" as const,
-          deploymentId: r.deploymentId,
-          subject: r.domain,
-          data: { path_prefix: r.pathPrefix, route_id: r.id },
-        })),
-      );
+      await recordEvents(t, domainEvents("domain.verified", done));
       return done;
     });
   } catch (err) {
@@ -212,15 +204,17 @@ export async function expirePending(db: Db, now: Date, limit: number): Promise<R
           .where(eq(deploymentRouting.id, next.id));
       }
     }
-    await recordEvents(
-      t,
-      gone.map((r) => ({
-        type: "domain.expired" as const,
-        deploymentId: r.deploymentId,
-        subject: r.domain,
-        data: { path_prefix: r.pathPrefix, route_id: r.id },
-      })),
-    );
+    await recordEvents(t, domainEvents("domain.expired", gone));
     return gone;
   });
+}
+
+/** One event per route whose domain was verified or expired. */
+function domainEvents(type: "domain.verified" | "domain.expired", routes: readonly RoutingRow[]): NewEvent[] {
+  return routes.map((r) => ({
+    type,
+    deploymentId: r.deploymentId,
+    subject: r.domain,
+    data: { path_prefix: r.pathPrefix, route_id: r.id },
+  }));
 }
