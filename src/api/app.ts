@@ -8,6 +8,7 @@ import { isDatabaseUnavailable } from "../db/errors.js";
 import { requestScoped } from "../db/request-tx.js";
 import { methodLabel } from "../lib/metrics.js";
 import { withRequestContext } from "../lib/request-context.js";
+import { consoleApp } from "../ui/console.js";
 import { auditWrites } from "./audit.js";
 import { contracts, SECURITY_SCHEMES } from "./contract.js";
 import type { AppEnv, Deps } from "./deps.js";
@@ -130,6 +131,10 @@ export function createApp(plainDeps: Deps): OpenAPIHono<AppEnv> {
   );
   app.route("/", metricsApi(deps));
   app.route("/traefik", traefikApi(deps, auth));
+  app.route(
+    "/ui",
+    consoleApp({ auth, certKey: deps.certKey, clock, request: async (path, init) => app.request(path, init) }),
+  );
 
   const api = contracts();
   let scopes: ReturnType<typeof scopeTable> | undefined;
