@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { Authenticator, Caller } from "../api/scopes.js";
 import type { Clock } from "../lib/clock.js";
-import { Csrf, Page } from "./layout.js";
+import { Page } from "./layout.js";
 import { registerCertificatePages } from "./pages/certificates.js";
 import { registerDeploymentPages } from "./pages/deployments.js";
 import { registerEventPages } from "./pages/events.js";
@@ -16,7 +16,6 @@ import {
   openSession,
   SESSION_COOKIE,
   SESSION_MAX_AGE_SECONDS,
-  type SessionKeys,
   sealSession,
   sessionKeys,
 } from "./session.js";
@@ -65,7 +64,7 @@ export function consoleApp(deps: ConsoleDeps): ConsoleApp {
     const form = await c.req.parseBody();
     const token = typeof form.token === "string" ? form.token.trim() : "";
     const caller = token ? await deps.auth.callerOf(token) : undefined;
-    if (!caller || !caller.scopes.has("read")) {
+    if (!caller?.scopes.has("read")) {
       // Never echo the token; say why without telling which tokens exist.
       const error = caller ? "That token has no read scope." : "That token was not accepted.";
       return c.html(<LoginPage error={error} />, caller ? 403 : 401);
@@ -179,5 +178,3 @@ function LoginPage({ error }: { error?: string }) {
     </Page>
   );
 }
-
-export { Csrf };

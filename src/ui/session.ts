@@ -30,7 +30,7 @@ export function sealSession(keys: SessionKeys, token: string, now: Date): string
 /** The token a cookie holds, when it is ours, intact and not older than SESSION_MAX_AGE_SECONDS. */
 export function openSession(keys: SessionKeys, cookie: string | undefined, now: Date): string | undefined {
   const parts = cookie?.split(".");
-  if (!parts || parts.length !== 3) {
+  if (parts?.length !== 3) {
     return undefined;
   }
   try {

@@ -24,7 +24,7 @@ describe.skipIf(noChromium !== undefined)("the console's login, session and CSRF
     // The cookie is HttpOnly and strict: the page's JavaScript cannot read the token.
     const cookies = await page.context().cookies();
     expect(cookies).toEqual([expect.objectContaining({ name: "obr_console", httpOnly: true, sameSite: "Strict" })]);
-    expect(await page.evaluate(() => document.cookie)).toBe("");
+    expect(await page.evaluate("document.cookie")).toBe("");
     expect(await page.content()).not.toContain(ADMIN_TOKEN);
     await screenshot(page, "console-overview");
     await page.getByRole("button", { name: "Log out" }).click();
@@ -39,7 +39,7 @@ describe.skipIf(noChromium !== undefined)("the console's login, session and CSRF
     await page.goto(`${srv.url}/ui/login`);
     await page.getByLabel("Token").fill("not-a-token-at-all-0123456789");
     await page.getByRole("button", { name: "Log in" }).click();
-    await expect(page.getByRole("alert").innerText()).resolves.toContain("not accepted");
+    await expect(page.getByRole("alert").textContent()).resolves.toContain("not accepted");
     await screenshot(page, "console-login-refused");
     await logIn(page, srv.url, ADMIN_TOKEN);
     // A write from elsewhere: the browser sends the cookie (same site here), but not the CSRF token.
