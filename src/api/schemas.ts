@@ -163,6 +163,22 @@ export const PageQuery = z.strictObject({
   after: z.string().max(64).optional(),
 });
 
+/** GET /api/v1/deployments: keyset paging plus an optional search on id and name. */
+export const DeploymentsQuery = PageQuery.extend({
+  q: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^\p{Cc}]*$/u, "no control characters")
+    .optional()
+    .meta({
+      description:
+        "Only deployments whose id or name contains this text (case-insensitive, taken literally: `%` and `_` " +
+        "are not wildcards). Combines with `after` and `limit`.",
+      example: "shop",
+    }),
+});
+
 export const ResolveQuery = z.strictObject({
   host: z.string().min(1).max(1000),
   path: z.string().max(8192).default("/"),

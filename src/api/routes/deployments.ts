@@ -3,7 +3,7 @@ import { createDeployment, deleteDeployment, getDeployment, listDeployments } fr
 import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { HttpProblem, problem } from "../problem.js";
-import { CreateDeploymentBody, DeploymentParams, DeploymentView, Paged, PageQuery } from "../schemas.js";
+import { CreateDeploymentBody, DeploymentParams, DeploymentsQuery, DeploymentView, Paged } from "../schemas.js";
 import { allowsDeployment } from "../scopes.js";
 import { deploymentView } from "../views.js";
 
@@ -19,9 +19,9 @@ const create = createRoute({
 const list = createRoute({
   method: "get",
   path: "/",
-  summary: "List deployments (keyset paged)",
+  summary: "List deployments (keyset paged; ?q= searches id and name)",
   security: READ,
-  request: { query: PageQuery },
+  request: { query: DeploymentsQuery },
   responses: { 200: json(Paged(DeploymentView), "A page"), ...problems(400, 401) },
 });
 

