@@ -60,9 +60,10 @@ const QUIET_ROUTES = new Set(["/traefik/config", "/healthz", "/readyz", "/metric
 
 /** The route template that answered (`/api/v1/deployments/:id/routing`), never the path; `unmatched` for a 404. */
 export function routeLabel(c: Context): string {
-  const last = matchedRoutes(c).at(-1);
-  // Only middlewares (method ALL, a wildcard path) matched: no route has this path.
-  return !last || (last.method === "ALL" && last.path.endsWith("*")) ? "unmatched" : last.path;
+  // The last handler that is not a middleware (method ALL on a wildcard path, possibly registered after the route);
+  // none: no route has this path.
+  const route = matchedRoutes(c).findLast((r) => !(r.method === "ALL" && r.path.endsWith("*")));
+  return route ? route.path : "unmatched";
 }
 
 /** Body limit of the declarative-state endpoints (a whole platform's routing); every other body: 1 MiB. */

@@ -54,47 +54,50 @@ export interface PageProps {
 /** The HTML document every console page is rendered into. */
 export function Page({ title, path, caller, csrf, children, script }: PageProps) {
   return (
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
-        <title>{`${title} · obiente-router`}</title>
-        <style>{raw(CSS)}</style>
-      </head>
-      <body>
-        <header>
-          <a class="brand" href="/ui">
-            obiente-router
-          </a>
-          {caller ? (
-            <nav aria-label="Main">
-              {NAV.map(([href, label]) => (
-                <a href={href} aria-current={isCurrent(path, href) ? "page" : undefined}>
-                  {label}
-                </a>
-              ))}
-            </nav>
-          ) : null}
-          {caller ? (
-            <div class="who">
-              <span>
-                {caller.tokenName} <span class="muted">({[...caller.scopes].sort().join(", ")})</span>
-              </span>
-              <form method="post" action="/ui/logout">
-                <input type="hidden" name="_csrf" value={csrf ?? ""} />
-                <button class="secondary" type="submit">
-                  Log out
-                </button>
-              </form>
-            </div>
-          ) : null}
-        </header>
-        <main id="main">{children}</main>
-        {/* Page scripts are constants of the code (data reaches them through data- attributes): never user input. */}
-        {script ? <script type="module">{raw(script)}</script> : null}
-      </body>
-    </html>
+    <>
+      {raw("<!doctype html>")}
+      <html lang="en">
+        <head>
+          <meta charset="utf-8" />
+          <meta name="viewport" content="width=device-width, initial-scale=1" />
+          <meta name="referrer" content="no-referrer" />
+          <title>{`${title} · obiente-router`}</title>
+          <style>{raw(CSS)}</style>
+        </head>
+        <body>
+          <header>
+            <a class="brand" href="/ui">
+              obiente-router
+            </a>
+            {caller ? (
+              <nav aria-label="Main">
+                {NAV.map(([href, label]) => (
+                  <a href={href} aria-current={isCurrent(path, href) ? "page" : undefined}>
+                    {label}
+                  </a>
+                ))}
+              </nav>
+            ) : null}
+            {caller ? (
+              <div class="who">
+                <span>
+                  {caller.tokenName} <span class="muted">({[...caller.scopes].sort().join(", ")})</span>
+                </span>
+                <form method="post" action="/ui/logout">
+                  <input type="hidden" name="_csrf" value={csrf ?? ""} />
+                  <button class="secondary" type="submit">
+                    Log out
+                  </button>
+                </form>
+              </div>
+            ) : null}
+          </header>
+          <main id="main">{children}</main>
+          {/* Page scripts are constants of the code (data reaches them through data- attributes): never user input. */}
+          {script ? <script type="module">{raw(script)}</script> : null}
+        </body>
+      </html>
+    </>
   );
 }
 
