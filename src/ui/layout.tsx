@@ -110,6 +110,37 @@ export function Health({ status }: { status: string }) {
   return <span class={`pill ${status}`}>{status}</span>;
 }
 
+/**
+ * A table of rows with its column headers (`scope="col"`), scrolling sideways on a narrow screen; a falsy column
+ * (a control shown to some scopes only) is left out.
+ */
+export function DataTable({
+  columns,
+  bodyId,
+  children,
+}: {
+  columns: (string | false | null | undefined)[];
+  bodyId?: string;
+  children?: Child;
+}) {
+  return (
+    <div class="scroll">
+      <table>
+        <thead>
+          <tr>
+            {columns
+              .filter((c): c is string => typeof c === "string")
+              .map((c) => (
+                <th scope="col">{c}</th>
+              ))}
+          </tr>
+        </thead>
+        <tbody id={bodyId}>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 /** A hidden CSRF field for a form that writes. */
 export function Csrf({ token }: { token: string }) {
   return <input type="hidden" name="_csrf" value={token} />;

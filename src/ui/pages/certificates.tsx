@@ -2,7 +2,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ConsoleApp, ConsoleEnv } from "../console.js";
-import { Csrf, Page } from "../layout.js";
+import { Csrf, DataTable, Page } from "../layout.js";
 import { FieldError, invalidAttrs, Placed, ProblemNotice, problemOf, statusOf } from "./problem.js";
 
 interface Certificate {
@@ -116,63 +116,58 @@ async function renderCertificates(c: Context<ConsoleEnv>, state: PageState, stat
 
 function CertificateTable({ items, canDelete, csrf }: { items: Certificate[]; canDelete: boolean; csrf: string }) {
   return (
-    <div class="scroll">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Names (SANs)</th>
-            <th scope="col">Subject / issuer</th>
-            <th scope="col">Expires</th>
-            <th scope="col">SHA-256 fingerprint</th>
-            <th scope="col">Used by</th>
-            {canDelete ? <th scope="col">Actions</th> : null}
-          </tr>
-        </thead>
-        <tbody>
-          {items.map((x) => (
-            <tr id={x.id}>
-              <td>
-                {x.sans.map((s) => (
-                  <code style="display:block">{s}</code>
-                ))}
-                <span class="muted" style="font-size:.8rem">
-                  {x.id}
-                </span>
-              </td>
-              <td>
-                <span style="display:block">{x.subject}</span>
-                <span class="muted">issued by {x.subject === x.issuer ? "itself (self-signed)" : x.issuer}</span>
-              </td>
-              <td>
-                <span style="display:block">{day(x.not_after)}</span>
-                <Expiry cert={x} />
-              </td>
-              <td>
-                <code style="word-break:break-all;font-size:.75rem" title={x.fingerprint_sha256}>
-                  {colons(x.fingerprint_sha256)}
-                </code>
-              </td>
-              <td>
-                {x.used_by.length === 0 ? (
-                  <span class="muted">no route</span>
-                ) : (
-                  x.used_by.map((u) => (
-                    <a href={deploymentHref(u.deployment_id)} style="display:block">
-                      {u.domain} <span class="muted">({u.deployment_id})</span>
-                    </a>
-                  ))
-                )}
-              </td>
-              {canDelete ? (
-                <td>
-                  <DeleteConfirm cert={x} csrf={csrf} />
-                </td>
-              ) : null}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      columns={[
+        "Names (SANs)",
+        "Subject / issuer",
+        "Expires",
+        "SHA-256 fingerprint",
+        "Used by",
+        canDelete && "Actions",
+      ]}
+    >
+      {items.map((x) => (
+        <tr id={x.id}>
+          <td>
+            {x.sans.map((s) => (
+              <code style="display:block">{s}</code>
+            ))}
+            <span class="muted" style="font-size:.8rem">
+              {x.id}
+            </span>
+          </td>
+          <td>
+            <span style="display:block">{x.subject}</span>
+            <span class="muted">issued by {x.subject === x.issuer ? "itself (self-signed)" : x.issuer}</span>
+          </td>
+          <td>
+            <span style="display:block">{day(x.not_after)}</span>
+            <Expiry cert={x} />
+          </td>
+          <td>
+            <code style="word-break:break-all;font-size:.75rem" title={x.fingerprint_sha256}>
+              {colons(x.fingerprint_sha256)}
+            </code>
+          </td>
+          <td>
+            {x.used_by.length === 0 ? (
+              <span class="muted">no route</span>
+            ) : (
+              x.used_by.map((u) => (
+                <a href={deploymentHref(u.deployment_id)} style="display:block">
+                  {u.domain} <span class="muted">({u.deployment_id})</span>
+                </a>
+              ))
+            )}
+          </td>
+          {canDelete ? (
+            <td>
+              <DeleteConfirm cert={x} csrf={csrf} />
+            </td>
+          ) : null}
+        </tr>
+      ))}
+    </DataTable>
   );
 }
 

@@ -4,7 +4,7 @@ import { redactConfig } from "../../render/config-diff.js";
 import { routeName } from "../../render/names.js";
 import type { HttpConfig, Router, TraefikDocument } from "../../render/types.js";
 import type { ConsoleApp, ConsoleEnv } from "../console.js";
-import { Health, Page } from "../layout.js";
+import { DataTable, Health, Page } from "../layout.js";
 import { Placed, ProblemNotice, problemOf } from "./problem.js";
 
 // Deployments: a searchable, keyset-paged list (the API's ?q= and ?after=), and one deployment with its routes,
@@ -280,89 +280,76 @@ async function deploymentPage(c: Context<ConsoleEnv>) {
       {routes.length === 0 ? (
         <p class="muted">No routes: this deployment is not reachable through Traefik.</p>
       ) : (
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Domain</th>
-                <th scope="col">Path</th>
-                <th scope="col">Target</th>
-                <th scope="col">TLS</th>
-                <th scope="col">Ownership</th>
-                <th scope="col">Rule and priority (as rendered)</th>
-                <th scope="col">Middlewares</th>
-              </tr>
-            </thead>
-            <tbody>
-              {routes.map((r) => {
-                const router = routerOf(r);
-                return (
-                  <tr data-route-id={r.id}>
-                    <td>
-                      <a
-                        href={`/ui/resolve?${new URLSearchParams({ host: r.domain.replace(/^\*\./, "x."), path: r.path_prefix, scheme: r.ssl_enabled ? "https" : "http" })}`}
-                      >
-                        {r.domain}
-                      </a>
-                      {r.is_primary ? <span class="muted"> (primary)</span> : null}
-                    </td>
-                    <td>
-                      <code>{r.path_prefix}</code>
-                    </td>
-                    <td>
-                      {r.protocol} :{r.target_port}
+        <DataTable
+          columns={["Domain", "Path", "Target", "TLS", "Ownership", "Rule and priority (as rendered)", "Middlewares"]}
+        >
+          {routes.map((r) => {
+            const router = routerOf(r);
+            return (
+              <tr data-route-id={r.id}>
+                <td>
+                  <a
+                    href={`/ui/resolve?${new URLSearchParams({ host: r.domain.replace(/^\*\./, "x."), path: r.path_prefix, scheme: r.ssl_enabled ? "https" : "http" })}`}
+                  >
+                    {r.domain}
+                  </a>
+                  {r.is_primary ? <span class="muted"> (primary)</span> : null}
+                </td>
+                <td>
+                  <code>{r.path_prefix}</code>
+                </td>
+                <td>
+                  {r.protocol} :{r.target_port}
+                  <br />
+                  <span class="muted">{r.load_balancer_algo}</span>
+                </td>
+                <td>
+                  {r.ssl_enabled ? <span class="ok">on</span> : <span class="muted">off</span>}
+                  {r.ssl_enabled ? (
+                    <span class="muted">
+                      {" "}
+                      ({r.ssl_cert_resolver}
+                      {r.tls_include_apex ? ", with apex" : ""})
+                    </span>
+                  ) : null}
+                </td>
+                <td>
+                  {r.verification.status === "verified" ? (
+                    <span class="ok">verified</span>
+                  ) : (
+                    <span class="warn">
+                      pending until <Time iso={r.verification.expires_at} />
+                    </span>
+                  )}
+                </td>
+                <td>
+                  {router ? (
+                    <>
+                      <code>{router.rule}</code>
                       <br />
-                      <span class="muted">{r.load_balancer_algo}</span>
-                    </td>
-                    <td>
-                      {r.ssl_enabled ? <span class="ok">on</span> : <span class="muted">off</span>}
-                      {r.ssl_enabled ? (
-                        <span class="muted">
-                          {" "}
-                          ({r.ssl_cert_resolver}
-                          {r.tls_include_apex ? ", with apex" : ""})
-                        </span>
-                      ) : null}
-                    </td>
-                    <td>
-                      {r.verification.status === "verified" ? (
-                        <span class="ok">verified</span>
-                      ) : (
-                        <span class="warn">
-                          pending until <Time iso={r.verification.expires_at} />
-                        </span>
-                      )}
-                    </td>
-                    <td>
-                      {router ? (
-                        <>
-                          <code>{router.rule}</code>
-                          <br />
-                          <span class="muted">
-                            priority {router.priority} on {router.entryPoints.join(", ")}
-                          </span>
-                        </>
-                      ) : (
-                        <span class="warn">not rendered</span>
-                      )}
-                    </td>
-                    <td>
-                      {router?.middlewares && router.middlewares.length > 0 ? (
-                        router.middlewares.map((m) => (
-                          <>
-                            <code>{m}</code>{" "}
-                          </>
-                        ))
-                      ) : (
-                        <span class="muted">none</span>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+                      <span class="muted">
+                        priority {router.priority} on {router.entryPoints.join(", ")}
+                      </span>
+                    </>
+                  ) : (
+                    <span class="warn">not rendered</span>
+                  )}
+                </td>
+                <td>
+                  {router?.middlewares && router.middlewares.length > 0 ? (
+                    router.middlewares.map((m) => (
+                      <>
+                        <code>{m}</code>{" "}
+                      </>
+                    ))
+                  ) : (
+                    <span class="muted">none</span>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </DataTable>
       )}
 
       <h2 id="middlewares">Middlewares</h2>
@@ -386,72 +373,55 @@ async function deploymentPage(c: Context<ConsoleEnv>) {
       {replicas.length === 0 ? (
         <p class="muted">No replicas registered.</p>
       ) : (
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Replica</th>
-                <th scope="col">Address</th>
-                <th scope="col">Node</th>
-                <th scope="col">Status</th>
-                <th scope="col">Health</th>
-                <th scope="col">CPU</th>
-                <th scope="col">Last check</th>
-                <th scope="col">Last error</th>
-                <th scope="col">Transitions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {replicas.map((l, i) => (
-                <tr data-location-id={l.id}>
-                  <td>
-                    <code>{l.id}</code>
-                  </td>
-                  <td>
-                    <code>
-                      {l.address}
-                      {l.port === null ? "" : `:${l.port}`}
-                    </code>
-                  </td>
-                  <td>
-                    {l.node_hostname || l.node_id}
-                    {l.node_hostname && l.node_id && l.node_hostname !== l.node_id ? (
-                      <span class="muted"> ({l.node_id})</span>
-                    ) : null}
-                  </td>
-                  <td>{l.status}</td>
-                  <td data-health="">
-                    <Health status={l.health_status} />
-                  </td>
-                  <td>{l.cpu_usage === null ? <span class="muted">—</span> : `${l.cpu_usage.toFixed(1)} %`}</td>
-                  <td data-last-check="">
-                    <Time iso={l.last_check_at} />
-                  </td>
-                  <td data-last-error="">
-                    {l.last_error ? <code>{l.last_error}</code> : <span class="muted">—</span>}
-                  </td>
-                  <td>
-                    <details>
-                      <summary>
-                        <span data-count="">{histories[i]?.length ?? 0}</span> recent
-                      </summary>
-                      <ol data-history="" reversed style="margin:.25rem 0;padding-left:1.5rem">
-                        {(histories[i] ?? []).map((e) => (
-                          <li>
-                            <Time iso={e.at} />: {e.from} → <span class={e.to}>{e.to}</span>{" "}
-                            <span class="muted">
-                              ({e.source}: {e.reason})
-                            </span>
-                          </li>
-                        ))}
-                      </ol>
-                    </details>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          columns={["Replica", "Address", "Node", "Status", "Health", "CPU", "Last check", "Last error", "Transitions"]}
+        >
+          {replicas.map((l, i) => (
+            <tr data-location-id={l.id}>
+              <td>
+                <code>{l.id}</code>
+              </td>
+              <td>
+                <code>
+                  {l.address}
+                  {l.port === null ? "" : `:${l.port}`}
+                </code>
+              </td>
+              <td>
+                {l.node_hostname || l.node_id}
+                {l.node_hostname && l.node_id && l.node_hostname !== l.node_id ? (
+                  <span class="muted"> ({l.node_id})</span>
+                ) : null}
+              </td>
+              <td>{l.status}</td>
+              <td data-health="">
+                <Health status={l.health_status} />
+              </td>
+              <td>{l.cpu_usage === null ? <span class="muted">—</span> : `${l.cpu_usage.toFixed(1)} %`}</td>
+              <td data-last-check="">
+                <Time iso={l.last_check_at} />
+              </td>
+              <td data-last-error="">{l.last_error ? <code>{l.last_error}</code> : <span class="muted">—</span>}</td>
+              <td>
+                <details>
+                  <summary>
+                    <span data-count="">{histories[i]?.length ?? 0}</span> recent
+                  </summary>
+                  <ol data-history="" reversed style="margin:.25rem 0;padding-left:1.5rem">
+                    {(histories[i] ?? []).map((e) => (
+                      <li>
+                        <Time iso={e.at} />: {e.from} → <span class={e.to}>{e.to}</span>{" "}
+                        <span class="muted">
+                          ({e.source}: {e.reason})
+                        </span>
+                      </li>
+                    ))}
+                  </ol>
+                </details>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
 
       <h2 id="rendered">Rendered for Traefik</h2>
@@ -520,26 +490,16 @@ function MiddlewareSummary({ m }: { m: MiddlewaresJson }) {
     return <p class="muted">None configured.</p>;
   }
   return (
-    <div class="scroll">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Middleware</th>
-            <th scope="col">Settings (header values and passwords not shown)</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map(([name, text]) => (
-            <tr>
-              <td>
-                <code>{name}</code>
-              </td>
-              <td>{text}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <DataTable columns={["Middleware", "Settings (header values and passwords not shown)"]}>
+      {rows.map(([name, text]) => (
+        <tr>
+          <td>
+            <code>{name}</code>
+          </td>
+          <td>{text}</td>
+        </tr>
+      ))}
+    </DataTable>
   );
 }
 

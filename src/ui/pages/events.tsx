@@ -2,7 +2,7 @@
 import type { Context } from "hono";
 import { EVENT_TYPES } from "../../db/repo/events.js";
 import type { Console, ConsoleApp, ConsoleEnv } from "../console.js";
-import { Page } from "../layout.js";
+import { DataTable, Page } from "../layout.js";
 import { Placed, ProblemNotice, problemOf } from "./problem.js";
 
 // Events: the newest events in a table, new ones added live; and the console's SSE proxy (the page's EventSource
@@ -228,42 +228,28 @@ async function eventsPage(c: Context<ConsoleEnv>) {
           New events appear live with JavaScript; reload otherwise.
         </span>
       </p>
-      <div class="scroll">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">Time</th>
-              <th scope="col">Type</th>
-              <th scope="col">Deployment</th>
-              <th scope="col">Subject</th>
-              <th scope="col">Details</th>
-            </tr>
-          </thead>
-          <tbody id="events">
-            {newest.items.map((e) => (
-              <tr data-event-id={e.id}>
-                <td>{e.id}</td>
-                <td>
-                  <time datetime={e.at}>{`${e.at.slice(0, 10)} ${e.at.slice(11, 19)} UTC`}</time>
-                </td>
-                <td>
-                  <code>{e.type}</code>
-                </td>
-                <td>
-                  {e.deployment_id ? (
-                    <a href={`/ui/deployments/${encodeURIComponent(e.deployment_id)}`}>{e.deployment_id}</a>
-                  ) : (
-                    <span class="muted">—</span>
-                  )}
-                </td>
-                <td>{e.subject ?? <span class="muted">—</span>}</td>
-                <td>{describeEvent(e)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable columns={["#", "Time", "Type", "Deployment", "Subject", "Details"]} bodyId="events">
+        {newest.items.map((e) => (
+          <tr data-event-id={e.id}>
+            <td>{e.id}</td>
+            <td>
+              <time datetime={e.at}>{`${e.at.slice(0, 10)} ${e.at.slice(11, 19)} UTC`}</time>
+            </td>
+            <td>
+              <code>{e.type}</code>
+            </td>
+            <td>
+              {e.deployment_id ? (
+                <a href={`/ui/deployments/${encodeURIComponent(e.deployment_id)}`}>{e.deployment_id}</a>
+              ) : (
+                <span class="muted">—</span>
+              )}
+            </td>
+            <td>{e.subject ?? <span class="muted">—</span>}</td>
+            <td>{describeEvent(e)}</td>
+          </tr>
+        ))}
+      </DataTable>
       {newest.items.length === 0 && !placed.problem ? (
         <p class="muted" id="no-events">
           No events yet.

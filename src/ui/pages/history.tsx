@@ -2,7 +2,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ConsoleApp, ConsoleEnv } from "../console.js";
-import { Csrf, Page } from "../layout.js";
+import { Csrf, DataTable, Page } from "../layout.js";
 import { registerPreviewPages } from "./preview.js";
 import { FieldError, invalidAttrs, Placed, ProblemNotice, problemOf, statusOf } from "./problem.js";
 
@@ -224,48 +224,32 @@ async function renderHistory(c: Context<ConsoleEnv>, state: HistoryState, status
       {items.length === 0 && !listProblem ? (
         <p class="muted">No revision {before ? `before ${before}` : "is recorded yet"}.</p>
       ) : (
-        <div class="scroll">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Revision</th>
-                <th scope="col">Time</th>
-                <th scope="col">Cause</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Detail</th>
-                <th scope="col">Changes</th>
-                <th scope="col">State</th>
-                {admin ? <th scope="col">Actions</th> : null}
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((r) => (
-                <tr id={`r${r.revision}`}>
-                  <td>
-                    <a href={`/ui/history/${r.revision}`} aria-label={`Revision ${r.revision}: its changes`}>
-                      {r.revision}
-                    </a>
-                  </td>
-                  <td>{when(r.created_at)}</td>
-                  <td>{r.cause}</td>
-                  <td>{r.actor ?? <span class="muted">—</span>}</td>
-                  <td>{r.detail ?? <span class="muted">—</span>}</td>
-                  <td>
-                    <SummaryCounts s={r.summary} />
-                  </td>
-                  <td>
-                    <Markers r={r} frozen={freeze?.frozen ? freeze.revision : undefined} />
-                  </td>
-                  {admin ? (
-                    <td>
-                      <RevisionActions r={r} csrf={ui.csrf} freeze={state.freeze} />
-                    </td>
-                  ) : null}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={["Revision", "Time", "Cause", "Actor", "Detail", "Changes", "State", admin && "Actions"]}>
+          {items.map((r) => (
+            <tr id={`r${r.revision}`}>
+              <td>
+                <a href={`/ui/history/${r.revision}`} aria-label={`Revision ${r.revision}: its changes`}>
+                  {r.revision}
+                </a>
+              </td>
+              <td>{when(r.created_at)}</td>
+              <td>{r.cause}</td>
+              <td>{r.actor ?? <span class="muted">—</span>}</td>
+              <td>{r.detail ?? <span class="muted">—</span>}</td>
+              <td>
+                <SummaryCounts s={r.summary} />
+              </td>
+              <td>
+                <Markers r={r} frozen={freeze?.frozen ? freeze.revision : undefined} />
+              </td>
+              {admin ? (
+                <td>
+                  <RevisionActions r={r} csrf={ui.csrf} freeze={state.freeze} />
+                </td>
+              ) : null}
+            </tr>
+          ))}
+        </DataTable>
       )}
       <nav aria-label="Pages" class="pager">
         {before ? <a href="/ui/history">Newest</a> : null}
@@ -435,62 +419,49 @@ export function DiffView({ diff }: { diff: ConfigDiff }) {
       {sections.map((section) => (
         <section>
           <h3 style="font-size:1rem;margin:1rem 0 .25rem">{SECTION_LABEL[section] ?? section}</h3>
-          <div class="scroll">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Change</th>
-                  <th scope="col">Name</th>
-                  <th scope="col">Field</th>
-                  <th scope="col">Before</th>
-                  <th scope="col">After</th>
-                </tr>
-              </thead>
-              <tbody>
-                {diff.changes
-                  .filter((x) => x.section === section)
-                  .map((x) => {
-                    const [mark, cls] = CHANGE_MARK[x.change];
-                    const fields = x.fields ?? [];
-                    const span = Math.max(1, fields.length);
-                    const head = (
-                      <>
-                        <td rowspan={span} class={cls} style="white-space:nowrap">
-                          {mark}
-                        </td>
-                        <td rowspan={span}>
-                          <code style="word-break:break-all">{x.name}</code>
-                        </td>
-                      </>
-                    );
-                    if (fields.length === 0) {
-                      return (
-                        <tr>
-                          {head}
-                          <td colspan={3} class="muted">
-                            {x.change === "added" ? "new entry" : x.change === "removed" ? "entry removed" : ""}
-                          </td>
-                        </tr>
-                      );
-                    }
-                    return fields.map((f, i) => (
-                      <tr>
-                        {i === 0 ? head : null}
-                        <td>
-                          <code>{f.path}</code>
-                        </td>
-                        <td>
-                          <code style="word-break:break-all">{shownValue(f.before)}</code>
-                        </td>
-                        <td>
-                          <code style="word-break:break-all">{shownValue(f.after)}</code>
-                        </td>
-                      </tr>
-                    ));
-                  })}
-              </tbody>
-            </table>
-          </div>
+          <DataTable columns={["Change", "Name", "Field", "Before", "After"]}>
+            {diff.changes
+              .filter((x) => x.section === section)
+              .map((x) => {
+                const [mark, cls] = CHANGE_MARK[x.change];
+                const fields = x.fields ?? [];
+                const span = Math.max(1, fields.length);
+                const head = (
+                  <>
+                    <td rowspan={span} class={cls} style="white-space:nowrap">
+                      {mark}
+                    </td>
+                    <td rowspan={span}>
+                      <code style="word-break:break-all">{x.name}</code>
+                    </td>
+                  </>
+                );
+                if (fields.length === 0) {
+                  return (
+                    <tr>
+                      {head}
+                      <td colspan={3} class="muted">
+                        {x.change === "added" ? "new entry" : x.change === "removed" ? "entry removed" : ""}
+                      </td>
+                    </tr>
+                  );
+                }
+                return fields.map((f, i) => (
+                  <tr>
+                    {i === 0 ? head : null}
+                    <td>
+                      <code>{f.path}</code>
+                    </td>
+                    <td>
+                      <code style="word-break:break-all">{shownValue(f.before)}</code>
+                    </td>
+                    <td>
+                      <code style="word-break:break-all">{shownValue(f.after)}</code>
+                    </td>
+                  </tr>
+                ));
+              })}
+          </DataTable>
         </section>
       ))}
     </div>

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { ConsoleApp } from "../console.js";
-import { Page } from "../layout.js";
+import { DataTable, Page } from "../layout.js";
 
 interface Stats {
   deployments: number;
@@ -71,28 +71,16 @@ export function registerOverviewPage(app: ConsoleApp): void {
         {s.pollers.length === 0 ? (
           <p class="muted">No Traefik node has polled this instance yet.</p>
         ) : (
-          <div class="scroll">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Node</th>
-                  <th scope="col">Last poll</th>
-                  <th scope="col">Polls</th>
-                  <th scope="col">Config</th>
-                </tr>
-              </thead>
-              <tbody>
-                {s.pollers.map((p) => (
-                  <tr>
-                    <td>{p.node}</td>
-                    <td>{ago(p.last_poll_at, s.timestamp)}</td>
-                    <td>{p.polls}</td>
-                    <td class={p.serving_current ? "ok" : "bad"}>{p.serving_current ? "current" : "behind"}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable columns={["Node", "Last poll", "Polls", "Config"]}>
+            {s.pollers.map((p) => (
+              <tr>
+                <td>{p.node}</td>
+                <td>{ago(p.last_poll_at, s.timestamp)}</td>
+                <td>{p.polls}</td>
+                <td class={p.serving_current ? "ok" : "bad"}>{p.serving_current ? "current" : "behind"}</td>
+              </tr>
+            ))}
+          </DataTable>
         )}
         <h2>Certificates expiring soon</h2>
         {s.certificates.expiring_soon.length === 0 ? (
