@@ -56,7 +56,8 @@ const CONNECTION_CODES = new Set([
 /**
  * True when the database could not be reached or did not answer in time (the request may succeed on retry):
  * connection errors and client deadlines, SQLSTATE class 08 (connection exception), 57014 (statement timeout),
- * 57P01-57P03 (shutdown, starting up), 53300 (too many connections), and a closed embedded PGlite.
+ * 57P01-57P03 (shutdown, starting up), 57P05 and 25P03 (a session ended by an idle timeout), 53300 (too many
+ * connections), and a closed embedded PGlite.
  */
 /**
  * postgres.js 3.4.x writes to a connection whose socket is already gone when the server closes it at the wrong
@@ -84,7 +85,15 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null | undefined;
   for (let depth = 0; e && depth < 5; depth++, e = e.cause as typeof e) {
     const code = typeof e.code === "string" ? e.code : "";
-    if (CONNECTION_CODES.has(code) || code.startsWith("08") || /^57(014|P0[123])$/.test(code) || code === "53300") {
+    // 25P03 / 57P05: the server ended a session that sat in a transaction (or idle) past its timeout, e.g. one whose
+    // client waited out a frozen server (each API write is one transaction): the write was not applied; retry.
+    if (
+      CONNECTION_CODES.has(code) ||
+      code.startsWith("08") ||
+      /^57(014|P0[1235])$/.test(code) ||
+      code === "53300" ||
+      code === "25P03"
+    ) {
       return true;
     }
     if (typeof e.message === "string" && /^PGlite is clos(ed|ing)$/.test(e.message)) {

@@ -20,6 +20,8 @@ describe("which database failures answer 503 DATABASE_UNAVAILABLE", () => {
     ["a statement timeout (57014)", pgError({ code: "57014" })],
     ["a connection exception (08006)", pgError({ code: "08006" })],
     ["too many connections (53300)", pgError({ code: "53300" })],
+    ["a session ended idle in its transaction (25P03)", pgError({ code: "25P03" })],
+    ["a session ended idle (57P05)", pgError({ code: "57P05" })],
     ["a closed PGlite", new Error("PGlite is closed")],
   ])("%s, also wrapped by drizzle", (_name, err) => {
     expect(isDatabaseUnavailable(err)).toBe(true);
