@@ -11,7 +11,7 @@ import { makeCert } from "../helpers/certs.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { massDelete, revisions, seedPlatform } from "../helpers/revisions.js";
 
-type Page = { items: EventJson[]; next_after: number | null };
+type Page = { items: EventJson[]; next_after: number | null; next_before: number | null };
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -51,6 +51,7 @@ describe.each(DRIVERS)("GET /api/v1/events on %s", (driver) => {
         },
       ],
       next_after: null,
+      next_before: null,
     });
     expect(last).toMatchObject({ to: "unhealthy", source: "report" });
     // A report that changes nothing (still unhealthy) records no event.
@@ -72,7 +73,13 @@ describe.each(DRIVERS)("GET /api/v1/events on %s", (driver) => {
     expect(first.items.map((e) => e.id)).toEqual(ids.slice(0, 2));
     expect(first.next_after).toBe(ids[1]);
     const second = await events(`?deployment_id=dep_pg&limit=2&after=${first.next_after}`);
-    expect(second).toEqual({ items: all.items.slice(2), next_after: null });
+    expect(second).toEqual({ items: all.items.slice(2), next_after: null, next_before: null });
+    // Newest first, paged backwards with `before`: the same events in the opposite order.
+    const newest = await events("?deployment_id=dep_pg&order=desc&limit=2");
+    expect(newest.items.map((e) => e.id)).toEqual([...ids].reverse().slice(0, 2));
+    expect(newest.next_before).toBe(ids[1]);
+    const older = await events(`?deployment_id=dep_pg&order=desc&limit=2&before=${newest.next_before}`);
+    expect(older).toEqual({ items: [all.items[0]], next_after: null, next_before: null });
     // `since` bounds by time.
     expect((await events("?deployment_id=dep_pg&since=2999-01-01T00:00:00Z")).items).toEqual([]);
     expect((await events("?deployment_id=dep_pg&since=2000-01-01T00:00:00Z")).items).toEqual(all.items);

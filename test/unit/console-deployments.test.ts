@@ -3,7 +3,7 @@ import { REDIRECT_TO_HTTP, REDIRECT_TO_HTTPS } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import type { HttpConfig } from "../../src/render/types.js";
 import { renderedFor } from "../../src/ui/pages/deployments.js";
-import { type EventJson, newestEvents } from "../../src/ui/pages/events.js";
+import { newestEvents } from "../../src/ui/pages/events.js";
 import { aReplica, aRoute, routed, settings } from "../fixtures/rows.js";
 
 describe("renderedFor: the part of the served config one deployment owns", () => {
@@ -69,53 +69,7 @@ describe("renderedFor: the part of the served config one deployment owns", () =>
   });
 });
 
-describe("newestEvents: the newest page over an oldest-first API", () => {
-  /** A fake GET /api/v1/events over ids with gaps (sequences skip on rollback), counting the calls. */
-  const fakeApi = (ids: number[]) => {
-    const events: EventJson[] = ids.map((id) => ({
-      id,
-      at: new Date(id * 1000).toISOString(),
-      type: id % 7 === 0 ? "guard.held" : "config.revision",
-      deployment_id: null,
-      subject: null,
-      data: {},
-    }));
-    const ui = {
-      calls: 0,
-      async api<T>(_method: string, path: string) {
-        ui.calls++;
-        const q = new URL(path, "http://x").searchParams;
-        const after = Number(q.get("after") ?? 0);
-        const limit = Number(q.get("limit") ?? 100);
-        const type = q.get("type");
-        const items = events.filter((e) => e.id > after && (!type || e.type === type)).slice(0, limit);
-        return { status: 200, body: { items, next_after: null } as T };
-      },
-    };
-    return ui;
-  };
-
-  it("finds the newest events, newest first, in a bounded number of reads", async () => {
-    const ids = Array.from({ length: 30_000 }, (_, i) => i * 3 + 5); // 5 … 89 002
-    const ui = fakeApi(ids);
-    const got = await newestEvents(ui, {}, 50);
-    expect(got.items.map((e) => e.id)).toEqual(ids.slice(-50).reverse());
-    expect(ui.calls).toBeLessThan(50);
-  });
-
-  it("applies the type filter, and copes with few or no events", async () => {
-    const ids = Array.from({ length: 3000 }, (_, i) => i + 1);
-    const held = await newestEvents(fakeApi(ids), { type: "guard.held" }, 50);
-    expect(held.items.map((e) => e.id)).toEqual(
-      ids
-        .filter((i) => i % 7 === 0)
-        .slice(-50)
-        .reverse(),
-    );
-    expect((await newestEvents(fakeApi([42]), {}, 50)).items.map((e) => e.id)).toEqual([42]);
-    expect((await newestEvents(fakeApi([]), {}, 50)).items).toEqual([]);
-  });
-
+describe("newestEvents: the newest page (GET /api/v1/events?order=desc)", () => {
   it("passes an API refusal on", async () => {
     const ui = {
       api: async <T>() => ({ status: 400, body: { code: "VALIDATION_FAILED" } as T }),

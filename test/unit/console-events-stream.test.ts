@@ -55,16 +55,22 @@ function setup(answer: (path: string) => Response | undefined = () => undefined)
 }
 
 describe("GET /ui/events/stream (the console's SSE proxy)", () => {
-  it("passes type, deployment_id and Last-Event-ID upstream as the session's token, and streams the events", async () => {
+  it("passes type, deployment_id, last_event_id and Last-Event-ID upstream as the session's token, and streams the events", async () => {
     const { app, calls, cookie } = setup();
-    const res = await app.request("/events/stream?deployment_id=dep_a&type=replica.health_changed&after=99&limit=5", {
-      headers: { cookie, "last-event-id": "41" },
-    });
+    const res = await app.request(
+      "/events/stream?deployment_id=dep_a&type=replica.health_changed&last_event_id=40&after=99&limit=5",
+      {
+        headers: { cookie, "last-event-id": "41" },
+      },
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
     expect(res.headers.get("cache-control")).toContain("no-cache");
     expect(calls).toHaveLength(1);
-    expect(calls[0]?.path).toBe("/api/v1/events/stream?type=replica.health_changed&deployment_id=dep_a");
+    // The page's mark (last_event_id) and a reconnect's header both go up: the API lets the header win.
+    expect(calls[0]?.path).toBe(
+      "/api/v1/events/stream?type=replica.health_changed&deployment_id=dep_a&last_event_id=40",
+    );
     expect(calls[0]?.headers).toEqual({ "last-event-id": "41", authorization: `Bearer ${TOKEN}` });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     let text = "";

@@ -36,6 +36,11 @@ const EventQuery = z.strictObject({
   deployment_id: DeploymentId.optional(),
   since: z.iso.datetime({ offset: true }).optional().meta({ description: "Events at or after this time (ISO 8601)" }),
   after: EventId.optional().meta({ description: "Events after this id (the previous page's next_after)" }),
+  before: EventId.optional().meta({ description: "Events before this id (the previous page's next_before)" }),
+  order: z
+    .enum(["asc", "desc"])
+    .default("asc")
+    .meta({ description: "`asc`: oldest first (page with `after`); `desc`: newest first (page with `before`)" }),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -45,6 +50,10 @@ const EventPage = z.object({
     .number()
     .nullable()
     .meta({ description: "Pass as `after` for the next page; null: no more events now (poll with the last id)." }),
+  next_before: z
+    .number()
+    .nullable()
+    .meta({ description: "With order=desc: pass as `before` for the next (older) page; null: no older events." }),
 });
 
 const StreamQuery = z.strictObject({
@@ -59,7 +68,7 @@ const list = createRoute({
   method: "get",
   path: "/",
   operationId: "listEvents",
-  summary: "Events, oldest first (paged with ?after=)",
+  summary: "Events, oldest first (paged with ?after=), or newest first with ?order=desc (paged with ?before=)",
   security: READ,
   request: { query: EventQuery },
   responses: { 200: json(EventPage, "A page of events"), ...problems(400, 401) },
@@ -119,11 +128,19 @@ export function eventsApi(deps: Deps, visibleTo: EventVisibility = everything) {
         deploymentId: q.deployment_id,
         since: q.since === undefined ? undefined : new Date(q.since),
         after: q.after,
+        before: q.before,
+        newestFirst: q.order === "desc",
         limit: q.limit,
       });
       const full = rows.length === q.limit;
       const items = rows.filter((r) => visible(r.deploymentId)).map(eventJson);
-      return c.json({ items, next_after: full ? Number(rows.at(-1)?.id) : null }, 200);
+      const cursor = full ? Number(rows.at(-1)?.id) : null;
+      return c.json(
+        q.order === "desc"
+          ? { items, next_after: null, next_before: cursor }
+          : { items, next_after: cursor, next_before: null },
+        200,
+      );
     })
     .openapi(stream, async (c) => {
       const q = c.req.valid("query");

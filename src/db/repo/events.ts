@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, gte, inArray, max, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, lt, max, sql } from "drizzle-orm";
 import { type EventRow, events } from "../../../schema/tables.js";
 import { type Db, rowsOf } from "../client.js";
 
@@ -131,20 +131,30 @@ export interface EventQuery {
   deploymentId?: string | undefined;
   /** Only events at or after this time. */
   since?: Date | undefined;
-  /** Only events with a greater id (the cursor). */
+  /** Only events with a greater id (the cursor, oldest first). */
   after?: number | undefined;
+  /** Only events with a smaller id (the cursor, newest first). */
+  before?: number | undefined;
+  /** Newest first instead of oldest first. */
+  newestFirst?: boolean | undefined;
   limit: number;
 }
 
-/** Events oldest first (by id), filtered; `limit` rows at most. */
+/** Events oldest (or newest) first by id, filtered; `limit` rows at most. */
 export async function listEvents(db: Db, q: EventQuery): Promise<EventRow[]> {
   const where = and(
     q.after === undefined ? undefined : gt(events.id, q.after),
+    q.before === undefined ? undefined : lt(events.id, q.before),
     q.since === undefined ? undefined : gte(events.at, q.since),
     q.types && q.types.length > 0 ? inArray(events.type, [...q.types]) : undefined,
     q.deploymentId === undefined ? undefined : eq(events.deploymentId, q.deploymentId),
   );
-  return db.select().from(events).where(where).orderBy(asc(events.id)).limit(q.limit);
+  return db
+    .select()
+    .from(events)
+    .where(where)
+    .orderBy(q.newestFirst ? desc(events.id) : asc(events.id))
+    .limit(q.limit);
 }
 
 /** The newest event id (0 when there is none): a new stream or webhook starts after it. */

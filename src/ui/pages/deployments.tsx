@@ -5,6 +5,7 @@ import { routeName } from "../../render/names.js";
 import type { HttpConfig, Router, TraefikDocument } from "../../render/types.js";
 import type { ConsoleApp, ConsoleEnv } from "../console.js";
 import { DataTable, Health, Page } from "../layout.js";
+import { newestEvents } from "./events.js";
 import { Placed, ProblemNotice, problemOf } from "./problem.js";
 
 // Deployments: a searchable, keyset-paged list (the API's ?q= and ?after=), and one deployment with its routes,
@@ -241,6 +242,9 @@ async function deploymentPage(c: Context<ConsoleEnv>) {
   if (dep.status === 404 || dep.status === 400) {
     return c.html(<NotFoundPage c={c} id={id} />, 404);
   }
+  // The newest event before anything is read: the page's stream replays what happens from here on, so a replica
+  // that changes while the page is rendered still shows.
+  const mark = (await newestEvents(ui, {}, 1)).items[0]?.id ?? 0;
   const [routing, middlewares, health, locations, served] = await Promise.all([
     ui.api<{ domains: RouteJson[] }>("GET", `${base}/routing`),
     ui.api<MiddlewaresJson>("GET", `${base}/middlewares`),
@@ -264,7 +268,11 @@ async function deploymentPage(c: Context<ConsoleEnv>) {
   const shown = rendered ? (redactConfig({ http: rendered } as TraefikDocument) as { http?: unknown }) : undefined;
   const routerOf = (r: RouteJson): Router | undefined => rendered?.routers?.[routeName({ id: r.id, deploymentId: id })];
   const d = dep.body;
-  const stream = `/ui/events/stream?${new URLSearchParams({ deployment_id: id, type: "replica.health_changed" })}`;
+  const stream = `/ui/events/stream?${new URLSearchParams({
+    deployment_id: id,
+    type: "replica.health_changed",
+    last_event_id: String(mark),
+  })}`;
   return c.html(
     <Page title={d.name} path={c.req.path} caller={ui.caller} csrf={ui.csrf} script={LIVE_HEALTH_SCRIPT}>
       <p class="muted" style="margin:0">

@@ -9,10 +9,6 @@ import { Placed, ProblemNotice, problemOf } from "./problem.js";
 // carries the session cookie, the API wants the token: the proxy calls the API stream as the session).
 
 const SHOWN = 50;
-/** The widest id window read at once when looking back for the newest events (the API's page limit). */
-const WINDOW = 1000;
-/** How far back a rare filter is looked for: MAX_WINDOWS × WINDOW ids. */
-const MAX_WINDOWS = 20;
 
 export interface EventJson {
   id: number;
@@ -39,64 +35,14 @@ const eventsPath = (f: EventFilter, extra: Record<string, string>) => {
   return `/api/v1/events?${q}`;
 };
 
-/**
- * The newest `n` events matching `filter`, newest first. GET /api/v1/events lists oldest first from `after`; until
- * it can list newest first, the newest matching id is found by bisecting `after` (limit=1 probes: about
- * 2·log2(newest id) cheap indexed reads), then windows of at most WINDOW ids before it are read, newest window first:
- * a window (a, b] read with `after=a&limit=b-a` always holds all its events.
- */
+/** The newest `n` events matching `filter`, newest first (GET /api/v1/events?order=desc). */
 export async function newestEvents(
   ui: Pick<Console, "api">,
   filter: EventFilter,
   n: number,
 ): Promise<{ status: number; body: unknown; items: EventJson[] }> {
-  const probe = async (after: number) => {
-    const r = await ui.api<{ items: EventJson[] }>("GET", eventsPath(filter, { after: String(after), limit: "1" }));
-    if (r.status !== 200) {
-      throw Object.assign(new Error("events refused"), { reply: r });
-    }
-    return r.body.items[0]?.id;
-  };
-  try {
-    const first = await probe(0);
-    if (first === undefined) {
-      return { status: 200, body: undefined, items: [] };
-    }
-    // Grow past the newest id, then bisect: an event newer than `lo` exists, none newer than `hi`.
-    let lo = first - 1;
-    let hi = first;
-    for (let step = 1024; (await probe(hi)) !== undefined; step *= 2) {
-      lo = hi;
-      hi += step;
-    }
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if ((await probe(mid)) === undefined) {
-        hi = mid;
-      } else {
-        lo = mid;
-      }
-    }
-    const items: EventJson[] = [];
-    for (let top = hi, w = 0; top > 0 && items.length < n && w < MAX_WINDOWS; top -= WINDOW, w++) {
-      const from = Math.max(0, top - WINDOW);
-      const r = await ui.api<{ items: EventJson[] }>(
-        "GET",
-        eventsPath(filter, { after: String(from), limit: String(top - from) }),
-      );
-      if (r.status !== 200) {
-        return { status: r.status, body: r.body, items: [] };
-      }
-      items.push(...r.body.items.filter((e) => e.id <= top).reverse());
-    }
-    return { status: 200, body: undefined, items: items.slice(0, n) };
-  } catch (err) {
-    const reply = (err as { reply?: { status: number; body: unknown } }).reply;
-    if (reply) {
-      return { ...reply, items: [] };
-    }
-    throw err;
-  }
+  const r = await ui.api<{ items: EventJson[] }>("GET", eventsPath(filter, { order: "desc", limit: String(n) }));
+  return r.status === 200 ? { status: 200, body: undefined, items: r.body.items } : { ...r, items: [] };
 }
 
 /** A line about an event's data, in words where the type is known. */
@@ -123,14 +69,15 @@ export function registerEventPages(app: ConsoleApp): void {
 }
 
 /**
- * Passes the API's event stream through as the session: only `type`, `deployment_id` and the client's
- * Last-Event-ID go upstream (the API validates them); a client that goes away cancels the upstream reader, which
+ * Passes the API's event stream through as the session: only `type`, `deployment_id`, `last_event_id` and the
+ * client's Last-Event-ID go upstream (the API validates them); a client that goes away cancels the upstream reader, which
  * ends the API's pump.
  */
 async function streamProxy(c: Context<ConsoleEnv>) {
   const ui = c.get("console");
   const q = new URLSearchParams();
-  for (const key of ["type", "deployment_id"] as const) {
+  // last_event_id: where the page was rendered; a reconnect's Last-Event-ID header (the newer one) wins upstream.
+  for (const key of ["type", "deployment_id", "last_event_id"] as const) {
     const v = c.req.query(key);
     if (v !== undefined && v !== "") {
       q.set(key, v);
