@@ -134,7 +134,12 @@ export function createApp(plainDeps: Deps): OpenAPIHono<AppEnv> {
   app.route("/traefik", traefikApi(deps, auth));
   app.route(
     "/ui",
-    consoleApp({ auth, certKey: deps.certKey, clock, request: async (path, init) => app.request(path, init) }),
+    consoleApp({
+      auth,
+      certKey: deps.certKey,
+      clock,
+      request: async (path, init, env) => app.request(path, init, env as never),
+    }),
   );
 
   const api = contracts();

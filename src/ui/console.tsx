@@ -45,7 +45,7 @@ export interface ConsoleDeps {
   certKey: Buffer;
   clock: Clock;
   /** The service's own app (in-process requests, no socket). */
-  request(path: string, init: RequestInit): Promise<Response>;
+  request(path: string, init: RequestInit, env?: unknown): Promise<Response>;
 }
 
 const isHttps = (url: string, forwardedProto: string | undefined) =>
@@ -104,11 +104,22 @@ export function consoleApp(deps: ConsoleDeps): ConsoleApp {
         );
       }
     }
+    // The API sees the browser's connection (c.env: the client address in audit rows) and this request's id (one
+    // id ties the page and the API calls it made together in the logs).
+    const requestId = (c.get as (key: string) => unknown)("requestId");
     const fetchAs = (path: string, init: RequestInit = {}) =>
-      deps.request(path, {
-        ...init,
-        headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` },
-      });
+      deps.request(
+        path,
+        {
+          ...init,
+          headers: {
+            ...(init.headers as Record<string, string>),
+            authorization: `Bearer ${token}`,
+            ...(typeof requestId === "string" ? { "x-request-id": requestId } : {}),
+          },
+        },
+        c.env,
+      );
     c.set("console", {
       caller,
       csrf,

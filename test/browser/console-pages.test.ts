@@ -203,6 +203,15 @@ describe.skipIf(noChromium !== undefined)("the console's resolve, certificates, 
     await admin.waitForURL(/\/ui\/deployments\/dep_shop$/, WAIT);
     const after = await srv.api.get<{ domains: { domain: string }[] }>("/api/v1/deployments/dep_shop/routing");
     expect(after.body.domains.map((d) => d.domain)).toContain("shop.example.org");
+    // Applied through the API as the logged-in token, from the browser's address: the audit log says so.
+    const audit = await srv.api.get<{ items: { operation: string; token_name: string; client_address: string }[] }>(
+      "/api/v1/audit?deployment_id=dep_shop&limit=500",
+    );
+    expect(audit.body.items.at(-1)).toMatchObject({
+      operation: "POST /api/v1/deployments/{id}/domains",
+      token_name: "ADMIN_TOKEN",
+      client_address: expect.stringMatching(/^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)$/),
+    });
 
     // A refused change: the API's message next to the field.
     await admin.goto(`${srv.url}/ui/preview?kind=domain&deployment=dep_api`);
