@@ -4,22 +4,8 @@ import type { DbHandle } from "../db/client.js";
 import { type DeploymentForAudit, insertAudit, loadDeploymentForAudit } from "../db/repo/audit.js";
 import { withRequestTx } from "../db/request-tx.js";
 import type { AppEnv } from "./deps.js";
+import type { AuditNote, FieldChange } from "./identity.js";
 import { deploymentIdOf, endpointOf } from "./scopes.js";
-
-/** A field a write changed, as the audit log shows it (secrets as "<redacted>"). */
-export interface FieldChange {
-  field: string;
-  before: unknown;
-  after: unknown;
-}
-
-/** What a handler says about its write (the middleware fills in who, when, where from). */
-export interface AuditNote {
-  resourceType: string;
-  resourceId?: string | null;
-  deploymentId?: string | null;
-  changes?: FieldChange[];
-}
 
 export const REDACTED = "<redacted>";
 

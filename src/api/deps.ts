@@ -10,8 +10,7 @@ import type { Metrics } from "../lib/metrics.js";
 import type { ConfigCache } from "../provider/config-cache.js";
 import type { PollTracker } from "../provider/pollers.js";
 import type { RenderSettings } from "../render/types.js";
-import type { AuditNote } from "./audit.js";
-import type { Caller } from "./scopes.js";
+import type { AuditNote, Caller } from "./identity.js";
 
 /** What the HTTP app needs from the rest of the house; built once by the wiring, passed to createApp. */
 export interface Deps {

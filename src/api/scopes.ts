@@ -10,23 +10,8 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import { bearerOf } from "./auth.js";
 import type { AppEnv } from "./deps.js";
+import type { Caller, Restriction } from "./identity.js";
 import { HttpProblem, problem } from "./problem.js";
-
-/** The authenticated token behind an /api/v1 request. */
-export interface Caller {
-  /** `tok_…`, or `env:admin` / `env:provider` for a token from the environment. */
-  tokenId: string;
-  /** The token's name (ADMIN_TOKEN / PROVIDER_TOKEN for the environment's). */
-  tokenName: string;
-  scopes: ReadonlySet<TokenScope>;
-  /** Deployment ids the token is limited to; undefined: every deployment. */
-  restriction?: Restriction;
-}
-
-export interface Restriction {
-  ids: readonly string[] | null;
-  prefix: string | null;
-}
 
 /** What a scope grants besides itself: admin everything, write and certificates also read. */
 const IMPLIES: Record<TokenScope, readonly TokenScope[]> = {

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import type { Authenticator, Caller } from "../api/scopes.js";
+import type { Authenticator } from "../api/scopes.js";
 import type { Clock } from "../lib/clock.js";
 import { Page } from "./layout.js";
 import { registerCertificatePages } from "./pages/certificates.js";
@@ -9,6 +9,7 @@ import { registerDeploymentPages } from "./pages/deployments.js";
 import { registerEventPages } from "./pages/events.js";
 import { registerHistoryPages } from "./pages/history.js";
 import { registerOverviewPage } from "./pages/overview.js";
+import { registerPreviewPages } from "./pages/preview.js";
 import { registerResolvePage } from "./pages/resolve.js";
 import {
   csrfMatches,
@@ -19,26 +20,7 @@ import {
   sealSession,
   sessionKeys,
 } from "./session.js";
-
-/** An answer of the API, as the console reads it. */
-export interface ApiReply<T> {
-  status: number;
-  body: T;
-}
-
-/** What every console page gets: who is logged in, the CSRF token for its forms, and the API as that token. */
-export interface Console {
-  caller: Caller;
-  csrf: string;
-  /** Calls the service's own /api/v1 with the session's token: the same endpoints, scopes and audit as curl. */
-  api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<ApiReply<T>>;
-  /** The raw response (streams, non-JSON bodies). */
-  fetch(path: string, init?: RequestInit): Promise<Response>;
-  can(scope: "write" | "certificates" | "admin"): boolean;
-}
-
-export type ConsoleEnv = { Variables: { console: Console } };
-export type ConsoleApp = Hono<ConsoleEnv>;
+import type { ConsoleApp, ConsoleEnv } from "./types.js";
 
 export interface ConsoleDeps {
   auth: Authenticator;
@@ -149,6 +131,7 @@ export function consoleApp(deps: ConsoleDeps): ConsoleApp {
   registerResolvePage(app);
   registerCertificatePages(app);
   registerHistoryPages(app);
+  registerPreviewPages(app);
   registerEventPages(app);
   return app;
 }

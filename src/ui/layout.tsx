@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
-import type { Caller } from "../api/scopes.js";
+import type { Caller } from "../api/identity.js";
 
 // The console's page shell: one small stylesheet, no script but the page's own (progressive enhancement), no CDN.
 

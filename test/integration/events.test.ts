@@ -59,6 +59,27 @@ describe.each(DRIVERS)("GET /api/v1/events on %s", (driver) => {
     expect((await events("?type=replica.health_changed&deployment_id=dep_ev")).items).toHaveLength(1);
   });
 
+  it("records a replica that moved to a new address as starting over (unknown), in its history and as an event", async () => {
+    await srv.seedDeployment("dep_mv", { domain: "mv.example.com", target_port: 8080 });
+    await srv.seedLocation("dep_mv", "loc_mv", { address: "10.22.0.1" });
+    await report("dep_mv", "loc_mv", "refused");
+    // A heartbeat at the same address changes no health: no event.
+    await srv.seedLocation("dep_mv", "loc_mv", { address: "10.22.0.1", cpu_usage: 12 });
+    expect((await events("?deployment_id=dep_mv")).items.map((e) => e.data.to)).toEqual(["unhealthy"]);
+    await srv.seedLocation("dep_mv", "loc_mv", { address: "10.22.0.2", port: 9000 });
+    const moved = (await events("?deployment_id=dep_mv")).items.at(-1);
+    expect(moved).toMatchObject({
+      type: "replica.health_changed",
+      subject: "loc_mv",
+      data: { from: "unhealthy", to: "unknown", source: "registration" },
+    });
+    expect(String(moved?.data.reason)).toContain("10.22.0.2:9000");
+    const history = await api.get<{ items: { to: string; source: string }[] }>(
+      "/api/v1/deployments/dep_mv/locations/loc_mv/events",
+    );
+    expect(history.body.items.map((h) => [h.to, h.source])).toContainEqual(["unknown", "registration"]);
+  });
+
   it("pages oldest first: next_after continues where a full page stopped", async () => {
     await srv.seedDeployment("dep_pg", { domain: "pg.example.com", target_port: 8080 });
     for (const n of [1, 2, 3]) {

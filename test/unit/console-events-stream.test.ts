@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { Caller } from "../../src/api/scopes.js";
+import type { Caller } from "../../src/api/identity.js";
 import { systemClock } from "../../src/lib/clock.js";
 import { consoleApp } from "../../src/ui/console.js";
 import { SESSION_COOKIE, sealSession, sessionKeys } from "../../src/ui/session.js";

@@ -1,5 +1,5 @@
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
-import type { HealthMode, Protocol } from "../../../schema/enums.js";
+import type { Health, HealthMode, Protocol } from "../../../schema/enums.js";
 import { deploymentLocations, deployments, type HealthEventRow, locationHealthEvents } from "../../../schema/tables.js";
 import {
   foldObservations,
@@ -137,28 +137,7 @@ export async function recordObservations(
     if (released.length > 0) {
       await tx.update(t).set({ probeLeaseUntil: null, probeLeaseOwner: null }).where(inArray(t.id, released));
     }
-    if (events.length > 0) {
-      await tx.insert(locationHealthEvents).values(
-        events.map((e) => ({
-          locationId: e.locationId,
-          deploymentId: e.deploymentId,
-          fromStatus: e.from,
-          toStatus: e.to,
-          at: e.at,
-          reason: e.reason.slice(0, 500),
-          source: e.source,
-        })),
-      );
-      await recordEvents(
-        t2,
-        events.map((e) => ({
-          type: "replica.health_changed" as const,
-          deploymentId: e.deploymentId,
-          subject: e.locationId,
-          data: { from: e.from, to: e.to, reason: e.reason.slice(0, 500), source: e.source },
-        })),
-      );
-    }
+    await recordHealthTransitions(t2, events);
     return transitions;
   });
 }
@@ -284,4 +263,44 @@ export async function setHealthSettings(db: Db, deploymentId: string, s: HealthS
     throw new NotFound("deployment", deploymentId);
   }
   return row;
+}
+
+export interface HealthTransition {
+  locationId: string;
+  deploymentId: string;
+  from: Health;
+  to: Health;
+  at: Date;
+  reason: string;
+  source: "probe" | "report" | "registration";
+}
+
+/**
+ * Writes health transitions to the replica's history and as `replica.health_changed` events; call it in the
+ * transaction that changed the health.
+ */
+export async function recordHealthTransitions(db: Db, transitions: readonly HealthTransition[]): Promise<void> {
+  if (transitions.length === 0) {
+    return;
+  }
+  await db.insert(locationHealthEvents).values(
+    transitions.map((e) => ({
+      locationId: e.locationId,
+      deploymentId: e.deploymentId,
+      fromStatus: e.from,
+      toStatus: e.to,
+      at: e.at,
+      reason: e.reason.slice(0, 500),
+      source: e.source,
+    })),
+  );
+  await recordEvents(
+    db,
+    transitions.map((e) => ({
+      type: "replica.health_changed" as const,
+      deploymentId: e.deploymentId,
+      subject: e.locationId,
+      data: { from: e.from, to: e.to, reason: e.reason.slice(0, 500), source: e.source },
+    })),
+  );
 }

@@ -3,6 +3,7 @@ import type { ReplicaStatus } from "../../../schema/enums.js";
 import { deploymentLocations, type LocationRow } from "../../../schema/tables.js";
 import type { Db } from "../client.js";
 import { Conflict, isForeignKeyViolation, NotFound } from "../errors.js";
+import { recordHealthTransitions } from "./health.js";
 
 export interface LocationInput {
   nodeId?: string | undefined;
@@ -96,6 +97,20 @@ export async function upsertLocation(
       throw new Conflict(`Location ${id} belongs to another deployment.`, "LOCATION_CONFLICT", { location_id: id });
     }
     const row = await getLocation(db, deploymentId, id);
+    // A replica that moved starts over as unknown: its history and the event stream say so.
+    if (before && before.healthStatus !== row.healthStatus) {
+      await recordHealthTransitions(db, [
+        {
+          locationId: id,
+          deploymentId,
+          from: before.healthStatus,
+          to: row.healthStatus,
+          at: now,
+          reason: `moved from ${before.address}:${before.port ?? "route port"} to ${row.address}:${row.port ?? "route port"}`,
+          source: "registration",
+        },
+      ]);
+    }
     // Only what the renderer reads can change the config; a CPU reading alone never does.
     const routingChanged =
       !before ||

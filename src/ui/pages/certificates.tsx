@@ -1,8 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ConsoleApp, ConsoleEnv } from "../console.js";
 import { Csrf, DataTable, Page } from "../layout.js";
+import type { ConsoleApp, ConsoleEnv } from "../types.js";
 import { FieldError, invalidAttrs, Placed, ProblemNotice, problemOf, statusOf } from "./problem.js";
 
 interface Certificate {

@@ -3,8 +3,8 @@ import type { Context } from "hono";
 import { redactConfig } from "../../render/config-diff.js";
 import { routeName } from "../../render/names.js";
 import type { HttpConfig, Router, TraefikDocument } from "../../render/types.js";
-import type { ConsoleApp, ConsoleEnv } from "../console.js";
 import { DataTable, Health, Page } from "../layout.js";
+import type { ConsoleApp, ConsoleEnv } from "../types.js";
 import { newestEvents } from "./events.js";
 import { Placed, ProblemNotice, problemOf } from "./problem.js";
 

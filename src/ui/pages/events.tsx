@@ -1,8 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import type { Context } from "hono";
 import { EVENT_TYPES } from "../../db/repo/events.js";
-import type { Console, ConsoleApp, ConsoleEnv } from "../console.js";
 import { DataTable, Page } from "../layout.js";
+import type { Console, ConsoleApp, ConsoleEnv } from "../types.js";
 import { Placed, ProblemNotice, problemOf } from "./problem.js";
 
 // Events: the newest events in a table, new ones added live; and the console's SSE proxy (the page's EventSource

@@ -1,9 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ConsoleApp, ConsoleEnv } from "../console.js";
 import { Csrf, DataTable, Page } from "../layout.js";
-import { registerPreviewPages } from "./preview.js";
+import type { ConsoleApp, ConsoleEnv } from "../types.js";
 import { FieldError, invalidAttrs, Placed, ProblemNotice, problemOf, statusOf } from "./problem.js";
 
 interface Summary {
@@ -165,8 +164,6 @@ export function registerHistoryPages(app: ConsoleApp): void {
       rev ? 200 : 404,
     );
   });
-
-  registerPreviewPages(app);
 }
 
 async function renderHistory(c: Context<ConsoleEnv>, state: HistoryState, status: ContentfulStatusCode = 200) {

@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
-import type { ConsoleApp } from "../console.js";
+
 import { DataTable, Page } from "../layout.js";
+import type { ConsoleApp } from "../types.js";
 
 interface Stats {
   deployments: number;

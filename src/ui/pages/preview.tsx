@@ -1,8 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ConsoleApp, ConsoleEnv } from "../console.js";
 import { Csrf, Page } from "../layout.js";
+import type { ConsoleApp, ConsoleEnv } from "../types.js";
 import { type ConfigDiff, DiffView } from "./history.js";
 import {
   defaultFieldOf,

@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
-import type { ConsoleApp } from "../console.js";
+
 import { Page } from "../layout.js";
+import type { ConsoleApp } from "../types.js";
 import { FieldError, invalidAttrs, Placed, ProblemNotice, problemOf } from "./problem.js";
 
 interface Candidate {
