@@ -116,16 +116,24 @@ export function Health({ status }: { status: string }) {
  */
 export function DataTable({
   columns,
+  caption,
   bodyId,
   children,
 }: {
   columns: (string | false | null | undefined)[];
+  /** Says what the rows are (shown above the table, read first by screen readers). */
+  caption?: Child;
   bodyId?: string;
   children?: Child;
 }) {
   return (
     <div class="scroll">
       <table>
+        {caption ? (
+          <caption class="muted" style="text-align:left">
+            {caption}
+          </caption>
+        ) : null}
         <thead>
           <tr>
             {columns

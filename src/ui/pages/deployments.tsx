@@ -176,36 +176,29 @@ async function listPage(c: Context<ConsoleEnv>) {
         </p>
       ) : null}
       {items.length > 0 ? (
-        <div class="scroll">
-          <table>
-            <caption class="muted" style="text-align:left">
+        <DataTable
+          columns={["Id", "Name", "Created"]}
+          caption={
+            <>
               {q !== "" ? `Deployments whose id or name contains “${q}”` : "All deployments"}, by id
               {after ? `, after ${after}` : ""}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Id</th>
-                <th scope="col">Name</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((d) => (
-                <tr>
-                  <td>
-                    <a href={deploymentHref(d.id)}>
-                      <code>{d.id}</code>
-                    </a>
-                  </td>
-                  <td>{d.name}</td>
-                  <td>
-                    <Time iso={d.created_at} />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+            </>
+          }
+        >
+          {items.map((d) => (
+            <tr>
+              <td>
+                <a href={deploymentHref(d.id)}>
+                  <code>{d.id}</code>
+                </a>
+              </td>
+              <td>{d.name}</td>
+              <td>
+                <Time iso={d.created_at} />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       ) : null}
       <nav class="pager" aria-label="Pages">
         {after ? <a href={link(null)}>First page</a> : null}

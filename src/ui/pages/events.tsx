@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import type { Context } from "hono";
 import { EVENT_TYPES } from "../../db/repo/events.js";
+import type { EventJson } from "../../events/view.js";
 import { DataTable, Page } from "../layout.js";
 import type { Console, ConsoleApp, ConsoleEnv } from "../types.js";
 import { Placed, ProblemNotice, problemOf } from "./problem.js";
@@ -10,14 +11,7 @@ import { Placed, ProblemNotice, problemOf } from "./problem.js";
 
 const SHOWN = 50;
 
-export interface EventJson {
-  id: number;
-  at: string;
-  type: string;
-  deployment_id: string | null;
-  subject: string | null;
-  data: Record<string, unknown>;
-}
+export type { EventJson };
 
 interface EventFilter {
   type?: string | undefined;

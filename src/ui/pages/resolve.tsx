@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 
-import { Page } from "../layout.js";
+import { DataTable, Page } from "../layout.js";
 import type { ConsoleApp } from "../types.js";
 import { FieldError, invalidAttrs, Placed, ProblemNotice, problemOf } from "./problem.js";
 
@@ -210,40 +210,27 @@ function Answer({ r }: { r: Resolution }) {
       {r.candidates.length === 0 ? (
         <p class="muted">No route's host and path prefix match this request.</p>
       ) : (
-        <div class="scroll">
-          <table>
-            <caption class="muted" style="text-align:left">
-              Every route whose host and path prefix match, highest priority first.
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Route</th>
-                <th scope="col">Deployment</th>
-                <th scope="col">Priority</th>
-                <th scope="col">TLS</th>
-                <th scope="col">Why</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.candidates.map((x) => (
-                <tr>
-                  <td>
-                    <code>
-                      {x.domain}
-                      {x.path_prefix}
-                    </code>
-                  </td>
-                  <td>
-                    <a href={deploymentHref(x.deployment_id)}>{x.deployment_id}</a>
-                  </td>
-                  <td>{x.priority}</td>
-                  <td>{x.ssl_enabled ? "https" : "http only"}</td>
-                  <td class={x.route_id === r.route_id ? "ok" : ""}>{whyLost(x, winner)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          columns={["Route", "Deployment", "Priority", "TLS", "Why"]}
+          caption="Every route whose host and path prefix match, highest priority first."
+        >
+          {r.candidates.map((x) => (
+            <tr>
+              <td>
+                <code>
+                  {x.domain}
+                  {x.path_prefix}
+                </code>
+              </td>
+              <td>
+                <a href={deploymentHref(x.deployment_id)}>{x.deployment_id}</a>
+              </td>
+              <td>{x.priority}</td>
+              <td>{x.ssl_enabled ? "https" : "http only"}</td>
+              <td class={x.route_id === r.route_id ? "ok" : ""}>{whyLost(x, winner)}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );
