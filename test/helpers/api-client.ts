@@ -120,6 +120,15 @@ export class ApiClient {
     return { config: reply.body as unknown as DynamicConfig, reply };
   }
 
+  /**
+   * Whether the served config has a router with this rule; until a change reaches the instance, a config with
+   * nothing routed yet (`{}`) is a plain "not yet", so this can be polled with waitFor.
+   */
+  async routes(rule: string): Promise<boolean> {
+    const doc = await this.traefikDocument();
+    return Object.values(doc.http?.routers ?? {}).some((r) => r.rule === rule);
+  }
+
   /** Like traefikConfig, when the document may be `{}` (nothing left to route: Traefik applies it). */
   async traefikDocument(): Promise<TraefikDocument> {
     const reply = await this.get("/traefik/config", { token: PROVIDER_TOKEN });
