@@ -144,10 +144,22 @@ export const deploymentLocations = pgTable(
     probeLeaseUntil: timestamp("probe_lease_until", { withTimezone: true }),
     probeLeaseOwner: text("probe_lease_owner"),
     lastFailureReportAt: timestamp("last_failure_report_at", { withTimezone: true }),
+    /** Traffic-split pool (`stable`, `canary`, `v2`, …): without a split only `stable` replicas get traffic. */
+    track: text("track").notNull().default("stable"),
+    /** Geographic region (`eu`, `us-east`, …) for geo routing; null = none. */
+    region: text("region"),
+    /** Draining: no new requests from this instant; null = not draining. */
+    drainStartedAt: timestamp("drain_started_at", { withTimezone: true }),
+    /** End of the drain period: after it the replica counts as removed (the orchestrator may stop it). */
+    drainUntil: timestamp("drain_until", { withTimezone: true }),
+    /** When the "drained" event was written (once per drain). */
+    drainedAt: timestamp("drained_at", { withTimezone: true }),
     ...timestamps,
   },
   (t) => [
     index("deployment_locations_deployment_idx").on(t.deploymentId),
+    check("deployment_locations_track_ck", sql`${t.track} ~ '^[a-z0-9][a-z0-9-]{0,31}$'`),
+    check("deployment_locations_region_ck", sql`${t.region} is null or ${t.region} ~ '^[a-z0-9][a-z0-9-]{0,31}$'`),
     index("deployment_locations_due_idx").on(t.nextProbeAt),
     check("deployment_locations_port_ck", sql`${t.port} is null or ${t.port} between 1 and 65535`),
     check("deployment_locations_health_ck", sql`${t.healthStatus} in (${inList(HEALTH)})`),
@@ -199,6 +211,44 @@ export const deploymentMiddlewares = pgTable("deployment_middlewares", {
   config: jsonb("config").$type<Record<string, unknown>>().notNull(),
   ...timestamps,
 });
+
+/**
+ * Per-deployment traffic management (unvalidated JSON, as stored by the API; render validates it again):
+ * `split` (canary/A-B weights, request rules, mirror), `geo` (country → region routing), `resilience` (retry,
+ * circuit breaker, in-flight limit, timeouts, passive health). Null = not configured.
+ */
+export const deploymentTraffic = pgTable("deployment_traffic", {
+  deploymentId: text("deployment_id")
+    .primaryKey()
+    .references(() => deployments.id, { onDelete: "cascade" }),
+  split: jsonb("split").$type<Record<string, unknown>>(),
+  geo: jsonb("geo").$type<Record<string, unknown>>(),
+  resilience: jsonb("resilience").$type<Record<string, unknown>>(),
+  ...timestamps,
+});
+
+/** A progressive rollout of one track (src/rollout/): its schedule, state and history; leased to one instance. */
+export const deploymentRollouts = pgTable(
+  "deployment_rollouts",
+  {
+    deploymentId: text("deployment_id")
+      .primaryKey()
+      .references(() => deployments.id, { onDelete: "cascade" }),
+    track: text("track").notNull(),
+    steps: jsonb("steps").$type<number[]>().notNull(),
+    intervalSeconds: integer("interval_seconds").notNull(),
+    abortWhen: jsonb("abort_when").$type<Record<string, unknown>>().notNull(),
+    /** running | paused | aborted | promoted */
+    state: text("state").notNull(),
+    stepIndex: integer("step_index").notNull().default(0),
+    nextStepAt: timestamp("next_step_at", { withTimezone: true }),
+    history: jsonb("history").$type<Record<string, unknown>[]>().notNull(),
+    leaseOwner: text("lease_owner"),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    ...timestamps,
+  },
+  (t) => [index("deployment_rollouts_due_idx").on(t.nextStepAt)],
+);
 
 /** Raw bytes (`bytea`): a revision's gzipped config. */
 const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
@@ -383,3 +433,5 @@ export type AuditRow = typeof auditLog.$inferSelect;
 export type EventRow = typeof events.$inferSelect;
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type TrafficRow = typeof deploymentTraffic.$inferSelect;
+export type RolloutRow = typeof deploymentRollouts.$inferSelect;

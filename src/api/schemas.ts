@@ -2,7 +2,9 @@ import { domainToASCII } from "node:url";
 import { z } from "zod";
 import { HEALTH, HEALTH_MODES, LB_ALGOS, PROTOCOLS, REPLICA_STATUS } from "../../schema/enums.js";
 import { EXPECTED_STATUS_RE } from "../health/state.js";
+import { RegionName } from "../render/geo-config.js";
 import { HtpasswdLine, StoredMiddlewares } from "../render/middlewares.js";
+import { TrackName } from "../render/split-config.js";
 import {
   checkAddressForm,
   checkDomain,
@@ -145,6 +147,16 @@ export const PutLocationBody = z.strictObject({
   container_id: Label.optional(),
   status: z.enum(REPLICA_STATUS).default("running"),
   cpu_usage: z.number().min(0).max(100).nullable().optional(),
+  track: TrackName.optional().meta({
+    description:
+      "Traffic-split pool (default `stable`). Without a split only `stable` replicas get traffic; `PUT …/split` " +
+      "weighs tracks against each other. Omitted on update: unchanged.",
+    example: "canary",
+  }),
+  region: RegionName.nullable().optional().meta({
+    description: "Geographic region for geo routing (`PUT …/geo`); null: none. Omitted on update: unchanged.",
+    example: "eu",
+  }),
 });
 export type PutLocationBody = z.infer<typeof PutLocationBody>;
 
@@ -273,6 +285,8 @@ export const LocationView = z.object({
   container_id: z.string(),
   status: z.enum(REPLICA_STATUS),
   health_status: z.enum(HEALTH),
+  track: z.string(),
+  region: z.string().nullable(),
   cpu_usage: z.number().nullable(),
   consecutive_successes: z.number(),
   consecutive_failures: z.number(),

@@ -113,6 +113,11 @@ export const Env = z.object({
     .default(5),
   /** Also emit Traefik's own `healthCheck` on services, so Traefik reacts between polls. */
   TRAEFIK_HEALTHCHECK: flag(false),
+  /**
+   * The oldest Traefik version the rendered config must work on (README: Traefik ≥ 3.6). Fields Traefik added
+   * later (retry `status`/`timeout`, failover `errors`) are rendered only when this is at least their version.
+   */
+  TRAEFIK_VERSION: z.enum(["3.6", "3.7"]).default("3.6"),
   /** Names this instance in probe leases; defaults to host name + pid. */
   INSTANCE_ID: optional,
   /** Run the bundled least-CPU proxy inside the service; `least-conn` deployments are routed through it. */
@@ -153,6 +158,10 @@ export const Env = z.object({
   PROXY_REFRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
   PROXY_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(3000),
   PROXY_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
+  /** A WebSocket (or other upgraded connection) through the proxy is closed after this long with no frame either way. */
+  PROXY_WS_IDLE_TIMEOUT_MS: z.coerce.number().int().min(1).max(86_400_000).default(300_000),
+  /** How often the progressive-rollout worker looks for due steps and abort conditions. */
+  ROLLOUT_TICK_MS: z.coerce.number().int().min(100).max(3_600_000).default(5000),
   /** Config revisions kept in the database (newest by number); the frozen, held and last served one always stay. */
   REVISION_RETENTION: z.coerce.number().int().min(10).max(1_000_000).default(500),
   /** A render removing more than this share of the served routers is held until confirmed (100: never). */

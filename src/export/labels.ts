@@ -133,7 +133,17 @@ export function labelsFor(input: LabelsInput): DeploymentLabels {
           "TLS without a resolver, and Traefik finds the certificate only if the file provider defines it.",
       );
     }
-    addService(base, service.loadBalancer, route, out, notes);
+    if (service.loadBalancer) {
+      addService(base, service.loadBalancer, route, out, notes);
+    } else {
+      // Traffic management (split, mirror, geo) renders weighted/mirroring/failover services: the docker provider
+      // decodes only loadBalancer services from labels (pkg/config/label), so these stay with the HTTP provider.
+      notes.set(
+        `service of ${base}`,
+        "A traffic split, mirror or geo setting renders a weighted, mirroring or failover service, which labels " +
+          "cannot define: serve this deployment from the HTTP provider.",
+      );
+    }
   }
   if (routed === 0) {
     // Without labels for a router, an exposed container gets Traefik's default router: say "not routed" instead.

@@ -36,6 +36,7 @@ export interface Snapshot {
   certificates?: TlsCertificateInput[];
   certificateFailures?: { id: string; reason: string }[];
   middlewares?: Map<string, unknown>;
+  traffic?: Map<string, unknown>;
 }
 
 /**
@@ -239,6 +240,7 @@ export class ConfigCache {
       replicas: snapshot.replicas,
       certificates: snapshot.certificates ?? [],
       middlewares: snapshot.middlewares ?? new Map(),
+      traffic: snapshot.traffic ?? new Map(),
       settings: this.deps.settings,
     });
     for (const f of snapshot.certificateFailures ?? []) {

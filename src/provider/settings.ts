@@ -19,6 +19,7 @@ export function renderSettings(config: Config, fallbackProxy?: FallbackProxy): R
     ...(fallbackProxy ? { fallbackProxy } : {}),
     entryPoints: { web: config.ENTRYPOINT_WEB, websecure: config.ENTRYPOINT_WEBSECURE },
     noReplicaUrl: NO_REPLICA_URL,
+    ...(config.TRAEFIK_VERSION === "3.6" ? {} : { traefikVersion: config.TRAEFIK_VERSION }),
     ...(config.TRAEFIK_HEALTHCHECK
       ? {
           traefikHealthCheck: {

@@ -38,7 +38,7 @@ export function checkBackendTls(route: RouteInput): string | undefined {
  * content when it is not an existing path. A CA certificate is public: it does not make the config secret.
  * Traefik's active health check dials through the same transport (pkg/server/service/service.go).
  */
-export function serversTransportFor(route: RouteInput): ServersTransport | undefined {
+export function serversTransportFor(route: RouteInput, _extra?: ServersTransport): ServersTransport | undefined {
   const tls = route.protocol === "https" ? route.backendTls : undefined;
   if (!tls || (tls.serverName === null && tls.caPem === null && !tls.insecureSkipVerify)) {
     return undefined;

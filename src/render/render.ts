@@ -11,11 +11,15 @@ import {
   REDIRECT_TO_HTTPS,
   routeName,
 } from "./names.js";
+import { resilienceFor } from "./resilience.js";
 import { routerContext, routersFor } from "./routers.js";
+import { addTrafficServices } from "./traffic.js";
+import { parsedTraffic } from "./traffic-config.js";
 import type {
   DynamicConfig,
   LoadBalancer,
   Middleware,
+  PassiveHealthCheck,
   RenderInput,
   RenderResult,
   RenderSettings,
@@ -99,13 +103,24 @@ function serversFor(route: RouteInput, up: readonly ReplicaInput[] | undefined, 
   return urls.map((url) => ({ url }));
 }
 
-/** A route's service; `transport` names its servers transport (src/render/backend.ts) when it has one. */
-function serviceFor(route: RouteInput, servers: Server[], settings: RenderSettings, transport?: string): Service {
+/**
+ * A route's load balancer service; `transport` names its servers transport (src/render/backend.ts) when it has one,
+ * `passive` is the deployment's passive health check (src/render/resilience.ts).
+ */
+function serviceFor(
+  route: RouteInput,
+  servers: Server[],
+  settings: RenderSettings,
+  transport?: string,
+  passive?: PassiveHealthCheck,
+): Service {
   // Never a health check on the weight-0 placeholder.
   const healthCheck = servers[0]?.weight === 0 ? undefined : healthCheckFor(route, settings.traefikHealthCheck);
-  const loadBalancer: LoadBalancer = healthCheck
-    ? { healthCheck, passHostHeader: true, servers }
-    : { passHostHeader: true, servers };
+  const loadBalancer: LoadBalancer = passive
+    ? { ...(healthCheck ? { healthCheck } : {}), passHostHeader: true, passiveHealthCheck: passive, servers }
+    : healthCheck
+      ? { healthCheck, passHostHeader: true, servers }
+      : { passHostHeader: true, servers };
   if (transport) {
     loadBalancer.serversTransport = transport; // after `servers`, before `strategy`: keeps alphabetical order
   }
@@ -147,6 +162,7 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   const up = healthyByDeployment(input.replicas, warnings, input.settings.replicaAllowList);
   const certs = validCertificates(input.certificates ?? [], warnings);
   const mwConfigs = parsedMiddlewares(input.middlewares);
+  const traffic = parsedTraffic(input.traffic);
   const mwDefs = new Map<string, Middleware>();
   const transports = new Map<string, ServersTransport>();
   const mwOpts = { trustForwardedFor: (input.settings.trustedProxyCidrs?.length ?? 0) > 0 };
@@ -156,7 +172,9 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   for (const route of input.routes) {
     // Fail closed: a deployment whose middleware settings do not validate (say, auth) is not served without them.
     const reason =
-      checkRoute(route) ?? (mwConfigs.get(route.deploymentId) === null ? "middleware settings are invalid" : undefined);
+      checkRoute(route) ??
+      (mwConfigs.get(route.deploymentId) === null ? "middleware settings are invalid" : undefined) ??
+      (traffic.get(route.deploymentId) === null ? "traffic settings are invalid" : undefined);
     if (reason) {
       warnings.push({ kind: "route", id: route.id, reason }); // skip one row, keep the rest
     } else {
@@ -177,18 +195,36 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   let viaProxyRoutes = 0;
   for (const [name, route] of valid) {
     const viaProxy = route.loadBalancerAlgo === "least-conn" ? input.settings.fallbackProxy : undefined;
-    const transport = viaProxy ? undefined : serversTransportFor(route);
+    const deploymentTraffic = traffic.get(route.deploymentId) ?? undefined;
+    const resilience = resilienceFor(route, deploymentTraffic?.resilience, input.settings);
+    const transport = viaProxy ? undefined : serversTransportFor(route, resilience?.transport);
     if (transport) {
       transports.set(serversTransportName(route), transport);
     }
-    services[name] = viaProxy
-      ? { loadBalancer: { passHostHeader: true, servers: [{ url: viaProxy.url }] } }
-      : serviceFor(
+    let extras: ReturnType<typeof addTrafficServices> = [];
+    if (viaProxy) {
+      services[name] = { loadBalancer: { passHostHeader: true, servers: [{ url: viaProxy.url }] } };
+    } else {
+      const transportName = transport ? serversTransportName(route) : undefined;
+      extras = addTrafficServices(
+        {
+          name,
           route,
-          serversFor(route, up.get(route.deploymentId), noReplicaUrl),
-          input.settings,
-          transport ? serversTransportName(route) : undefined,
-        );
+          up: up.get(route.deploymentId) ?? [],
+          traffic: deploymentTraffic,
+          lbFor: (replicas) =>
+            serviceFor(
+              route,
+              serversFor(route, replicas, noReplicaUrl),
+              input.settings,
+              transportName,
+              resilience?.passiveHealthCheck,
+            ),
+          settings: input.settings,
+        },
+        services,
+      );
+    }
     const mwCfg = mwConfigs.get(route.deploymentId);
     let middlewares = noMiddlewares;
     if (mwCfg) {
@@ -202,6 +238,12 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
       }
       middlewares = chain;
     }
+    if (resilience) {
+      for (const [n, def] of resilience.defs) {
+        mwDefs.set(n, def);
+      }
+      middlewares = resilience.chain(middlewares);
+    }
     if (viaProxy) {
       mwDefs.set(leastCpuMiddlewareName(name), {
         headers: {
@@ -210,7 +252,7 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
       });
       viaProxyRoutes++;
     }
-    routersFor({ name, route, middlewares, viaProxy: viaProxy !== undefined }, routerCtx, routers);
+    routersFor({ name, route, middlewares, viaProxy: viaProxy !== undefined, extras }, routerCtx, routers);
     redirects ||= route.sslEnabled; // the twins' middlewares are defined once, below
     toHttp ||= !route.sslEnabled;
   }

@@ -7,6 +7,7 @@ import {
 } from "./names.js";
 import { priorityFor, ruleFor } from "./rules.js";
 import { routerTls } from "./tls.js";
+import type { ExtraRouter } from "./traffic.js";
 import type { RenderSettings, RouteInput, Router, TlsCertificateInput } from "./types.js";
 
 /**
@@ -45,6 +46,8 @@ export interface RouterSpec {
   readonly middlewares: readonly string[];
   /** least-conn through the fallback proxy: its headers middleware goes last, so Traefik overwrites client copies. */
   readonly viaProxy: boolean;
+  /** Routers beyond the base one (A/B rules, geo regions: src/render/traffic.ts). */
+  readonly extras?: readonly ExtraRouter[];
 }
 
 const NO_CHAIN = {};

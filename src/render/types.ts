@@ -48,6 +48,10 @@ export interface ReplicaInput {
   port: number | null;
   status: string;
   healthStatus: Health;
+  /** Traffic-split pool; undefined = `stable`. Without a split only `stable` replicas get traffic. */
+  track?: string;
+  /** Geographic region for geo routing; undefined/null = none. */
+  region?: string | null;
 }
 
 export interface RenderSettings {
@@ -73,6 +77,8 @@ export interface RenderSettings {
    * is rendered (a stored `ip_depth` falls back to the peer address, with a warning).
    */
   trustedProxyCidrs?: readonly string[];
+  /** TRAEFIK_VERSION: the oldest Traefik the config must work on; undefined = 3.6. */
+  traefikVersion?: "3.6" | "3.7";
   /** REPLICA_ALLOWED_CIDRS: refused replica addresses (link-local, metadata, …) it covers are rendered after all. */
   replicaAllowList?: ReplicaAllowList | undefined;
 }
@@ -85,6 +91,8 @@ export interface RenderInput {
   certificates?: readonly TlsCertificateInput[];
   /** Stored middleware settings per deployment id (unvalidated: render checks them). */
   middlewares?: ReadonlyMap<string, unknown>;
+  /** Stored traffic settings per deployment id, `{split, geo, resilience}` (unvalidated: render checks them). */
+  traffic?: ReadonlyMap<string, unknown>;
 }
 
 export interface RenderWarning {
@@ -125,6 +133,8 @@ export interface HealthCheck {
 
 /** `http.serversTransports.<name>`: how Traefik dials https replicas (pkg/config/dynamic/http_config.go). */
 export interface ServersTransport {
+  /** Durations as Go strings (`"5s"`, `"250ms"`); pkg/config/dynamic/http_config.go ForwardingTimeouts. */
+  forwardingTimeouts?: { dialTimeout?: string; idleConnTimeout?: string; responseHeaderTimeout?: string };
   insecureSkipVerify?: boolean;
   /** types.FileOrContent: a path or, as here, the PEM itself. */
   rootCAs?: string[];
@@ -137,12 +147,61 @@ export interface LoadBalancer {
   passHostHeader?: boolean;
   /** Name of an `http.serversTransports` entry (https replicas with their own verification policy). */
   serversTransport?: string;
+  /** Traefik ≥ 3.6: a server failing this often within the window is taken out for a while. */
+  passiveHealthCheck?: PassiveHealthCheck;
   /** Traefik ≥ 3.6: `wrr` (default), `p2c`, `hrw` (client-IP affinity), `leasttime`. */
   strategy?: "wrr" | "p2c" | "hrw" | "leasttime";
 }
 
+/** `loadBalancer.passiveHealthCheck` (Traefik ≥ 3.6, pkg/config/dynamic/http_config.go PassiveServerHealthCheck). */
+export interface PassiveHealthCheck {
+  failureWindow?: string;
+  maxFailedAttempts?: number;
+}
+
+/** A child of a `weighted` service (pkg/config/dynamic/http_config.go WRRService). */
+export interface WeightedChild {
+  name: string;
+  weight: number;
+}
+
+/** Traefik's sticky cookie (pkg/config/dynamic/http_config.go Cookie). */
+export interface StickyCookie {
+  httpOnly?: boolean;
+  name?: string;
+  sameSite?: "none" | "lax" | "strict";
+  secure?: boolean;
+}
+
+export interface WeightedService {
+  /** Only `{}`: Traefik then propagates its children's health (each child must have a health check). */
+  healthCheck?: Record<string, never>;
+  services: WeightedChild[];
+  sticky?: { cookie: StickyCookie };
+}
+
+export interface MirroringService {
+  /** Requests with a bigger body are not mirrored (Traefik default -1: no limit; we bound it). */
+  maxBodySize?: number;
+  mirrors: { name: string; percent: number }[];
+  service: string;
+}
+
+export interface FailoverService {
+  fallback: string;
+  healthCheck?: Record<string, never>;
+  service: string;
+}
+
+/**
+ * One entry of `http.services`: exactly one of the kinds is set. Traffic management (src/render/traffic.ts) adds
+ * weighted, mirroring and failover services; everything else is a `loadBalancer`.
+ */
 export interface Service {
-  loadBalancer: LoadBalancer;
+  failover?: FailoverService;
+  loadBalancer?: LoadBalancer;
+  mirroring?: MirroringService;
+  weighted?: WeightedService;
 }
 
 export interface RouterTls {
@@ -161,8 +220,16 @@ export interface Router {
 
 export interface Middleware {
   basicAuth?: { realm?: string; removeHeader: boolean; users: string[] };
+  circuitBreaker?: {
+    checkPeriod?: string;
+    expression: string;
+    fallbackDuration?: string;
+    recoveryDuration?: string;
+    responseCode?: number;
+  };
   compress?: { encodings?: string[]; minResponseBodyBytes?: number };
   headers?: Record<string, unknown>;
+  inFlightReq?: { amount: number; sourceCriterion?: { ipStrategy?: { depth: number }; requestHost?: boolean } };
   ipAllowList?: { ipStrategy?: { depth: number }; sourceRange: string[] };
   rateLimit?: {
     average: number;
@@ -172,6 +239,8 @@ export interface Middleware {
   };
   redirectRegex?: { permanent: boolean; regex: string; replacement: string };
   redirectScheme?: { permanent: boolean; scheme: "http" | "https" };
+  /** `status`/`timeout` need Traefik ≥ 3.7 (TRAEFIK_VERSION). */
+  retry?: { attempts: number; initialInterval?: string; status?: string[]; timeout?: string };
   stripPrefix?: { prefixes: string[] };
 }
 

@@ -172,7 +172,7 @@ describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
     );
     const withIt = await waitFor(async () => {
       const { config } = await api.traefikConfig();
-      return config.http.services[names[0] ?? ""]?.loadBalancer.servers[0]?.url === "http://10.9.0.1:8080"
+      return config.http.services[names[0] ?? ""]?.loadBalancer?.servers[0]?.url === "http://10.9.0.1:8080"
         ? config
         : undefined;
     });

@@ -84,7 +84,7 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
     const { config } = await api.traefikConfig();
     const name = routeName({ id: r.body.route.id, deploymentId: "dep_shop" });
     expect(config.http.routers[name]?.rule).toBe(ruleFor("myapp.com", "/"));
-    expect(config.http.services[name]?.loadBalancer.strategy).toBe("hrw");
+    expect(config.http.services[name]?.loadBalancer?.strategy).toBe("hrw");
   });
 
   it("answers CNAME for a subdomain, A/AAAA for an apex under a multi-label suffix, CNAME for a wildcard", async () => {

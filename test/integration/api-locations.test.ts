@@ -26,7 +26,7 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/locations on %s", (driver) => {
     return routeName({ id: routing?.domains[0]?.id ?? "", deploymentId: id });
   };
   const serversOf = async (service: string) =>
-    (await api.traefikConfig()).config.http.services[service]?.loadBalancer.servers;
+    (await api.traefikConfig()).config.http.services[service]?.loadBalancer?.servers;
 
   it("lists no replicas for a fresh deployment", async () => {
     const service = await routed("dep_fresh");
@@ -56,6 +56,8 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/locations on %s", (driver) => {
       container_id: "c0ffee",
       status: "running",
       health_status: "unknown",
+      track: "stable",
+      region: null,
       cpu_usage: 12.5,
       consecutive_successes: 0,
       consecutive_failures: 0,

@@ -213,7 +213,7 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
       entryPoints: [srv.config.ENTRYPOINT_WEB],
     });
     expect(cfg.http.routers[redirectRouterName(primaryName)]).toBeUndefined();
-    expect(cfg.http.services[primaryName]?.loadBalancer.strategy).toBe("hrw");
+    expect(cfg.http.services[primaryName]?.loadBalancer?.strategy).toBe("hrw");
   });
 
   it("answers 409 DOMAIN_CONFLICT naming the owner when the primary would take someone's domain", async () => {

@@ -84,7 +84,7 @@ describe.skipIf(!process.env.DATABASE_URL)("two instances on one PostgreSQL data
     expect(
       await propagation((c) =>
         Object.values(c.http?.services ?? {}).some((svc) =>
-          svc.loadBalancer.servers.some((x) => x.url === "http://10.3.0.1:8080"),
+          svc.loadBalancer?.servers.some((x) => x.url === "http://10.3.0.1:8080"),
         ),
       ),
     ).toBeLessThan(WITHIN_MS);

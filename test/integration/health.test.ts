@@ -99,7 +99,7 @@ describe.each(DRIVERS)("health checking on %s", (driver) => {
     const entry = Object.entries(cfg.http?.services ?? {}).find(([name]) =>
       name.startsWith(`${deploymentId.replaceAll("_", "-")}--`),
     );
-    return entry?.[1].loadBalancer.servers ?? [];
+    return entry?.[1].loadBalancer?.servers ?? [];
   };
   const health = async (deploymentId: string, id: string) => {
     const res = await call("GET", `/deployments/${deploymentId}/locations`);

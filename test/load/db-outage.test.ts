@@ -313,7 +313,7 @@ describe.skipIf(unavailable !== undefined)("the service through a database outag
       async () => {
         const cfg = JSON.parse((await getConfig()).text) as DynamicConfig;
         const router = Object.values(cfg.http?.routers ?? {}).find((r) => r.rule === `Host(\`${domain}\`)`);
-        const url = cfg.http?.services[router?.service ?? ""]?.loadBalancer.servers[0]?.url;
+        const url = cfg.http?.services[router?.service ?? ""]?.loadBalancer?.servers[0]?.url;
         const mw = cfg.http?.middlewares?.[router?.middlewares?.at(-1) ?? ""]?.headers?.customRequestHeaders;
         if (!url || url !== s.proxyUrl || !mw) {
           return false;

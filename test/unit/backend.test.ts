@@ -54,7 +54,7 @@ describe("https backends (serversTransport)", () => {
     for (const plain of [aRoute({ protocol: "https", backendTls: tls() }), aRoute({ protocol: "https" })]) {
       const { config: cfg } = render([plain]);
       expect(cfg.http.serversTransports).toBeUndefined(); // system roots, replica address: Traefik's default
-      expect(cfg.http.services["dep-a--rt-1"]?.loadBalancer.serversTransport).toBeUndefined();
+      expect(cfg.http.services["dep-a--rt-1"]?.loadBalancer?.serversTransport).toBeUndefined();
     }
   });
 
@@ -99,7 +99,7 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
 
   it("checks an h2c (gRPC) deployment with the gRPC health protocol, not an HTTP GET it would answer with 415", () => {
     const { config } = render([h2c], { traefikHealthCheck: HEALTH });
-    expect(config.http.services["dep-a--rt-1"]?.loadBalancer.healthCheck).toEqual({
+    expect(config.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toEqual({
       interval: "30s",
       mode: "grpc",
       timeout: "5s",
@@ -110,7 +110,7 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
     // Accepted: the deployment declared that its h2c server is not gRPC (health mode `http`), so a GET is right.
     const accept = [/HTTP-mode check sent over h2c/];
     const { config } = render([{ ...h2c, healthMode: "http" }], { traefikHealthCheck: HEALTH }, accept);
-    expect(config.http.services["dep-a--rt-1"]?.loadBalancer.healthCheck).toEqual({
+    expect(config.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toEqual({
       interval: "30s",
       path: "/health",
       timeout: "5s",
@@ -126,7 +126,7 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
     const checks = (expectedStatus: string) => {
       const { config } = render(routes, { traefikHealthCheck: { ...HEALTH, expectedStatus } });
       return Object.fromEntries(
-        Object.entries(config.http.services).map(([n, s]) => [n, s.loadBalancer.healthCheck?.status]),
+        Object.entries(config.http.services).map(([n, s]) => [n, s.loadBalancer?.healthCheck?.status]),
       );
     };
     // A class or range cannot be one int: Traefik then accepts 200–399 (healthcheck.go checkHealthHTTP).
@@ -142,7 +142,7 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
   it("adds no health check when TRAEFIK_HEALTHCHECK is off", () => {
     const { config } = render([h2c, aRoute({ id: "rt_2", pathPrefix: "/x", healthExpectedStatus: "204" })]);
     for (const s of Object.values(config.http.services)) {
-      expect(s.loadBalancer.healthCheck).toBeUndefined();
+      expect(s.loadBalancer?.healthCheck).toBeUndefined();
     }
   });
 

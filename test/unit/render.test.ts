@@ -79,7 +79,7 @@ describe("renderDynamicConfig", () => {
         tls: {},
       },
     });
-    expect(config.http.services[name]?.loadBalancer.servers).toEqual([
+    expect(config.http.services[name]?.loadBalancer?.servers).toEqual([
       { url: "http://10.0.0.1:9000" },
       { url: "http://10.0.0.2:8080" },
     ]);
@@ -162,14 +162,14 @@ describe("renderDynamicConfig", () => {
         aReplica({ id: "other-dep", deploymentId: "dep_b", address: "10.0.0.5" }),
       ],
     );
-    expect(config.http.services[routeName(route)]?.loadBalancer.servers).toEqual([{ url: "http://10.0.0.1:3000" }]);
+    expect(config.http.services[routeName(route)]?.loadBalancer?.servers).toEqual([{ url: "http://10.0.0.1:3000" }]);
   });
 
   it("keeps the router and answers 503 (weight-0 server) when no replica is healthy", () => {
     const route = aRoute({ sslEnabled: true });
     const { config } = render([route], [aReplica({ healthStatus: "unhealthy" })]);
     expect(routerFor(config, route).service).toBe(routeName(route));
-    const servers = config.http.services[routeName(route)]?.loadBalancer.servers ?? [];
+    const servers = config.http.services[routeName(route)]?.loadBalancer?.servers ?? [];
     expect(servers).toHaveLength(1);
     expect(servers.every((s) => s.weight === 0)).toBe(true);
   });
@@ -180,7 +180,7 @@ describe("renderDynamicConfig", () => {
       [route],
       [aReplica({ id: "v6", address: "fd00::1" }), aReplica({ id: "dns", address: "web-1.internal" })],
     );
-    expect(config.http.services[routeName(route)]?.loadBalancer.servers).toEqual([
+    expect(config.http.services[routeName(route)]?.loadBalancer?.servers).toEqual([
       { url: "h2c://[fd00::1]:50051" },
       { url: "h2c://web-1.internal:50051" },
     ]);
@@ -190,15 +190,15 @@ describe("renderDynamicConfig", () => {
     const rr = aRoute({ id: "rr" });
     const ip = aRoute({ id: "ip", domain: "b.example.com", loadBalancerAlgo: "ip-hash" });
     const { config } = render([rr, ip], [aReplica()]);
-    expect(config.http.services[routeName(ip)]?.loadBalancer.strategy).toBe("hrw");
-    expect(config.http.services[routeName(rr)]?.loadBalancer.strategy).toBeUndefined();
+    expect(config.http.services[routeName(ip)]?.loadBalancer?.strategy).toBe("hrw");
+    expect(config.http.services[routeName(rr)]?.loadBalancer?.strategy).toBeUndefined();
   });
 
   it("adds Traefik's own healthCheck only when switched on, with per-deployment overrides", () => {
     const plain = aRoute({ id: "plain" });
     const tuned = aRoute({ id: "tuned", domain: "b.example.com", healthPath: "/ready", healthIntervalSeconds: 10 });
     const replicas = [aReplica()];
-    expect(render([plain], replicas).config.http.services[routeName(plain)]?.loadBalancer.healthCheck).toBeUndefined();
+    expect(render([plain], replicas).config.http.services[routeName(plain)]?.loadBalancer?.healthCheck).toBeUndefined();
     const input = anInput([plain, tuned], replicas);
     input.settings = {
       ...input.settings,
@@ -206,19 +206,19 @@ describe("renderDynamicConfig", () => {
     };
     const { config } = renderInput(input);
     expect(traefikSchemaErrors(config)).toEqual([]);
-    expect(config.http.services[routeName(plain)]?.loadBalancer.healthCheck).toEqual({
+    expect(config.http.services[routeName(plain)]?.loadBalancer?.healthCheck).toEqual({
       interval: "30s",
       path: "/health",
       timeout: "5s",
     });
-    expect(config.http.services[routeName(tuned)]?.loadBalancer.healthCheck).toEqual({
+    expect(config.http.services[routeName(tuned)]?.loadBalancer?.healthCheck).toEqual({
       interval: "10s",
       path: "/ready",
       timeout: "5s",
     });
     expect(toJson(canonical(config))).toBe(toJson(config));
     const empty = renderInput({ ...input, replicas: [] }).config;
-    expect(empty.http.services[routeName(plain)]?.loadBalancer.healthCheck).toBeUndefined();
+    expect(empty.http.services[routeName(plain)]?.loadBalancer?.healthCheck).toBeUndefined();
   });
 
   it("routes least-conn through the fallback proxy with the deployment and secret headers, else round-robin", () => {
@@ -226,7 +226,7 @@ describe("renderDynamicConfig", () => {
     const replicas = [aReplica(), aReplica({ id: "l2", address: "10.0.0.2" })];
     const plain = renderInput(anInput([lc], replicas));
     expect(plain.hasSecrets).toBe(false);
-    expect(plain.config.http.services[routeName(lc)]?.loadBalancer.servers).toHaveLength(2);
+    expect(plain.config.http.services[routeName(lc)]?.loadBalancer?.servers).toHaveLength(2);
     const input = anInput([lc], replicas);
     input.settings = {
       ...input.settings,
@@ -235,7 +235,7 @@ describe("renderDynamicConfig", () => {
     const { config, hasSecrets } = renderInput(input);
     expect(traefikSchemaErrors(config)).toEqual([]);
     expect(hasSecrets).toBe(true);
-    expect(config.http.services[routeName(lc)]?.loadBalancer.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
+    expect(config.http.services[routeName(lc)]?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
     const router = routerFor(config, lc);
     expect(router.middlewares).toEqual(["dep-a--least-cpu"]);
     expect(config.http.middlewares?.["dep-a--least-cpu"]).toEqual({
@@ -245,7 +245,7 @@ describe("renderDynamicConfig", () => {
     });
     // The proxy answers 503 itself: no weight-0 placeholder even with no healthy replica.
     const none = renderInput({ ...input, replicas: [] }).config;
-    expect(none.http.services[routeName(lc)]?.loadBalancer.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
+    expect(none.http.services[routeName(lc)]?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
     expect(toJson(canonical(config))).toBe(toJson(config));
   });
 

@@ -13,6 +13,10 @@ export interface LocationInput {
   containerId?: string | undefined;
   status: ReplicaStatus;
   cpuUsage?: number | null | undefined;
+  /** Omitted: unchanged (`stable` for a new replica). */
+  track?: string | undefined;
+  /** Omitted: unchanged (none for a new replica). */
+  region?: string | null | undefined;
 }
 
 export async function listLocations(db: Db, deploymentId: string): Promise<LocationRow[]> {
@@ -71,6 +75,8 @@ export async function upsertLocation(
         port: input.port ?? null,
         containerId: input.containerId ?? "",
         status: input.status,
+        track: input.track ?? "stable",
+        region: input.region ?? null,
         ...cpu,
       })
       .onConflictDoUpdate({
@@ -82,6 +88,8 @@ export async function upsertLocation(
           address: sql`excluded.address`,
           port: input.port === undefined ? sql`${t.port}` : sql`excluded.port`,
           status: sql`excluded.status`,
+          track: input.track === undefined ? sql`${t.track}` : sql`excluded.track`,
+          region: input.region === undefined ? sql`${t.region}` : sql`excluded.region`,
           ...cpu,
           healthStatus: sql`case when ${moved} then 'unknown' else ${t.healthStatus} end`,
           consecutiveSuccesses: sql`case when ${moved} then 0 else ${t.consecutiveSuccesses} end`,
@@ -117,6 +125,8 @@ export async function upsertLocation(
       before.address !== row.address ||
       before.port !== row.port ||
       before.status !== row.status ||
+      before.track !== row.track ||
+      before.region !== row.region ||
       before.healthStatus !== row.healthStatus;
     return { row, created: hit.inserted, routingChanged };
   } catch (err) {

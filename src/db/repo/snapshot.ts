@@ -4,6 +4,7 @@ import type { ReplicaInput, RouteInput, TlsCertificateInput } from "../../render
 import { type Db, rowsOf } from "../client.js";
 import { loadCertificatesForRender } from "./certificates.js";
 import { loadAllMiddlewares } from "./middlewares.js";
+import { loadAllTraffic } from "./traffic.js";
 
 /** Columns every routing reader needs (the renderer here, the fallback proxy's table in proxy-table.ts). */
 export const routeColumns = {
@@ -28,6 +29,8 @@ export const replicaColumns = {
   port: deploymentLocations.port,
   status: deploymentLocations.status,
   healthStatus: deploymentLocations.healthStatus,
+  track: deploymentLocations.track,
+  region: deploymentLocations.region,
 };
 
 export interface RoutingSnapshot {
@@ -37,6 +40,8 @@ export interface RoutingSnapshot {
   /** Certificates this instance could not decrypt (wrong CERT_ENCRYPTION_KEY): reported, not rendered. */
   certificateFailures: { id: string; reason: string }[];
   middlewares: Map<string, unknown>;
+  /** Stored traffic settings per deployment (`{split, geo, resilience}`, unvalidated). */
+  traffic: Map<string, unknown>;
   /** Value of routing_change_seq when the snapshot was read. */
   changeSeq: string;
 }
@@ -86,7 +91,8 @@ export async function readSnapshot(tx: Db, certKey?: Buffer): Promise<RoutingSna
   const replicas = await tx.select(replicaColumns).from(deploymentLocations);
   const { certs, failed } = certKey ? await loadCertificatesForRender(tx, certKey) : { certs: [], failed: [] };
   const middlewares = await loadAllMiddlewares(tx);
-  return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, changeSeq };
+  const traffic = await loadAllTraffic(tx);
+  return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, traffic, changeSeq };
 }
 
 /** Current value of the change sequence; cheap enough to poll every few seconds. */
