@@ -10,6 +10,7 @@ import { startDomainVerificationJob, type TxtResolver } from "./domains/verifica
 import { startEventFeed } from "./events/feed.js";
 import { startWebhookDelivery } from "./events/webhook-worker.js";
 import type { HealthChecker } from "./health/checker.js";
+import { startDrainSweep } from "./health/drain.js";
 import type { Probe } from "./health/probe.js";
 import { type Clock, systemClock } from "./lib/clock.js";
 import { type Logger, loggerFor } from "./lib/logger.js";
@@ -21,6 +22,7 @@ import { proxyBindHost } from "./proxy/config.js";
 import { proxyDbDeps } from "./proxy/from-db.js";
 import { startProxy } from "./proxy/server.js";
 import { replicaAllowList } from "./render/address.js";
+import { type RolloutWorker, startRolloutWorker } from "./rollout/worker.js";
 import { startExpiryWarnings } from "./tls/expiry.js";
 
 export interface Running {
@@ -30,6 +32,8 @@ export interface Running {
   checker: HealthChecker;
   /** URL of the embedded fallback proxy, when enabled. */
   proxyUrl: string | undefined;
+  /** Progressive rollouts' background worker (tests call `tick()` with an injected clock). */
+  rollouts: RolloutWorker;
   close(): Promise<void>;
 }
 
@@ -110,6 +114,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     logger,
   });
   const stopAudit = startAuditRetention({ handle, logger, days: config.AUDIT_RETENTION_DAYS });
+  const rollouts = startRolloutWorker({ config, handle, clock, logger, owner: deps.instanceId });
+  const stopDrainSweep = startDrainSweep({ handle, clock, logger });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT });
   await new Promise<void>((resolve, reject) => {
@@ -127,8 +133,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     cache,
     checker,
     proxyUrl: proxy?.url,
+    rollouts,
     async close() {
       stopExpiry();
+      await rollouts.stop();
+      await stopDrainSweep();
       stopAudit();
       await stopVerification();
       await stopWebhooks();

@@ -80,7 +80,19 @@ export function auditFields(d: DeploymentForAudit | undefined): Record<string, u
       [`${k}.container_id`]: l.containerId,
       [`${k}.health_status`]: l.healthStatus,
       [`${k}.cpu_usage`]: l.cpuUsage,
+      [`${k}.track`]: l.track,
+      [`${k}.region`]: l.region,
+      [`${k}.drain_until`]: l.drainUntil?.toISOString() ?? null,
     });
+  }
+  // Traffic settings (split, geo, resilience) hold no secrets: compared part by part, as stored.
+  for (const part of ["split", "geo", "resilience"] as const) {
+    const value = d.traffic?.[part];
+    if (value && typeof value === "object") {
+      for (const [name, v] of Object.entries(value)) {
+        out[`${part}.${name}`] = v;
+      }
+    }
   }
   if (d.middlewares && typeof d.middlewares === "object") {
     for (const [name, value] of Object.entries(d.middlewares)) {
@@ -112,6 +124,8 @@ function resourceOf(template: string): { type: string; idParam?: string } {
     [/^deployments\/:id\/locations\/:location_id/, "replica", "location_id"],
     [/^deployments\/:id\/health-check/, "health_check"],
     [/^deployments\/:id\/middlewares/, "middlewares"],
+    [/^deployments\/:id\/(split|geo|resilience)/, "traffic"],
+    [/^deployments\/:id\/rollout/, "rollout"],
     [/^deployments/, "deployment", "id"],
     [/^certificates/, "certificate", "id"],
     [/^tokens/, "token", "id"],

@@ -9,6 +9,7 @@ import {
 } from "../../../schema/tables.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Db, DbHandle } from "../client.js";
+import { getTraffic } from "./traffic.js";
 
 export type NewAuditRow = Omit<typeof auditLog.$inferInsert, "id">;
 
@@ -73,7 +74,8 @@ export async function loadDeploymentForAudit(db: Db, id: string) {
     .select({ config: deploymentMiddlewares.config })
     .from(deploymentMiddlewares)
     .where(eq(deploymentMiddlewares.deploymentId, id));
-  return { deployment, routes, replicas, middlewares: mw?.config ?? null };
+  const traffic = await getTraffic(db, id);
+  return { deployment, routes, replicas, middlewares: mw?.config ?? null, traffic };
 }
 export type DeploymentForAudit = NonNullable<Awaited<ReturnType<typeof loadDeploymentForAudit>>>;
 
