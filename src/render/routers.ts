@@ -7,7 +7,7 @@ import {
 } from "./names.js";
 import { priorityFor, ruleFor } from "./rules.js";
 import { routerTls } from "./tls.js";
-import type { ExtraRouter } from "./traffic.js";
+import type { ExtraRouter } from "./traffic-spec.js";
 import type { RenderSettings, RouteInput, Router, TlsCertificateInput } from "./types.js";
 
 /**

@@ -1,39 +1,11 @@
+import { geoServices } from "./geo.js";
 import { STABLE_TRACK } from "./split-config.js";
-import type { DeploymentTraffic } from "./traffic-config.js";
-import type { RenderSettings, ReplicaInput, RouteInput, Service } from "./types.js";
+import { type ExtraRouter, inTrack, type TrafficSpec } from "./traffic-spec.js";
+import type { Service } from "./types.js";
 
 // Traffic management in the rendered config: which services a route's router points at (one pool, a weighted
 // split over tracks, a mirror, geo regions with failover) and the extra routers that pick a track or a region by
 // request. Pure, like the rest of render/.
-
-/** What a route's services are built from. */
-export interface TrafficSpec {
-  /** `routeName(route)`: the base router's and the base service's name. */
-  readonly name: string;
-  readonly route: RouteInput;
-  /** The deployment's healthy, routable replicas (any track, any region). */
-  readonly up: readonly ReplicaInput[];
-  readonly traffic: DeploymentTraffic | undefined;
-  /** A loadBalancer service over these replicas (the weight-0 placeholder when there are none). */
-  readonly lbFor: (replicas: readonly ReplicaInput[]) => Service;
-  readonly settings: RenderSettings;
-}
-
-/** A router beyond the route's base router: same entry point, TLS and middlewares, a narrower rule. */
-export interface ExtraRouter {
-  /** Appended to the base name: `<name>--<suffix>`. */
-  readonly suffix: string;
-  /** Rule fragment ANDed with the base rule (already validated and escaped). */
-  readonly match: string;
-  /** 1…7 above the base router's priority (see rules.ts); a higher rank is tried first. */
-  readonly rank: number;
-  readonly service: string;
-}
-
-/** Replicas of one track (undefined track = `stable`). */
-export function inTrack(up: readonly ReplicaInput[], track: string): ReplicaInput[] {
-  return up.filter((r) => (r.track ?? STABLE_TRACK) === track);
-}
 
 /**
  * Adds the services a route needs to `services`, in name order (the base name first, then `<name>--…` names,
@@ -41,6 +13,9 @@ export function inTrack(up: readonly ReplicaInput[], track: string): ReplicaInpu
  * replicas under the base name.
  */
 export function addTrafficServices(spec: TrafficSpec, services: Record<string, Service>): ExtraRouter[] {
+  if (spec.traffic?.geo) {
+    return geoServices(spec, spec.traffic.geo, services); // geo and split are exclusive (the API refuses both)
+  }
   services[spec.name] = spec.lbFor(inTrack(spec.up, STABLE_TRACK));
   return [];
 }
