@@ -18,6 +18,7 @@ import {
   routeKey,
   type StateRows,
   stateFromRows,
+  TRAFFIC_PARTS,
 } from "./state-model.js";
 import type { StateDocument } from "./state-schema.js";
 
@@ -120,6 +121,7 @@ export function writesFor(diff: StateDiff, rows: StateRows, desired: FlatState):
     deleteDeploymentIds: [],
     putMiddlewares: [],
     deleteMiddlewares: [],
+    putTraffic: [],
     deleteCertificateFingerprints: [],
   };
   const rowByKey = new Map(rows.routes.map((r) => [routeKey(r.domain, r.pathPrefix), r]));
@@ -170,6 +172,9 @@ export function writesFor(diff: StateDiff, rows: StateRows, desired: FlatState):
       } else {
         w.putMiddlewares.push({ deploymentId: dep.id, config: dep.middlewares });
       }
+    } else if ((TRAFFIC_PARTS as readonly string[]).includes(c.kind) && dep) {
+      const part = c.kind as (typeof TRAFFIC_PARTS)[number];
+      w.putTraffic.push({ deploymentId: dep.id, part, value: c.op === "delete" ? null : (dep[part] ?? null) });
     } else if (c.kind === "certificate" && c.op === "delete") {
       w.deleteCertificateFingerprints.push(c.key);
     }

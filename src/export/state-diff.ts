@@ -1,10 +1,19 @@
 import { compareStrings } from "../lib/order.js";
-import { type FlatHealth, type FlatRoute, type FlatState, NO_HEALTH } from "./state-model.js";
+import { type FlatHealth, type FlatRoute, type FlatState, NO_HEALTH, TRAFFIC_PARTS } from "./state-model.js";
 
 // Pure: the current state and the desired one (both flat) → what apply would change. Values in the result are
 // safe to print: hashes and PEM bundles are abbreviated.
 
-export const STATE_KINDS = ["deployment", "route", "health_check", "middlewares", "certificate"] as const;
+export const STATE_KINDS = [
+  "deployment",
+  "route",
+  "health_check",
+  "middlewares",
+  "split",
+  "geo",
+  "resilience",
+  "certificate",
+] as const;
 export type StateKind = (typeof STATE_KINDS)[number];
 
 export interface FieldChange {
@@ -148,6 +157,15 @@ export function diffState(current: FlatState, desired: FlatState, prune: boolean
     const mw = partChange("middlewares", id, {}, have?.middlewares, want.middlewares, mwKeys);
     if (mw) {
       changes.push(mw);
+    }
+    for (const part of TRAFFIC_PARTS) {
+      const keys = [...new Set([...Object.keys(have?.[part] ?? {}), ...Object.keys(want[part] ?? {})])].sort(
+        compareStrings,
+      );
+      const change = partChange(part, id, {}, have?.[part], want[part], keys);
+      if (change) {
+        changes.push(change);
+      }
     }
   }
   for (const id of sortedKeys(current.deployments)) {

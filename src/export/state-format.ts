@@ -46,6 +46,9 @@ const TITLE: Record<StateKind, string> = {
   route: "routes",
   health_check: "health checks",
   middlewares: "middlewares",
+  split: "traffic splits",
+  geo: "geo routing",
+  resilience: "resilience",
   certificate: "certificates",
 };
 

@@ -1,7 +1,10 @@
 import type { HealthMode, LbAlgo, Protocol } from "../../schema/enums.js";
 import type { DeploymentRow, RoutingRow } from "../../schema/tables.js";
 import { compareStrings } from "../lib/order.js";
+import { StoredGeo } from "../render/geo-config.js";
 import { StoredMiddlewares } from "../render/middlewares.js";
+import { StoredResilience } from "../render/resilience-config.js";
+import { StoredSplit } from "../render/split-config.js";
 import { normalizePem } from "../tls/ca-bundle.js";
 import { STATE_VERSION, type StateDeployment, type StateDocument, type StateRoute } from "./state-schema.js";
 
@@ -12,12 +15,35 @@ export interface StateRows {
   deployments: DeploymentRow[];
   routes: RoutingRow[];
   middlewares: { deploymentId: string; config: Record<string, unknown> }[];
+  /** deployment_traffic rows (absent: none). */
+  traffic?: TrafficRows[];
   certificates: { fingerprintSha256: string; sans: string[] }[];
   /**
    * Pending routes (DOMAIN_VERIFICATION=required, ownership not proven): never in the document, but apply must step
    * around them (a pending primary, a pending route the file now lists). Absent: none.
    */
   pending?: PendingRoute[];
+}
+
+export interface TrafficRows {
+  deploymentId: string;
+  split: Record<string, unknown> | null;
+  geo: Record<string, unknown> | null;
+  resilience: Record<string, unknown> | null;
+}
+
+/** The traffic-management parts of the document, beside middlewares; each is one deployment_traffic column. */
+export const TRAFFIC_PARTS = ["split", "geo", "resilience"] as const;
+export type TrafficPartName = (typeof TRAFFIC_PARTS)[number];
+const TRAFFIC_SCHEMAS = { split: StoredSplit, geo: StoredGeo, resilience: StoredResilience } as const;
+
+/** A traffic part as stored, with defaults filled and keys sorted; undefined when unset. */
+export function canonicalTraffic(part: TrafficPartName, value: unknown): Record<string, unknown> | undefined {
+  if (value === null || value === undefined) {
+    return undefined;
+  }
+  const parsed = TRAFFIC_SCHEMAS[part].safeParse(value);
+  return sortKeysDeep(parsed.success ? parsed.data : value) as Record<string, unknown>;
 }
 
 export interface PendingRoute {
@@ -76,6 +102,7 @@ export function stateFromRows(rows: StateRows): StateDocument {
     routesOf.set(r.deploymentId, [...(routesOf.get(r.deploymentId) ?? []), r]);
   }
   const mwOf = new Map(rows.middlewares.map((m) => [m.deploymentId, m.config]));
+  const trafficOf = new Map((rows.traffic ?? []).map((t) => [t.deploymentId, t]));
   const deployments = [...rows.deployments]
     .sort((a, b) => compareStrings(a.id, b.id))
     .map((d): StateDeployment => {
@@ -83,6 +110,14 @@ export function stateFromRows(rows: StateRows): StateDocument {
       const primary = routes.find((r) => r.isPrimary) ?? routes[0];
       const health = healthOf(d);
       const middlewares = canonicalMiddlewares(mwOf.get(d.id) ?? {});
+      const t = trafficOf.get(d.id);
+      const traffic: Partial<Record<TrafficPartName, unknown>> = {};
+      for (const part of TRAFFIC_PARTS) {
+        const v = canonicalTraffic(part, t?.[part]);
+        if (v) {
+          traffic[part] = v;
+        }
+      }
       return {
         id: d.id,
         name: d.name,
@@ -107,6 +142,7 @@ export function stateFromRows(rows: StateRows): StateDocument {
           : {}),
         ...(health ? { health_check: health } : {}),
         ...(middlewares ? { middlewares: middlewares as StoredMiddlewares } : {}),
+        ...(traffic as Pick<StateDeployment, TrafficPartName>),
       };
     });
   const certificates = [...rows.certificates]
@@ -148,6 +184,9 @@ export interface FlatDeployment {
   name: string;
   health: FlatHealth;
   middlewares: Record<string, unknown> | undefined;
+  split: Record<string, unknown> | undefined;
+  geo: Record<string, unknown> | undefined;
+  resilience: Record<string, unknown> | undefined;
 }
 
 export interface FlatState {
@@ -192,6 +231,9 @@ export function flattenState(doc: StateDocument, defaultResolver: (domain: strin
         tls_insecure_skip_verify: h.tls?.insecure_skip_verify ?? false,
       },
       middlewares: canonicalMiddlewares(d.middlewares ?? {}),
+      split: canonicalTraffic("split", d.split),
+      geo: canonicalTraffic("geo", d.geo),
+      resilience: canonicalTraffic("resilience", d.resilience),
     });
     const routing = d.routing;
     routing?.domains.forEach((r, j) => {

@@ -11,8 +11,11 @@ import {
   ResolverName,
 } from "../api/schemas.js";
 import type { FieldError } from "../lib/problem.js";
+import { StoredGeo } from "../render/geo-config.js";
 import { IP_DEPTH_NEEDS_TRUSTED_PROXIES, StoredMiddlewares } from "../render/middlewares.js";
 import { defaultSslEnabled } from "../render/reserved.js";
+import { StoredResilience } from "../render/resilience-config.js";
+import { StoredSplit } from "../render/split-config.js";
 
 // The declarative routing state document (issue 12 §2): every field is validated by the same zod pieces the API
 // uses (src/api/schemas.ts, src/render/middlewares.ts), so a file can hold nothing the API would refuse.
@@ -62,6 +65,11 @@ export const StateDeployment = z.strictObject({
   middlewares: StoredMiddlewares.optional().meta({
     description: "As stored: basic-auth users as htpasswd lines (bcrypt, apr1 or {SHA} hashes), never passwords.",
   }),
+  split: StoredSplit.optional().meta({
+    description: "Canary / A-B split, as PUT …/split takes it. A running rollout moves its track's weight.",
+  }),
+  geo: StoredGeo.optional().meta({ description: "Geographic routing, as PUT …/geo takes it (not with `split`)." }),
+  resilience: StoredResilience.optional().meta({ description: "Retry, circuit breaker, limits, as PUT …/resilience." }),
 });
 export type StateDeployment = z.infer<typeof StateDeployment>;
 
@@ -157,6 +165,16 @@ export function validateState(
         location: `${at}.health_check.tls.insecure_skip_verify`,
         message:
           "insecure_skip_verify cannot be combined with a CA bundle: verify against ca_pem, or skip verification, not both",
+      });
+    }
+    if (d.split && d.geo) {
+      errors.push({ location: `${at}.geo`, message: "a deployment has either a split or geo routing, not both" });
+    }
+    if ((d.split || d.geo) && d.routing?.load_balancer_algo === "least-conn") {
+      errors.push({
+        location: `${at}.${d.split ? "split" : "geo"}`,
+        message:
+          "least-conn deployments are balanced by the fallback proxy, which knows no tracks or regions: use round-robin or ip-hash",
       });
     }
     if (opts.trustedProxies.length === 0) {

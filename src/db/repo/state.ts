@@ -1,6 +1,12 @@
 import { asc, eq, inArray, sql } from "drizzle-orm";
 import type { LbAlgo, Protocol } from "../../../schema/enums.js";
-import { certificates, deploymentMiddlewares, deploymentRouting, deployments } from "../../../schema/tables.js";
+import {
+  certificates,
+  deploymentMiddlewares,
+  deploymentRouting,
+  deployments,
+  deploymentTraffic,
+} from "../../../schema/tables.js";
 import type { StateRows } from "../../export/state-model.js";
 import type { Db, Tx } from "../client.js";
 import { newId } from "../ids.js";
@@ -26,12 +32,20 @@ const STATE_APPLY_LOCK = 0x0b1e_57a7;
  * ownership not proven yet) are not routing state: they are listed apart, for apply to step around.
  */
 export async function loadStateRows(db: Db): Promise<StateRows> {
-  const [deps, allRoutes, mws, certs] = [
+  const [deps, allRoutes, mws, traffic, certs] = [
     await db.select().from(deployments).orderBy(asc(deployments.id)),
     await db.select().from(deploymentRouting).orderBy(asc(deploymentRouting.id)),
     await db
       .select({ deploymentId: deploymentMiddlewares.deploymentId, config: deploymentMiddlewares.config })
       .from(deploymentMiddlewares),
+    await db
+      .select({
+        deploymentId: deploymentTraffic.deploymentId,
+        split: deploymentTraffic.split,
+        geo: deploymentTraffic.geo,
+        resilience: deploymentTraffic.resilience,
+      })
+      .from(deploymentTraffic),
     await db.select({ fingerprintSha256: certificates.fingerprintSha256, sans: certificates.sans }).from(certificates),
   ];
   const routes = allRoutes.filter((r) => r.verification === "verified");
@@ -44,7 +58,7 @@ export async function loadStateRows(db: Db): Promise<StateRows> {
       pathPrefix: r.pathPrefix,
       isPrimary: r.isPrimary,
     }));
-  return { deployments: deps, routes, middlewares: mws, certificates: certs, pending };
+  return { deployments: deps, routes, middlewares: mws, traffic, certificates: certs, pending };
 }
 
 /** Waits for any other apply to finish; only inside a transaction (the lock goes with it). */
@@ -87,6 +101,8 @@ export interface StateWrites {
   deleteDeploymentIds: string[];
   putMiddlewares: { deploymentId: string; config: Record<string, unknown> }[];
   deleteMiddlewares: string[];
+  /** One traffic part (split, geo, resilience) set or cleared (null). */
+  putTraffic: { deploymentId: string; part: "split" | "geo" | "resilience"; value: Record<string, unknown> | null }[];
   deleteCertificateFingerprints: string[];
 }
 
@@ -136,6 +152,12 @@ export async function writeState(tx: Tx, w: StateWrites): Promise<void> {
   }
   for (const part of chunks(w.deleteMiddlewares)) {
     await tx.delete(deploymentMiddlewares).where(inArray(deploymentMiddlewares.deploymentId, part));
+  }
+  for (const t of w.putTraffic) {
+    await tx
+      .insert(deploymentTraffic)
+      .values({ deploymentId: t.deploymentId, [t.part]: t.value })
+      .onConflictDoUpdate({ target: deploymentTraffic.deploymentId, set: { [t.part]: t.value, updatedAt: now } });
   }
   for (const part of chunks(w.deleteCertificateFingerprints)) {
     await tx.delete(certificates).where(inArray(certificates.fingerprintSha256, part));
