@@ -16,6 +16,14 @@ export const EVENT_TYPES = [
   "domain.expired", // subject: domain; data: path_prefix (a pending domain nobody verified in time)
   "token.created", // subject: token id; data: name, scopes, actor
   "token.revoked", // subject: token id; data: name, actor
+  "rollout.started", // subject: track; data: track, step_index, weight, reason, actor
+  "rollout.step", // subject: track; data: track, step_index, weight, from_weight, reason
+  "rollout.paused", // subject: track; data: track, step_index, weight, actor
+  "rollout.resumed", // subject: track; data: track, step_index, weight, actor
+  "rollout.aborted", // subject: track; data: track, weight, from_weight, reason, actor
+  "rollout.promoted", // subject: track; data: track, reason
+  "replica.draining", // subject: location id; data: drain_until, actor
+  "replica.drained", // subject: location id; data: drain_started_at, drain_until
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
