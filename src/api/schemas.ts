@@ -140,7 +140,8 @@ export const PutLocationBody = z.strictObject({
     .meta({
       description:
         "IPv4 (dotted quad), IPv6 (no brackets) or DNS name. Link-local, cloud metadata, unspecified, multicast and " +
-        "broadcast addresses are refused unless REPLICA_ALLOWED_CIDRS covers them.",
+        "broadcast addresses are refused unless REPLICA_ALLOWED_CIDRS covers them. A new address (or port) is a " +
+        "new endpoint: its health starts over and a drain of the old one ends.",
       example: "10.0.1.7",
     }),
   port: Port.nullable().optional(),
@@ -191,6 +192,12 @@ export const DeploymentsQuery = PageQuery.extend({
     }),
 });
 
+/** `Name: value`, a header line /routing/resolve takes into account. */
+const ResolveHeader = z
+  .string()
+  .max(8192)
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\x20-\x7E\t]*$/, "a header line `Name: value` (printable ASCII)");
+
 export const ResolveQuery = z.strictObject({
   host: z.string().min(1).max(1000),
   path: z.string().max(8192).default("/"),
@@ -198,6 +205,25 @@ export const ResolveQuery = z.strictObject({
     .enum(["http", "https"])
     .default("http")
     .meta({ description: "The request's scheme: the web (http) or websecure (https) entry point." }),
+  header: z
+    .union([ResolveHeader, z.array(ResolveHeader).max(50)])
+    .optional()
+    .meta({
+      description:
+        "A request header as `Name: value` (repeatable): decides A/B rules of a traffic split. The query string " +
+        "goes in `path` (`/x?variant=b`).",
+      example: "X-Variant: b",
+    }),
+  cookie: z
+    .string()
+    .max(8192)
+    .optional()
+    .meta({ description: "The request's Cookie header value (`ab=b; other=1`): decides cookie A/B rules." }),
+  country: z
+    .string()
+    .regex(/^[A-Za-z]{2}$/, "an ISO 3166-1 alpha-2 code")
+    .optional()
+    .meta({ description: "The client's country (as the geo header would carry it) for geographic routing." }),
 });
 
 export const DeleteDomainQuery = z.strictObject({ path_prefix: PathPrefix.optional() });
@@ -287,6 +313,22 @@ export const LocationView = z.object({
   health_status: z.enum(HEALTH),
   track: z.string(),
   region: z.string().nullable(),
+  // Optional only in the type (views.ts builds the row part); every location response carries all three.
+  draining: z
+    .boolean()
+    .optional()
+    .meta({
+      description:
+        "Draining (`POST …/drain`): out of the rendered servers and the fallback proxy's choice, its in-flight " +
+        "requests finishing; true until the drain period ends.",
+    }),
+  drain_until: z
+    .string()
+    .nullable()
+    .meta({ description: "End of the drain period (null: not draining); after it the replica may be stopped." }),
+  drained: z.boolean().optional().meta({
+    description: "The drain period is over: the replica gets no traffic and counts as removed (`replica.drained`).",
+  }),
   cpu_usage: z.number().nullable(),
   consecutive_successes: z.number(),
   consecutive_failures: z.number(),
@@ -296,6 +338,19 @@ export const LocationView = z.object({
   updated_at: z.string(),
 });
 export type LocationView = z.infer<typeof LocationView>;
+
+/** POST …/locations/:location_id/drain. */
+export const DrainBody = z.strictObject({
+  seconds: z.number().int().min(1).max(3600).default(30).meta({
+    description:
+      "How long in-flight requests get to finish (1–3600, default 30). Draining again sets a new end from now.",
+    example: 30,
+  }),
+  force: z.boolean().default(false).meta({
+    description: "Drain even the last healthy replica of its track (its route then answers 503).",
+  }),
+});
+export type DrainBody = z.infer<typeof DrainBody>;
 
 /** RFC 9457 problem details, the body of every error; extra members (e.g. `owner`) may follow. */
 export const Problem = z
@@ -516,4 +571,30 @@ export const ResolutionView = z.looseObject({
   outcome: z.number().meta({ description: "The status Traefik answers (a redirect, 404, 503, or 200)." }),
   reason: z.string(),
   candidates: z.array(z.looseObject({ route_id: z.string(), priority: z.number() })),
+  traffic: z
+    .object({
+      kind: z.enum(["split", "geo"]),
+      via: z
+        .enum(["rule", "weighted", "region", "none"])
+        .meta({ description: "An A/B rule's router, the weighted split, a geo region's router, or none (503)." }),
+      router: z.string().meta({ description: "The router that takes the request (also `router` above)." }),
+      service: z.string(),
+      track: z.string().nullable().meta({ description: "The track an A/B rule picks; null for a weighted pick." }),
+      rule_index: z.number().int().nullable(),
+      weights: z
+        .array(z.object({ track: z.string(), weight: z.number().int(), percent: z.number() }))
+        .meta({ description: "The weighted split now: tracks with a healthy replica and their share." }),
+      sticky: z.boolean(),
+      mirror: z
+        .object({ track: z.string(), percent: z.number().int(), max_body_bytes: z.number().int() })
+        .nullable()
+        .meta({ description: "Shadow copies (responses discarded); bigger request bodies are not mirrored." }),
+      geo: z
+        .object({ mapped: z.string(), served: z.string().nullable(), reason: z.string() })
+        .optional()
+        .meta({ description: "Geographic routing: the region the country maps to and the region serving it." }),
+      reason: z.string(),
+    })
+    .optional()
+    .meta({ description: "How the deployment's traffic split or geo routing handles this request (when it has one)." }),
 });

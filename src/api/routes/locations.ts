@@ -1,11 +1,20 @@
 import { createRoute } from "@hono/zod-openapi";
+import type { LocationRow } from "../../../schema/tables.js";
 import { getDeployment } from "../../db/repo/deployments.js";
-import { deleteLocation, listLocations, upsertLocation } from "../../db/repo/locations.js";
+import {
+  cancelDrain,
+  deleteLocation,
+  drainLocation,
+  isDrained,
+  isDraining,
+  listLocations,
+  upsertLocation,
+} from "../../db/repo/locations.js";
 import { replicaAllowList } from "../../render/address.js";
 import { checkAddress } from "../../render/validate.js";
 import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
-import { DeploymentParams, Items, LocationParams, LocationView, PutLocationBody } from "../schemas.js";
+import { DeploymentParams, DrainBody, Items, LocationParams, LocationView, PutLocationBody } from "../schemas.js";
 import { invalidField } from "../validate.js";
 import { camelize, locationView } from "../views.js";
 
@@ -40,14 +49,46 @@ const remove = createRoute({
   responses: { 204: { description: "Removed" }, ...problems(400, 401, 404) },
 });
 
+const drain = createRoute({
+  method: "post",
+  path: "/{id}/locations/{location_id}/drain",
+  summary: "Drain a replica before stopping it",
+  description:
+    "From this request on the replica gets no new requests: it leaves the rendered servers and the fallback " +
+    "proxy's choice at once, while requests already sent to it finish. After `seconds` it counts as removed " +
+    "(`drained: true`, event `replica.drained`): the orchestrator may stop it. Draining again sets a new end from " +
+    "now. Refused with 409 LAST_HEALTHY_REPLICA for the last healthy, running, non-draining replica of its track " +
+    "unless `force: true`. A heartbeat (PUT with the same address) keeps the drain; a new address or port ends it.",
+  security: WRITE,
+  request: { params: LocationParams, body: jsonBody(DrainBody) },
+  responses: { 200: json(LocationView, "Draining"), ...problems(...BODY_PROBLEMS, 404, 409) },
+});
+
+const undrain = createRoute({
+  method: "delete",
+  path: "/{id}/locations/{location_id}/drain",
+  summary: "Cancel a replica's drain",
+  description: "The replica is routed again (once healthy). A replica that is not draining is answered as it is.",
+  security: WRITE,
+  request: { params: LocationParams },
+  responses: { 200: json(LocationView, "Not draining"), ...problems(400, 401, 404) },
+});
+
+/** A location with its drain state as of `now`. */
+export function drainAwareView(row: LocationRow, now: Date): LocationView {
+  const drained = isDrained(row, now);
+  return { ...locationView(row), draining: isDraining(row) && !drained, drained };
+}
+
 /** Replicas of a deployment: the orchestrator's write path and the operator's view of their health. */
-export function locationsApi({ handle: { db }, checker, config }: Deps) {
+export function locationsApi({ handle: { db }, checker, config, clock }: Deps) {
   const allowed = replicaAllowList(config.REPLICA_ALLOWED_CIDRS);
   return contracts()
     .openapi(list, async (c) => {
       const { id } = c.req.valid("param");
       await getDeployment(db, id);
-      return c.json({ items: (await listLocations(db, id)).map(locationView) }, 200);
+      const now = clock.now();
+      return c.json({ items: (await listLocations(db, id)).map((l) => drainAwareView(l, now)) }, 200);
     })
     .openapi(put, async (c) => {
       const { id, location_id } = c.req.valid("param");
@@ -68,7 +109,26 @@ export function locationsApi({ handle: { db }, checker, config }: Deps) {
         const afterCommit = c.get("afterCommit");
         afterCommit ? afterCommit.push(probe) : probe();
       }
-      return created ? c.json(locationView(row), 201) : c.json(locationView(row), 200);
+      const view = drainAwareView(row, clock.now());
+      return created ? c.json(view, 201) : c.json(view, 200);
+    })
+    .openapi(drain, async (c) => {
+      const { id, location_id } = c.req.valid("param");
+      const { seconds, force } = c.req.valid("json");
+      const now = clock.now();
+      const { row, wasDraining } = await drainLocation(db, id, location_id, { seconds, force, now });
+      if (wasDraining) {
+        c.set("configUnchanged", true); // already out of the servers: only the end moved
+      }
+      return c.json(drainAwareView(row, now), 200);
+    })
+    .openapi(undrain, async (c) => {
+      const { id, location_id } = c.req.valid("param");
+      const { row, wasDraining } = await cancelDrain(db, id, location_id);
+      if (!wasDraining) {
+        c.set("configUnchanged", true);
+      }
+      return c.json(drainAwareView(row, clock.now()), 200);
     })
     .openapi(remove, async (c) => {
       const { id, location_id } = c.req.valid("param");

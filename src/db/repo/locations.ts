@@ -1,8 +1,10 @@
-import { and, asc, count, eq, sql } from "drizzle-orm";
+import { and, asc, count, eq, isNotNull, isNull, lte, ne, sql } from "drizzle-orm";
 import type { ReplicaStatus } from "../../../schema/enums.js";
-import { deploymentLocations, type LocationRow } from "../../../schema/tables.js";
+import { deploymentLocations, deployments, type LocationRow } from "../../../schema/tables.js";
+import { byId } from "../../lib/order.js";
 import type { Db } from "../client.js";
 import { Conflict, isForeignKeyViolation, NotFound } from "../errors.js";
+import { type EventType, recordEvents } from "./events.js";
 import { recordHealthTransitions } from "./health.js";
 
 export interface LocationInput {
@@ -95,6 +97,11 @@ export async function upsertLocation(
           consecutiveSuccesses: sql`case when ${moved} then 0 else ${t.consecutiveSuccesses} end`,
           consecutiveFailures: sql`case when ${moved} then 0 else ${t.consecutiveFailures} end`,
           nextProbeAt: sql`case when ${moved} then null else ${t.nextProbeAt} end`, // probe a moved replica at once
+          // A heartbeat keeps a drain; a move ends it: the new address is a new endpoint (a replacement container
+          // registered under the same id), which must not inherit the old one's way out.
+          drainStartedAt: sql`case when ${moved} then null else ${t.drainStartedAt} end`,
+          drainUntil: sql`case when ${moved} then null else ${t.drainUntil} end`,
+          drainedAt: sql`case when ${moved} then null else ${t.drainedAt} end`,
           updatedAt: now,
         },
         setWhere: sql`${t.deploymentId} = excluded.deployment_id`,
@@ -127,7 +134,8 @@ export async function upsertLocation(
       before.status !== row.status ||
       before.track !== row.track ||
       before.region !== row.region ||
-      before.healthStatus !== row.healthStatus;
+      before.healthStatus !== row.healthStatus ||
+      before.drainStartedAt?.getTime() !== row.drainStartedAt?.getTime();
     return { row, created: hit.inserted, routingChanged };
   } catch (err) {
     if (isForeignKeyViolation(err)) {
@@ -135,6 +143,184 @@ export async function upsertLocation(
     }
     throw err;
   }
+}
+
+// ── Draining ────────────────────────────────────────────────────────────────────────────────────────
+
+// Until EVENT_TYPES (events.ts) lists them.
+const DRAINING: EventType = "replica.draining";
+const DRAINED: EventType = "replica.drained";
+
+/** Draining started and not cancelled: the replica is out of the rendered servers and the proxy's table. */
+export const isDraining = (l: Pick<LocationRow, "drainStartedAt">): boolean => l.drainStartedAt !== null;
+
+/** The drain period is over (or the sweep already said so): the orchestrator may stop the replica. */
+export const isDrained = (l: Pick<LocationRow, "drainStartedAt" | "drainUntil" | "drainedAt">, now: Date): boolean =>
+  l.drainStartedAt !== null && (l.drainedAt !== null || (l.drainUntil !== null && l.drainUntil <= now));
+
+export interface DrainRequest {
+  seconds: number;
+  /** Drain even the last healthy replica of its track. */
+  force: boolean;
+  now: Date;
+}
+
+/**
+ * Starts (or re-times) a replica's drain: from now it gets no new requests, and after `seconds` it counts as
+ * removed. Draining again keeps the start and sets a new end from now (longer or shorter); a drain whose period
+ * was over starts a new period (another `replica.drained` follows it). Refused with 409 LAST_HEALTHY_REPLICA
+ * when the replica is the last healthy, running, non-draining one of its track (tracks are separate pools:
+ * without a split only `stable` gets traffic), unless `force`. The deployment row is locked first, so two
+ * drains of a deployment's last two healthy replicas cannot both pass the check.
+ */
+export async function drainLocation(
+  db: Db,
+  deploymentId: string,
+  id: string,
+  req: DrainRequest,
+): Promise<{ row: LocationRow; wasDraining: boolean }> {
+  const t = deploymentLocations;
+  const [dep] = await db
+    .select({ id: deployments.id })
+    .from(deployments)
+    .where(eq(deployments.id, deploymentId))
+    .for("update");
+  if (!dep) {
+    throw new NotFound("deployment", deploymentId);
+  }
+  const before = await getLocation(db, deploymentId, id);
+  const wasDraining = isDraining(before);
+  const serving = before.status === "running" && before.healthStatus === "healthy";
+  let forced = false;
+  if (!wasDraining && serving) {
+    const [others] = await db
+      .select({ n: count() })
+      .from(t)
+      .where(
+        and(
+          eq(t.deploymentId, deploymentId),
+          ne(t.id, id),
+          eq(t.track, before.track),
+          eq(t.status, "running"),
+          eq(t.healthStatus, "healthy"),
+          isNull(t.drainStartedAt),
+        ),
+      );
+    if ((others?.n ?? 0) === 0) {
+      if (!req.force) {
+        throw new Conflict(
+          `Replica ${id} is the last healthy replica of track ${before.track} of deployment ${deploymentId}: ` +
+            "draining it would answer every request with 503. Add a replica first, or pass force: true.",
+          "LAST_HEALTHY_REPLICA",
+          { location_id: id, track: before.track },
+        );
+      }
+      forced = true;
+    }
+  }
+  const until = new Date(req.now.getTime() + req.seconds * 1000);
+  const [row] = await db
+    .update(t)
+    .set({ drainStartedAt: before.drainStartedAt ?? req.now, drainUntil: until, drainedAt: null })
+    .where(and(eq(t.deploymentId, deploymentId), eq(t.id, id)))
+    .returning();
+  if (!row) {
+    throw new NotFound("location", id); // deleted meanwhile
+  }
+  await recordEvents(db, [
+    {
+      type: DRAINING,
+      deploymentId,
+      subject: id,
+      data: {
+        drain_until: until.toISOString(),
+        seconds: req.seconds,
+        forced,
+        extended: wasDraining,
+        address: row.address,
+        port: row.port,
+        track: row.track,
+      },
+    },
+  ]);
+  return { row, wasDraining };
+}
+
+/** Ends a drain (the replica is routed again once healthy); a replica that is not draining is left as it is. */
+export async function cancelDrain(
+  db: Db,
+  deploymentId: string,
+  id: string,
+): Promise<{ row: LocationRow; wasDraining: boolean }> {
+  const before = await getLocation(db, deploymentId, id);
+  if (!isDraining(before)) {
+    return { row: before, wasDraining: false };
+  }
+  const t = deploymentLocations;
+  const [row] = await db
+    .update(t)
+    .set({ drainStartedAt: null, drainUntil: null, drainedAt: null })
+    .where(and(eq(t.deploymentId, deploymentId), eq(t.id, id)))
+    .returning();
+  if (!row) {
+    throw new NotFound("location", id);
+  }
+  return { row, wasDraining: true };
+}
+
+export interface DrainedReplica {
+  id: string;
+  deploymentId: string;
+  drainStartedAt: Date;
+  drainUntil: Date;
+}
+
+/**
+ * Marks every replica whose drain period ended by `now` as drained and records one `replica.drained` event each,
+ * in one transaction. The update is conditional (`drained_at is null`): with several instances sweeping, a row
+ * locked by one is re-checked by the other after the first commits, so exactly one of them writes its event.
+ * drained_at is not in the change feed's trigger: nothing rendered changes (the replica left at drain start).
+ */
+export async function sweepDrains(db: Db, now: Date): Promise<DrainedReplica[]> {
+  const t = deploymentLocations;
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .update(t)
+      .set({ drainedAt: now })
+      .where(and(isNotNull(t.drainStartedAt), isNull(t.drainedAt), lte(t.drainUntil, now)))
+      .returning({
+        id: t.id,
+        deploymentId: t.deploymentId,
+        address: t.address,
+        port: t.port,
+        drainStartedAt: t.drainStartedAt,
+        drainUntil: t.drainUntil,
+      });
+    const drained = rows.flatMap((r) =>
+      r.drainStartedAt && r.drainUntil ? [{ ...r, drainStartedAt: r.drainStartedAt, drainUntil: r.drainUntil }] : [],
+    );
+    drained.sort(byId);
+    await recordEvents(
+      tx,
+      drained.map((r) => ({
+        type: DRAINED,
+        deploymentId: r.deploymentId,
+        subject: r.id,
+        data: {
+          drain_started_at: r.drainStartedAt.toISOString(),
+          drain_until: r.drainUntil.toISOString(),
+          address: r.address,
+          port: r.port,
+        },
+      })),
+    );
+    return drained.map(({ id, deploymentId, drainStartedAt, drainUntil }) => ({
+      id,
+      deploymentId,
+      drainStartedAt,
+      drainUntil,
+    }));
+  });
 }
 
 export async function deleteLocation(db: Db, deploymentId: string, id: string): Promise<void> {

@@ -1,8 +1,9 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { deploymentLocations, deploymentRouting, deployments } from "../../../schema/tables.js";
 import type { ProxySnapshot } from "../../proxy/table.js";
+import { STABLE_TRACK } from "../../render/split-config.js";
 import type { Db } from "../client.js";
-import { isRendered, replicaColumns, routeColumns } from "./snapshot.js";
+import { isRendered, isServing, replicaColumns, routeColumns } from "./snapshot.js";
 
 /**
  * Everything the fallback proxy routes on, read in one consistent (repeatable read) view: the verified
@@ -10,6 +11,11 @@ import { isRendered, replicaColumns, routeColumns } from "./snapshot.js";
  * deployments. A round-robin or ip-hash deployment is not in the table, so the proxy cannot be used to reach it
  * around the middlewares of its own Traefik router (issue 10 #1); nor can a pending route's domain (ownership not
  * proven) reach anything through it.
+ *
+ * Only replicas that may get new requests are in it: not draining (see `isServing`; the proxy reloads on the
+ * change feed's NOTIFY, so a drain stops new picks within one debounced reload while requests already sent finish
+ * on the old pool), and on the `stable` track (tracks are pools for Traefik's weighted splits, and a least-conn
+ * deployment cannot have a split: without one only `stable` replicas get traffic, as in src/render/traffic.ts).
  */
 export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
   return db.transaction(
@@ -35,12 +41,16 @@ export async function loadProxySnapshot(db: Db): Promise<ProxySnapshot> {
               })
               .from(deploymentLocations)
               .where(
-                inArray(
-                  deploymentLocations.deploymentId,
-                  tx
-                    .selectDistinct({ id: deploymentRouting.deploymentId })
-                    .from(deploymentRouting)
-                    .where(and(eq(deploymentRouting.loadBalancerAlgo, "least-conn"), isRendered)),
+                and(
+                  inArray(
+                    deploymentLocations.deploymentId,
+                    tx
+                      .selectDistinct({ id: deploymentRouting.deploymentId })
+                      .from(deploymentRouting)
+                      .where(and(eq(deploymentRouting.loadBalancerAlgo, "least-conn"), isRendered)),
+                  ),
+                  isServing,
+                  eq(deploymentLocations.track, STABLE_TRACK),
                 ),
               );
       return { routes, replicas };

@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { eq, isNull, sql } from "drizzle-orm";
 import { deploymentLocations, deploymentRouting, deployments } from "../../../schema/tables.js";
 import type { ReplicaInput, RouteInput, TlsCertificateInput } from "../../render/types.js";
 import { type Db, rowsOf } from "../client.js";
@@ -21,6 +21,28 @@ export const routeColumns = {
  * is never rendered, never in the fallback proxy's table, and never matched by /routing/resolve.
  */
 export const isRendered = eq(deploymentRouting.verification, "verified");
+
+/**
+ * Replicas that may get new requests: not draining (`POST …/drain` sets drain_started_at; a drained replica keeps
+ * it until the drain is cancelled or the replica moves). Every reader of replicaColumns filters with it — the
+ * render snapshot (so /traefik/config, previews and /routing/resolve) and the fallback proxy's table
+ * (proxy-table.ts) — so a drain leaves the servers with the same commit, and the change feed (migration 0008's
+ * trigger on drain_started_at/drain_until) re-renders at once.
+ *
+ * Left out rather than rendered with weight 0, because in Traefik v3.7.9 the two are the same thing: every
+ * balancer ignores a server whose weight is ≤ 0 when it is added (pkg/server/service/loadbalancer/wrr/wrr.go and
+ * hrw/hrw.go, `Add`: "non-positive weight is meaningless"), so a weight-0 server keeps no sticky-cookie entry
+ * (wrr registers it with the sticky handler only after that check; a cookie naming it falls through to a new
+ * pick, pkg/server/service/loadbalancer/sticky.go `StickyHandler`) and no hash slot. Nothing is lost for `ip-hash`
+ * either: hrw scores each (client, server) pair on its own (`getNodeScore`) and picks the highest, so removing one
+ * server moves only the clients whose best score was that server; everyone else keeps their replica. Traefik's
+ * `fenced` server flag (terminating but still serving sticky clients) is internal to its Kubernetes providers
+ * (`toml:"-" yaml:"-" file:"-"` in pkg/config/dynamic/http_config.go) and not documented for the HTTP provider,
+ * so we do not render it. In-flight requests are not cut by the reload: a request keeps the handler it started
+ * with and only new ones see the new one (pkg/middlewares/handler_switcher.go, `ServeHTTP`/`UpdateHandler`), and
+ * the fallback proxy closes a leaving replica's connection pool gracefully (src/proxy/server.ts `install`).
+ */
+export const isServing = isNull(deploymentLocations.drainStartedAt);
 
 export const replicaColumns = {
   id: deploymentLocations.id,
@@ -88,7 +110,7 @@ export async function readSnapshot(tx: Db, certKey?: Buffer): Promise<RoutingSna
         : null;
     return { ...r, backendTls };
   });
-  const replicas = await tx.select(replicaColumns).from(deploymentLocations);
+  const replicas = await tx.select(replicaColumns).from(deploymentLocations).where(isServing);
   const { certs, failed } = certKey ? await loadCertificatesForRender(tx, certKey) : { certs: [], failed: [] };
   const middlewares = await loadAllMiddlewares(tx);
   const traffic = await loadAllTraffic(tx);
