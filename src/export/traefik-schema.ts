@@ -26,6 +26,7 @@ function obj(parent: JsonObject, ...path: string[]): JsonObject {
 export function traefikSchema(): JsonObject {
   const schema = structuredClone(schemaJson) as JsonObject;
   const lb = obj(schema, "definitions", "httpLoadBalancerService", "properties");
+  const duration = { type: "string", minLength: 1 };
   // reference v3.6.24 `http.services.Service01.loadBalancer.strategy` (wrr | p2c | hrw | leasttime).
   lb.strategy = { type: "string", enum: ["wrr", "p2c", "hrw", "leasttime"] };
   // reference `loadBalancer.servers[].{url, weight, preservePath}`: Traefik rejects unknown keys, so be strict too.
@@ -49,10 +50,27 @@ export function traefikSchema(): JsonObject {
         serverName: { type: "string", minLength: 1 },
         insecureSkipVerify: { type: "boolean" },
         rootCAs: { type: "array", minItems: 1, items: { type: "string", minLength: 1 } },
+        // reference `…ServersTransport0.forwardingTimeouts.{dialTimeout, responseHeaderTimeout, idleConnTimeout}`:
+        forwardingTimeouts: {
+          type: "object",
+          properties: { dialTimeout: duration, idleConnTimeout: duration, responseHeaderTimeout: duration },
+          additionalProperties: false,
+        },
       },
       additionalProperties: false,
     },
   };
+  // reference v3.6.24 `loadBalancer.passiveHealthCheck.{failureWindow, maxFailedAttempts}` (SchemaStore lags):
+  lb.passiveHealthCheck = {
+    type: "object",
+    properties: { failureWindow: duration, maxFailedAttempts: { type: "integer", minimum: 1 } },
+    additionalProperties: false,
+  };
+  // reference v3.7.9 `http.middlewares.Middleware22.retry.{status, timeout}` (3.7 only: the semantics check gates the
+  // version; src/render/resilience.ts renders them only with TRAEFIK_VERSION=3.7):
+  const retry = obj(schema, "definitions", "retryMiddleware", "properties");
+  retry.status = { type: "array", minItems: 1, items: { type: "string", pattern: "^[0-9]{3}(-[0-9]{3})?$" } };
+  retry.timeout = duration;
   // Where SchemaStore leaves objects open that we emit, close them to the reference's fields, so a misspelt key
   // fails here rather than in Traefik. reference `http.middlewares.Middleware02.basicAuth.{users, usersFile,
   // realm, removeHeader, headerField}`:

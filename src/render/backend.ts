@@ -5,9 +5,16 @@ import type { HealthCheck, RenderSettings, RouteInput, ServersTransport } from "
 // How Traefik talks to a deployment's replicas: the TLS verification policy of https replicas (a servers
 // transport) and the protocol of Traefik's own active health check. Pure, like the rest of render/.
 
-/** Name of a deployment's servers transport: one per deployment (backend TLS is a deployment setting). */
-export function serversTransportName(route: RouteInput): string {
-  return `${routeName(route).split("--")[0] ?? "x"}--backend-tls`;
+/**
+ * Name of a route's servers transport (backend TLS and timeouts are deployment settings, the protocol is per route):
+ * `<dep>--backend-tls` when it carries TLS verification (https routes; the name it always had, timeouts or not),
+ * `<dep>--backend` when it carries forwarding timeouts only (src/render/resilience.ts; http and h2c routes, or
+ * https without a verification policy). Routes of one deployment with the same name get the same transport.
+ */
+export function serversTransportName(route: RouteInput, transport?: ServersTransport): string {
+  const dep = routeName(route).split("--")[0] ?? "x";
+  const tls = transport && (transport.insecureSkipVerify || transport.rootCAs || transport.serverName);
+  return !transport || tls ? `${dep}--backend-tls` : `${dep}--backend`;
 }
 
 const SERVER_NAME_RE =
@@ -32,21 +39,27 @@ export function checkBackendTls(route: RouteInput): string | undefined {
 }
 
 /**
- * The servers transport of an https route whose deployment declares a verification policy, or undefined (Traefik's
- * default transport: system roots, the replica address as server name). The CA goes inline: `rootCAs` is a list of
- * types.FileOrContent (pkg/config/dynamic/http_config.go ServersTransport, pkg/types/file_or_content.go), read as
- * content when it is not an existing path. A CA certificate is public: it does not make the config secret.
- * Traefik's active health check dials through the same transport (pkg/server/service/service.go).
+ * The servers transport of a route whose deployment declares an https verification policy or forwarding timeouts
+ * (`extra`, from src/render/resilience.ts), or undefined (Traefik's default transport: system roots, the replica
+ * address as server name, default timeouts). The CA goes inline: `rootCAs` is a list of types.FileOrContent
+ * (pkg/config/dynamic/http_config.go ServersTransport, pkg/types/file_or_content.go), read as content when it is
+ * not an existing path. A CA certificate is public: it does not make the config secret. Traefik's active health
+ * check dials through the same transport (pkg/server/service/service.go). Timeouts apply to every protocol
+ * (pkg/server/service/transport.go createRoundTripper); TLS settings only to https routes.
  */
-export function serversTransportFor(route: RouteInput, _extra?: ServersTransport): ServersTransport | undefined {
+export function serversTransportFor(route: RouteInput, extra?: ServersTransport): ServersTransport | undefined {
   const tls = route.protocol === "https" ? route.backendTls : undefined;
-  if (!tls || (tls.serverName === null && tls.caPem === null && !tls.insecureSkipVerify)) {
+  const hasTls = tls && (tls.serverName !== null || tls.caPem !== null || tls.insecureSkipVerify);
+  const timeouts = extra?.forwardingTimeouts;
+  const hasTimeouts = timeouts !== undefined && Object.keys(timeouts).length > 0;
+  if (!hasTls && !hasTimeouts) {
     return undefined;
   }
   return {
-    ...(tls.insecureSkipVerify ? { insecureSkipVerify: true } : {}), // only when the deployment asks for it
-    ...(tls.caPem === null ? {} : { rootCAs: [tls.caPem] }),
-    ...(tls.serverName === null ? {} : { serverName: tls.serverName }),
+    ...(hasTimeouts ? { forwardingTimeouts: timeouts } : {}),
+    ...(tls?.insecureSkipVerify ? { insecureSkipVerify: true } : {}), // only when the deployment asks for it
+    ...(tls && tls.caPem !== null ? { rootCAs: [tls.caPem] } : {}),
+    ...(tls && tls.serverName !== null ? { serverName: tls.serverName } : {}),
   };
 }
 

@@ -133,6 +133,28 @@ export const CHAIN_ORDER = [
   "compress",
 ] as const;
 
+/**
+ * CHAIN_ORDER with the resilience middlewares (src/render/resilience.ts) in their place, first = outermost:
+ * - `in-flight` right after `rate-limit`: one more cheap refusal (429), before any auth or rewriting work, and
+ *   counting a request for as long as it is in progress, retries and their backoff included;
+ * - `circuit-breaker` then `retry`, innermost, next to the service: an open breaker answers at once, without
+ *   retrying (with status retries, TRAEFIK_VERSION=3.7, a retry outside it would replay its 503); the breaker
+ *   measures what clients get after retries; each retry attempt re-enters only the load balancer, which picks a
+ *   server again, and never repeats the work (auth, header rewriting) done outside it.
+ */
+export const FULL_CHAIN_ORDER = [
+  "redirect-www",
+  "ip-allow-list",
+  "rate-limit",
+  "in-flight",
+  "basic-auth",
+  "headers",
+  "strip-prefix",
+  "compress",
+  "circuit-breaker",
+  "retry",
+] as const;
+
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 export interface MiddlewareOptions {

@@ -167,6 +167,7 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
   const transports = new Map<string, ServersTransport>();
   const mwOpts = { trustForwardedFor: (input.settings.trustedProxyCidrs?.length ?? 0) > 0 };
   const mwWarned = new Set<string>();
+  const resWarned = new Set<string>();
 
   const valid: [string, RouteInput][] = [];
   for (const route of input.routes) {
@@ -199,13 +200,16 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
     const resilience = resilienceFor(route, deploymentTraffic?.resilience, input.settings);
     const transport = viaProxy ? undefined : serversTransportFor(route, resilience?.transport);
     if (transport) {
-      transports.set(serversTransportName(route), transport);
+      transports.set(serversTransportName(route, transport), transport);
     }
     let extras: ReturnType<typeof addTrafficServices> = [];
     if (viaProxy) {
-      services[name] = { loadBalancer: { passHostHeader: true, servers: [{ url: viaProxy.url }] } };
+      // h2c routes (gRPC): Traefik then speaks HTTP/2 with prior knowledge to the proxy, upgrades still HTTP/1
+      // (pkg/server/service/smart_roundtripper.go); the proxy tells the two apart by the HTTP/2 preface.
+      const url = route.protocol === "h2c" ? viaProxy.url.replace(/^http:\/\//, "h2c://") : viaProxy.url;
+      services[name] = { loadBalancer: { passHostHeader: true, servers: [{ url }] } };
     } else {
-      const transportName = transport ? serversTransportName(route) : undefined;
+      const transportName = transport ? serversTransportName(route, transport) : undefined;
       extras = addTrafficServices(
         {
           name,
@@ -239,6 +243,10 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
       middlewares = chain;
     }
     if (resilience) {
+      if (resilience.ignored && !resWarned.has(route.deploymentId)) {
+        resWarned.add(route.deploymentId); // deployment-wide settings: one warning per deployment
+        warnings.push({ kind: "middleware", id: route.deploymentId, reason: resilience.ignored.join("; ") });
+      }
       for (const [n, def] of resilience.defs) {
         mwDefs.set(n, def);
       }

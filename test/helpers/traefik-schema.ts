@@ -15,6 +15,8 @@ export interface TraefikCheckOptions {
   provider?: "http" | "file";
   /** A Traefik static config other than the shipped traefik/traefik.yml (e.g. other entry point names). */
   staticConfig?: unknown;
+  /** The oldest Traefik the document must work on (TRAEFIK_VERSION); default 3.6.0, the README's minimum. */
+  minVersion?: "3.6.0" | "3.7.0";
 }
 
 interface SemanticsOptions {
@@ -69,7 +71,7 @@ export function traefikSchemaErrors(config: unknown, opts: TraefikCheckOptions =
   const text = typeof config === "string" ? config : JSON.stringify(config);
   const lines = semantics.validate(text, {
     static: opts.staticConfig ?? STATIC_CONFIG,
-    minVersion: "3.6.0",
+    minVersion: opts.minVersion ?? "3.6.0",
     allowEmpty: opts.allowEmpty ?? false,
     provider: opts.provider ?? "http",
   });

@@ -185,6 +185,24 @@ describe.each(DRIVERS)("geographic routing (/api/v1/deployments/:id/geo) on %s",
     expectProblem(await api.get(path("dep_lc")), 404, "GEO_NOT_FOUND");
   });
 
+  it("refuses to switch a deployment with geo routing to least-conn (409), and allows it once geo is removed", async () => {
+    await srv.seedDeployment("dep_switch", { domain: "switch.example.com", target_port: PORT, ssl_enabled: false });
+    expect((await api.put(path("dep_switch"), GEO)).status).toBe(200);
+    const refused = expectProblem(
+      await api.put("/api/v1/deployments/dep_switch/routing", { load_balancer_algo: "least-conn" }),
+      409,
+      "TRAFFIC_CONFLICT",
+    );
+    expect(refused).toMatchObject({ conflicts_with: "geo" });
+    expect((await api.get("/api/v1/deployments/dep_switch/routing")).body).toMatchObject({
+      load_balancer_algo: "round-robin",
+    });
+    expect((await api.delete(path("dep_switch"))).status).toBe(204);
+    expect((await api.put("/api/v1/deployments/dep_switch/routing", { load_balancer_algo: "least-conn" })).status).toBe(
+      200,
+    );
+  });
+
   it("DELETE returns the deployment to one pool of stable replicas", async () => {
     expect((await api.put(path(), GEO)).status).toBe(200);
     await configWhere((c) => c.http.routers[`${name}--geo-eu`] !== undefined);

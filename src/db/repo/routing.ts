@@ -13,6 +13,7 @@ import {
   ownRoute,
   verificationFor,
 } from "./route-ownership.js";
+import { getTraffic } from "./traffic.js";
 
 export interface RoutingPatch {
   domain?: string | undefined;
@@ -79,6 +80,22 @@ async function withDomainConflict<T>(
 }
 
 /**
+ * `least-conn` routes go through the fallback proxy, which balances one pool by CPU and knows no tracks or regions:
+ * a deployment with a split or geo routing cannot switch to it (the split and geo APIs refuse the reverse).
+ */
+async function refuseLeastConnWithTraffic(t: Db, deploymentId: string): Promise<void> {
+  const traffic = await getTraffic(t, deploymentId);
+  const part = traffic.split ? "a traffic split" : traffic.geo ? "geographic routing" : undefined;
+  if (part) {
+    throw new Conflict(
+      `Deployment ${deploymentId} has ${part}, which least-conn (balanced by the fallback proxy) cannot honour: remove it first (DELETE …/${traffic.split ? "split" : "geo"}).`,
+      "TRAFFIC_CONFLICT",
+      { deployment_id: deploymentId, conflicts_with: traffic.split ? "split" : "geo" },
+    );
+  }
+}
+
+/**
  * Creates or updates the primary route. `target_port`, `protocol` and `load_balancer_algo` describe the app and
  * apply to every route of the deployment; domain, path and TLS settings apply to the primary route only. With a
  * `proof`, a new domain that needs one makes the primary pending (not rendered) until it is verified.
@@ -100,6 +117,9 @@ export async function putPrimaryRouting(
         .where(and(eq(deploymentRouting.deploymentId, deploymentId), eq(deploymentRouting.isPrimary, true)));
       const now = new Date();
       const appWide = pick(patch, ["targetPort", "protocol", "loadBalancerAlgo"]);
+      if (appWide.loadBalancerAlgo === "least-conn") {
+        await refuseLeastConnWithTraffic(t, deploymentId);
+      }
       if (Object.keys(appWide).length > 0) {
         await t
           .update(deploymentRouting)
