@@ -72,14 +72,20 @@ export function routersFor(
       : { middlewares: viaProxy ? [...middlewares, leastCpuMiddlewareName(name)] : [...middlewares] };
   // Every literal lists its keys alphabetically: the output is canonical by construction (see render.ts).
   if (route.sslEnabled) {
-    into[name] = {
-      entryPoints: ctx.secureEps,
-      ...withChain,
-      priority,
-      rule,
-      service: name,
-      tls: routerTls(route, ctx.certs),
-    };
+    const tls = routerTls(route, ctx.certs);
+    into[name] = { entryPoints: ctx.secureEps, ...withChain, priority, rule, service: name, tls };
+    addExtras(
+      spec,
+      (extra) => ({
+        entryPoints: ctx.secureEps,
+        ...withChain,
+        priority: priority + extra.rank,
+        rule: `${rule} && ${extra.match}`,
+        service: extra.service,
+        tls,
+      }),
+      into,
+    );
     into[redirectRouterName(name)] = {
       entryPoints: ctx.webEps,
       middlewares: ctx.toHttpsChain,
@@ -90,6 +96,17 @@ export function routersFor(
     return into;
   }
   into[name] = { entryPoints: ctx.webEps, ...withChain, priority, rule, service: name };
+  addExtras(
+    spec,
+    (extra) => ({
+      entryPoints: ctx.webEps,
+      ...withChain,
+      priority: priority + extra.rank,
+      rule: `${rule} && ${extra.match}`,
+      service: extra.service,
+    }),
+    into,
+  );
   // Same rule and priority as the route, so every scheme + host + path lands on the route `/routing/resolve` names;
   // `tls: {}` (no resolver) requests no certificate, and Traefik's default certificate answers the handshake.
   into[toHttpRouterName(name)] = {
@@ -101,4 +118,20 @@ export function routersFor(
     tls: {},
   };
   return into;
+}
+
+/**
+ * A route's extra routers (`<name>--<suffix>`), in name order: after the base router, before the `--to-https` /
+ * `--to-http` twin (the suffixes are `ab-…`, `geo-…`: below `to-`). The twin keeps redirecting every request on
+ * the other entry point, extras included: it has the base rule, which covers theirs.
+ */
+function addExtras(spec: RouterSpec, build: (extra: ExtraRouter) => Router, into: Record<string, Router>): void {
+  if (!spec.extras || spec.extras.length === 0) {
+    return;
+  }
+  const named = spec.extras.map((e) => [`${spec.name}--${e.suffix}`, e] as const);
+  named.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [n, extra] of named) {
+    into[n] = build(extra);
+  }
 }

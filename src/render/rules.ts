@@ -14,13 +14,18 @@ export function ruleFor(domain: string, pathPrefix: string): string {
 
 const EXACT_HOST = 20_000;
 const WILDCARD_HOST = 10_000;
+/** Priority steps per path-prefix byte: room for a route's extra routers (A/B rules, ranks 1…7) in between. */
+export const PRIORITY_STEP = 8;
 
 /**
  * Explicit router priority: an exact host beats a wildcard for the same name, then a longer path prefix beats
- * a shorter one. Path prefixes are ≤ 1024 bytes, so the two bands never overlap, whatever the rule lengths.
+ * a shorter one. `band + 8 × len(prefix)`: a route's extra routers sit at `+ rank` (1…7, src/render/traffic-spec.ts),
+ * so they outrank their own base router but never tie with or outrank a route with a longer prefix. Path prefixes
+ * are ≤ 1024 bytes (8192 + 7 < 10000), so the two bands never overlap, whatever the rule lengths.
  */
-export function priorityFor(domain: string, pathPrefix: string): number {
-  return (isWildcard(domain) ? WILDCARD_HOST : EXACT_HOST) + pathPrefix.length; // validated prefixes are ASCII
+export function priorityFor(domain: string, pathPrefix: string, rank = 0): number {
+  // validated prefixes are ASCII
+  return (isWildcard(domain) ? WILDCARD_HOST : EXACT_HOST) + pathPrefix.length * PRIORITY_STEP + rank;
 }
 
 /** Whether a request host (lower-case, no port) is claimed by a route's domain. */

@@ -1,4 +1,5 @@
 import { geoServices } from "./geo.js";
+import { splitServices } from "./split.js";
 import { STABLE_TRACK } from "./split-config.js";
 import { type ExtraRouter, inTrack, type TrafficSpec } from "./traffic-spec.js";
 import type { Service } from "./types.js";
@@ -15,6 +16,9 @@ import type { Service } from "./types.js";
 export function addTrafficServices(spec: TrafficSpec, services: Record<string, Service>): ExtraRouter[] {
   if (spec.traffic?.geo) {
     return geoServices(spec, spec.traffic.geo, services); // geo and split are exclusive (the API refuses both)
+  }
+  if (spec.traffic?.split) {
+    return splitServices(spec, spec.traffic.split, services); // src/render/split.ts
   }
   services[spec.name] = spec.lbFor(inTrack(spec.up, STABLE_TRACK));
   return [];

@@ -6,13 +6,72 @@ import { countRevisionsSince } from "../../db/repo/revisions.js";
 import { loadSnapshot } from "../../db/repo/snapshot.js";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
 import { SUMMARY_NAMES } from "../../provider/revisions.js";
+import { countryMatch, explainGeo, regionRouterSuffix, regionServiceName } from "../../render/geo.js";
 import { redirectRouterName, routeName, toHttpRouterName } from "../../render/names.js";
 import { checkRoute } from "../../render/render.js";
 import { hostMatches, matchRoute, priorityFor, routingPath, ruleFor } from "../../render/rules.js";
+import { explainSplit, type RequestFacts } from "../../render/split.js";
+import { STABLE_TRACK } from "../../render/split-config.js";
+import { parsedTraffic } from "../../render/traffic-config.js";
+import { inTrack } from "../../render/traffic-spec.js";
 import { expiringSoon } from "../../tls/expiry.js";
 import { contracts, json, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { normalizeDomain, ResolutionView, ResolveQuery, StatsView } from "../schemas.js";
+
+/** `/x?a=b` → [`/x`, `a=b`]. */
+function splitQuery(raw: string): [string, string | undefined] {
+  const i = raw.indexOf("?");
+  return i < 0 ? [raw, undefined] : [raw.slice(0, i), raw.slice(i + 1)];
+}
+
+/**
+ * The request as Traefik's matchers see it: header values by lower-case name (Go's CanonicalHeaderKey makes the
+ * name case-insensitive), the `cookie` parameter as one more Cookie header, and the query string decoded like Go's
+ * `url.ParseQuery` (`+` is a space; a pair holding `;` is dropped, as Go ≥ 1.17 does).
+ */
+function requestFacts(
+  header: string | string[] | undefined,
+  cookie: string | undefined,
+  queryString: string | undefined,
+): RequestFacts {
+  const headers = new Map<string, string[]>();
+  const add = (k: string, v: string) => {
+    const list = headers.get(k);
+    if (list) {
+      list.push(v);
+    } else {
+      headers.set(k, [v]);
+    }
+  };
+  for (const line of header === undefined ? [] : Array.isArray(header) ? header : [header]) {
+    const i = line.indexOf(":");
+    add(line.slice(0, i).toLowerCase(), line.slice(i + 1).trim());
+  }
+  if (cookie !== undefined) {
+    add("cookie", cookie);
+  }
+  const query = new Map<string, string[]>();
+  for (const pair of (queryString ?? "").split("&")) {
+    if (pair === "" || pair.includes(";")) {
+      continue;
+    }
+    try {
+      const [k, v = ""] = pair.split(/=(.*)/s);
+      const key = decodeURIComponent((k ?? "").replaceAll("+", " "));
+      const value = decodeURIComponent(v.replaceAll("+", " "));
+      const list = query.get(key);
+      if (list) {
+        list.push(value);
+      } else {
+        query.set(key, [value]);
+      }
+    } catch {
+      // a malformed escape: Go's ParseQuery drops that pair too
+    }
+  }
+  return { headers, query };
+}
 
 const stats = createRoute({
   method: "get",
@@ -103,7 +162,9 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
     .openapi(resolve, async (c) => {
       const q = c.req.valid("query");
       const host = normalizeDomain(q.host.replace(/:\d+$/, ""));
-      const path = q.path.startsWith("/") ? q.path : `/${q.path}`;
+      // The query string (`/x?variant=b`) decides Query() A/B rules; Traefik routes on the path alone.
+      const [rawPath = "", queryString] = splitQuery(q.path);
+      const path = rawPath.startsWith("/") ? rawPath : `/${rawPath}`;
       const scheme = q.scheme;
       // Traefik matches PathPrefix on the decoded path, except upper-case reserved escapes (routingPath).
       const routed = routingPath(path);
@@ -122,7 +183,9 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
         );
       }
       const snap = await loadSnapshot(db);
-      const valid = snap.routes.filter((r) => checkRoute(r) === undefined);
+      const parsed = parsedTraffic(snap.traffic);
+      // As rendered: a route whose deployment's traffic settings do not validate is skipped (render.ts).
+      const valid = snap.routes.filter((r) => checkRoute(r) === undefined && parsed.get(r.deploymentId) !== null);
       const candidates = valid
         .filter((r) => hostMatches(r.domain, host) && routed.startsWith(r.pathPrefix))
         .map((r) => ({
@@ -155,9 +218,13 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
           200,
         );
       }
-      const healthy = snap.replicas.filter(
+      const up = snap.replicas.filter(
         (r) => r.deploymentId === route.deploymentId && r.status === "running" && r.healthStatus === "healthy",
-      ).length;
+      );
+      const traffic = parsed.get(route.deploymentId) ?? {};
+      const viaProxy = route.loadBalancerAlgo === "least-conn" && config.FALLBACK_ENABLED;
+      // Without a split or geo routing only `stable` replicas get traffic (src/render/traffic.ts).
+      const healthy = traffic.split || traffic.geo ? up.length : inTrack(up, STABLE_TRACK).length;
       const kind = route.domain.startsWith("*.") ? `wildcard ${route.domain}` : `exact host ${route.domain}`;
       const beat = candidates.length - 1;
       const priority = priorityFor(route.domain, route.pathPrefix);
@@ -195,13 +262,93 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
           200,
         );
       }
+      const entryPoint = scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB;
+      if (!viaProxy && traffic.split) {
+        const facts = requestFacts(q.header, q.cookie, queryString);
+        const x = explainSplit(name, traffic.split, up, facts);
+        const router = x.suffix ? `${name}--${x.suffix}` : name;
+        const serving = x.via !== "none";
+        return c.json(
+          {
+            ...common,
+            ...(x.match
+              ? { rule: `${common.rule} && ${x.match}`, priority: priorityFor(route.domain, route.pathPrefix, x.rank) }
+              : {}),
+            serves: true,
+            outcome: serving ? 200 : 503,
+            router,
+            entry_point: entryPoint,
+            redirect_to: null,
+            reason: `${why}; traffic split: ${x.reason}.`,
+            traffic: {
+              kind: "split" as const,
+              via: x.via,
+              router,
+              service: x.service,
+              track: x.via === "rule" ? (x.track ?? null) : null,
+              rule_index: x.ruleIndex ?? null,
+              weights: x.shares,
+              sticky: traffic.split.sticky !== undefined,
+              mirror: x.mirror
+                ? { track: x.mirror.track, percent: x.mirror.percent, max_body_bytes: x.mirror.maxBodyBytes }
+                : null,
+              reason: x.reason,
+            },
+          },
+          200,
+        );
+      }
+      if (!viaProxy && traffic.geo) {
+        const headerCountry = requestFacts(q.header, undefined, undefined).headers.get(
+          traffic.geo.header.toLowerCase(),
+        );
+        // Traefik's HeaderRegexp matches when any value of the header does (pkg/muxer/http/matcher.go): so do we.
+        const geo = traffic.geo;
+        const country =
+          q.country ?? headerCountry?.find((v) => explainGeo(geo, v, []).routerRegion) ?? headerCountry?.[0];
+        const g = explainGeo(geo, country, up);
+        // A mapped country is matched by its region's router (one rank above the route's); others by the route's own.
+        const router = g.routerRegion ? `${name}--${regionRouterSuffix(g.routerRegion)}` : name;
+        const service = g.routerRegion ? regionServiceName(name, g.routerRegion) : name;
+        return c.json(
+          {
+            ...common,
+            ...(g.routerRegion
+              ? {
+                  rule: `${common.rule} && ${countryMatch(geo.header, geo.regions[g.routerRegion] ?? [])}`,
+                  priority: priorityFor(route.domain, route.pathPrefix, 1),
+                }
+              : {}),
+            serves: true,
+            outcome: g.served === undefined ? 503 : 200,
+            router,
+            entry_point: entryPoint,
+            redirect_to: null,
+            reason: `${why}; geo routing: ${g.reason}.`,
+            traffic: {
+              kind: "geo" as const,
+              via: g.served === undefined ? ("none" as const) : ("region" as const),
+              router,
+              service,
+              track: null,
+              rule_index: null,
+              weights: [],
+              sticky: false,
+              mirror: null,
+              geo: { mapped: g.mapped, served: g.served ?? null, reason: g.reason },
+              reason: g.reason,
+            },
+          },
+          200,
+        );
+      }
       return c.json(
         {
           ...common,
           serves: true,
           outcome: healthy > 0 ? 200 : 503,
           router: name,
-          entry_point: scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB,
+          entry_point: entryPoint,
           redirect_to: null,
           reason:
             why + (healthy > 0 ? `; ${healthy} healthy replica(s).` : "; no healthy replica, so Traefik answers 503."),
