@@ -76,6 +76,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         refreshMs: config.PROXY_REFRESH_MS,
         connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
         responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,
+        wsIdleTimeoutMs: config.PROXY_WS_IDLE_TIMEOUT_MS,
       })
     : undefined;
   const wiring = await buildApp(config, handle, {

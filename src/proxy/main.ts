@@ -32,6 +32,7 @@ export async function main(): Promise<void> {
     refreshMs: config.PROXY_REFRESH_MS,
     connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
     responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,
+    wsIdleTimeoutMs: config.PROXY_WS_IDLE_TIMEOUT_MS,
   });
   exitOnSignals(logger, () => running.close().then(() => handle.close()));
 }

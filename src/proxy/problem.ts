@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { STATUS_CODES } from "node:http";
+import type { OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Duplex } from "node:stream";
 import { type Problem, type ProblemCode, problem, problemBody as problemObject } from "../lib/problem.js";
 
@@ -103,6 +104,81 @@ export function sendProblem(res: ServerResponse, p: ProxyProblem, url: string | 
     "cache-control": "no-store",
   });
   res.end(body);
+  return requestId;
+}
+
+/**
+ * gRPC status codes for the proxy's own answers, after gRPC's HTTP-to-gRPC mapping
+ * (grpc/grpc doc/http-grpc-status-mapping.md): 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
+ * 429/502/503/504 UNAVAILABLE, 400 INTERNAL, anything else UNKNOWN.
+ */
+function grpcStatusOf(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+      return 13;
+    case 401:
+      return 16;
+    case 403:
+      return 7;
+    case 404:
+      return 12;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14;
+    default:
+      return 2;
+  }
+}
+
+/** gRPC's Percent-Encoded grpc-message: bytes outside printable ASCII, and `%`, as `%XX` (PROTOCOL-HTTP2.md). */
+function grpcMessage(detail: string): string {
+  let out = "";
+  for (const b of Buffer.from(detail, "utf8")) {
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/**
+ * Answers an HTTP/2 request with a problem. A gRPC call (`content-type: application/grpc…`) gets a Trailers-Only
+ * response (`:status` 200, `grpc-status`, `grpc-message` = the detail, plus `x-obiente-problem` = the code), so the
+ * client sees e.g. `UNAVAILABLE: Deployment … has no healthy replica`; anything else gets the problem+json body.
+ */
+export function sendStreamProblem(stream: ServerHttp2Stream, p: ProxyProblem, path: string, grpc: boolean): string {
+  const requestId = nextRequestId();
+  if (stream.destroyed || stream.headersSent) {
+    stream.close(0x2); // INTERNAL_ERROR: the answer had started (or the stream is gone)
+    return requestId;
+  }
+  if (grpc) {
+    stream.respond(
+      {
+        ":status": 200,
+        "content-type": "application/grpc",
+        "grpc-status": String(grpcStatusOf(p.status)),
+        "grpc-message": grpcMessage(p.detail),
+        "x-obiente-problem": p.code,
+        "x-obiente-request-id": requestId,
+      },
+      { endStream: true },
+    );
+    return requestId;
+  }
+  const body = problemBody(p, instanceOf(path), requestId);
+  const headers: OutgoingHttpHeaders = {
+    ...p.headers,
+    ":status": p.status,
+    "content-type": "application/problem+json",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  };
+  stream.respond(headers);
+  stream.end(body);
   return requestId;
 }
 

@@ -1,4 +1,4 @@
-import { classifyRequestHeader, connectionListed, dropListed, H } from "./headers.js";
+import { classifyRequestHeader, connectionListed, dropListed, H, isNamed } from "./headers.js";
 
 /** One pass over a request's raw headers: what to forward, and what the proxy itself acts on. */
 export interface RequestScan {
@@ -128,4 +128,51 @@ export function appendForwarding(scan: RequestScan, peer: string | undefined, tr
   if (trusted) {
     out.push(...scan.forwardedOther);
   }
+}
+
+/** An HTTP/2 request (gRPC over h2c): its pseudo-headers and the same scan as an HTTP/1 request's headers. */
+export interface H2RequestScan {
+  method: string;
+  /** `:path`; empty when missing (refused like any non-origin-form target). */
+  path: string;
+  scan: RequestScan;
+  /** The client sent `te: trailers` (gRPC requires it; the only TE value HTTP/2 allows, RFC 9113 §8.2.2). */
+  teTrailers: boolean;
+}
+
+/**
+ * Scans an HTTP/2 request's flat raw headers. `:authority` counts as Host (RFC 9113 §8.3.1) when no Host header
+ * came with it; the other pseudo-headers are read here and never forwarded as they are.
+ */
+export function scanH2Request(raw: readonly string[]): H2RequestScan {
+  let method = "GET";
+  let path = "";
+  let authority: string | undefined;
+  let teTrailers = false;
+  let hasHost = false;
+  const regular: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    if (name.charCodeAt(0) === 58 /* : */) {
+      if (name === ":method") {
+        method = value;
+      } else if (name === ":path") {
+        path = value;
+      } else if (name === ":authority") {
+        authority = value;
+      }
+      continue;
+    }
+    if (isNamed(name, "te")) {
+      teTrailers ||= value.trim().toLowerCase() === "trailers";
+    } else if (isNamed(name, "host")) {
+      hasHost = true;
+    }
+    regular.push(name, value);
+  }
+  if (!hasHost && authority !== undefined) {
+    regular.push("host", authority);
+  }
+  return { method, path, scan: scanRequest(regular), teTrailers };
 }

@@ -1,4 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  type ClientHttp2Session,
+  connect as connectH2,
+  createServer as createH2Server,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
 import type { AddressInfo, BlockList, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
@@ -6,15 +14,22 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
 import type { ReplicaAllowList } from "../render/address.js";
-import { Exchange, type ExchangeHost } from "./exchange.js";
+import { Exchange, type ExchangeHost, H2Exchange, type H2ExchangeHost, isGrpc } from "./exchange.js";
 import { isNamed, isRefusedPath } from "./headers.js";
-import { answerClientError, type ProxyProblem, problems, sendProblem, writeRawProblem } from "./problem.js";
+import {
+  answerClientError,
+  type ProxyProblem,
+  problems,
+  sendProblem,
+  sendStreamProblem,
+  writeRawProblem,
+} from "./problem.js";
 import { startRefresher } from "./refresher.js";
-import { appendForwarding, type RequestScan, scanRequest } from "./request.js";
+import { appendForwarding, type RequestScan, scanH2Request, scanRequest } from "./request.js";
 import { normalizeHost, type ProxySnapshot, RoutingTable, type TableBackend, type TableReplica } from "./table.js";
 import { isTrustedPeer, LOOPBACK_PEERS, secretMatcher, trustedPeers } from "./trust.js";
 import { isWebSocketKey, openTunnel } from "./tunnel.js";
-import { httpFailure, upstreamVerdict } from "./verdict.js";
+import { httpFailure, type UpstreamFailure, upstreamVerdict } from "./verdict.js";
 
 /** A failed connect to a replica, handed to the passive health path. */
 export interface ReplicaFailure {
@@ -55,8 +70,16 @@ export interface ProxyOptions {
   /** Coalesces bursts of change notifications into one refresh. */
   debounceMs?: number;
   connectTimeoutMs: number;
-  /** Time to the upstream's response headers (and between body chunks). */
+  /**
+   * Time to the upstream's response headers, and the longest gap between two body chunks: a response that keeps
+   * streaming (SSE, a long download, a long-poll once its headers came) is never cut while bytes flow.
+   */
   responseTimeoutMs: number;
+  /**
+   * PROXY_WS_IDLE_TIMEOUT_MS: an upgraded connection (WebSocket) or an HTTP/2 stream (gRPC) that has answered closes
+   * after this long without a byte in either direction, and only then. Default 300000 (5 minutes).
+   */
+  wsIdleTimeoutMs?: number;
   /** How long close() lets in-flight requests finish. */
   closeGraceMs?: number;
 }
@@ -73,24 +96,37 @@ export interface RunningProxy {
 /** A locally observed connect failure keeps a replica out for this long, across refreshes that may lag. */
 const LOCAL_DOWN_MS = 5000;
 
-class FallbackProxy implements ExchangeHost {
+/** PROXY_WS_IDLE_TIMEOUT_MS's default. */
+const DEFAULT_WS_IDLE_TIMEOUT_MS = 300_000;
+
+/** An idle h2c session to a replica closes after this long (a new call reconnects). */
+const H2_SESSION_IDLE_MS = 120_000;
+
+class FallbackProxy implements ExchangeHost, H2ExchangeHost {
   current: RoutingTable;
   readonly pools = new Map<string, Pool>();
+  /** h2c sessions to replicas (gRPC), one per origin, resolved once connected. */
+  readonly h2Sessions = new Map<string, Promise<ClientHttp2Session>>();
   readonly tunnels = new Set<{ destroy(): void }>();
+  readonly responseTimeoutMs: number;
+  readonly streamIdleTimeoutMs: number;
   private readonly downUntil = new Map<string, number>();
   private readonly secretOk: (provided: string) => boolean;
   /** Peers allowed at all (FALLBACK_TRUSTED_CIDRS); undefined: any peer with the secret. */
   private readonly allowed: BlockList | undefined;
   /** Peers whose X-Forwarded-* and Forwarded headers are kept. */
   private readonly forwardTrust: BlockList;
-  private readonly peers = new WeakMap<Socket, PeerTrust>();
+  /** Keyed by the client's socket (HTTP/1) or the socket of its HTTP/2 session. */
+  private readonly peers = new WeakMap<object, PeerTrust>();
   /** The problem code a response answered with (its metrics outcome); absent: the replica's answer went through. */
-  private readonly outcomes = new WeakMap<ServerResponse, string>();
+  private readonly outcomes = new WeakMap<ServerResponse | ServerHttp2Stream, string>();
 
   constructor(
     private readonly opts: ProxyOptions,
     first: ProxySnapshot,
   ) {
+    this.responseTimeoutMs = opts.responseTimeoutMs;
+    this.streamIdleTimeoutMs = opts.wsIdleTimeoutMs ?? DEFAULT_WS_IDLE_TIMEOUT_MS;
     this.secretOk = secretMatcher(opts.secret);
     this.allowed = opts.trustedCidrs && opts.trustedCidrs.length > 0 ? trustedPeers(opts.trustedCidrs) : undefined;
     this.forwardTrust = this.allowed ?? trustedPeers(LOOPBACK_PEERS);
@@ -122,6 +158,52 @@ class FallbackProxy implements ExchangeHost {
         pool.close().catch(() => {}); // lets in-flight requests finish
       }
     }
+    for (const [origin, session] of this.h2Sessions) {
+      if (!next.origins.has(origin)) {
+        this.h2Sessions.delete(origin);
+        session.then(
+          (s) => s.close(),
+          () => {},
+        ); // GOAWAY: streams in flight finish
+      }
+    }
+  }
+
+  h2SessionFor(origin: string): Promise<ClientHttp2Session> {
+    const existing = this.h2Sessions.get(origin);
+    if (existing) {
+      return existing;
+    }
+    const pending = new Promise<ClientHttp2Session>((resolve, reject) => {
+      const session = connectH2(origin);
+      const forget = () => {
+        if (this.h2Sessions.get(origin) === pending) {
+          this.h2Sessions.delete(origin);
+        }
+      };
+      const timer = setTimeout(() => {
+        const err: Error & { code?: string } = new Error(`connect timeout after ${this.opts.connectTimeoutMs} ms`);
+        err.code = "UND_ERR_CONNECT_TIMEOUT";
+        forget();
+        session.destroy();
+        reject(err);
+      }, this.opts.connectTimeoutMs);
+      session.once("connect", () => {
+        clearTimeout(timer);
+        resolve(session);
+      });
+      session.on("error", (err) => {
+        clearTimeout(timer);
+        forget();
+        reject(err); // ignored once connected: its streams fail with it
+      });
+      session.once("goaway", forget);
+      session.once("close", forget);
+      session.setTimeout(H2_SESSION_IDLE_MS, () => session.close());
+    });
+    pending.catch(() => {}); // every caller handles the rejection itself
+    this.h2Sessions.set(origin, pending);
+    return pending;
   }
 
   dispatcherFor(origin: string): Dispatcher {
@@ -168,7 +250,7 @@ class FallbackProxy implements ExchangeHost {
     return this.current.byDeployment(scan.deployment, host, url) ?? problems.notFound(`deployment ${scan.deployment}`);
   }
 
-  private peerOf(socket: Socket): PeerTrust {
+  private peerOf(socket: { readonly remoteAddress?: string | undefined }): PeerTrust {
     let p = this.peers.get(socket);
     if (p === undefined) {
       const address = socket.remoteAddress;
@@ -192,7 +274,9 @@ class FallbackProxy implements ExchangeHost {
       return found;
     }
     if (found.protocol === "h2c") {
-      return problems.badUpstream("This deployment speaks h2c (gRPC), which the fallback proxy does not carry.");
+      // Traefik reaches the proxy over h2c for these (the service URL is h2c://, render.ts); it sends only
+      // connection upgrades over HTTP/1 (pkg/server/service/smart_roundtripper.go), and gRPC has no HTTP/1 form.
+      return problems.badUpstream("This deployment speaks h2c (gRPC): it is carried over HTTP/2 only.");
     }
     const replica = this.current.pickReplica(found, this.opts.clock.now());
     if (!replica) {
@@ -221,6 +305,89 @@ class FallbackProxy implements ExchangeHost {
     }
     new Exchange(this, req, res, scan, routed.backend, routed.replica).dispatch();
   };
+
+  /**
+   * An HTTP/2 stream (Traefik speaks h2c to the proxy for `h2c` routes): the same checks as HTTP/1 (peer, secret,
+   * path, deployment header), the same least-CPU pick, then the call goes to the replica over h2c. Only `h2c`
+   * deployments are reached this way.
+   */
+  readonly onStream = (
+    stream: ServerHttp2Stream,
+    _headers: IncomingHttpHeaders,
+    _flags: number,
+    rawHeaders: string[],
+  ): void => {
+    stream.on("error", () => {}); // a reset or a session going away: the close handlers clean up
+    const metrics = this.opts.metrics;
+    if (metrics) {
+      const started = performance.now();
+      stream.once("close", () => {
+        const outcome = this.outcomes.get(stream) ?? (stream.rstCode === 0 ? "proxied" : "interrupted");
+        metrics.proxyRequests.inc({ outcome });
+        metrics.proxyDuration.observe((performance.now() - started) / 1000);
+      });
+    }
+    const req = scanH2Request(rawHeaders);
+    const socket = stream.session?.socket;
+    if (!socket) {
+      stream.close();
+      return;
+    }
+    const peer = this.peerOf(socket);
+    const found = this.resolve(peer, req.scan, req.path);
+    const picked =
+      "status" in found
+        ? found
+        : found.protocol !== "h2c"
+          ? problems.badUpstream("This deployment speaks HTTP/1.1: HTTP/2 reaches h2c (gRPC) deployments only.")
+          : (this.current.pickReplica(found, this.opts.clock.now()) ?? problems.noHealthyReplica(found.deploymentId));
+    if ("status" in picked || "status" in found) {
+      const p = "status" in picked ? picked : problems.badUpstream("No replica.");
+      this.answerStream(stream, req.path, isGrpc(req.scan.headers), p, req.method);
+      return;
+    }
+    appendForwarding(req.scan, socket.remoteAddress, peer.trusted);
+    new H2Exchange(this, stream, req, found, picked).dispatch();
+  };
+
+  h2Failed(ex: H2Exchange, failure: UpstreamFailure): void {
+    const { stream } = ex;
+    if (stream.destroyed || stream.closed) {
+      return; // the client left first
+    }
+    this.opts.metrics?.proxyUpstreamErrors.inc({ kind: failure.kind });
+    // Only a failed connect may go to a second replica: the session connects before the request is sent, so
+    // nothing of the client's stream was read yet.
+    const verdict = upstreamVerdict(failure, "http", ex.attempt === 0 && failure.kind === "connect");
+    if (verdict.failed !== undefined) {
+      this.replicaFailed(ex.replica, verdict.failed);
+    }
+    if (verdict.retry) {
+      const next = this.current.pickReplica(ex.backend, this.opts.clock.now(), ex.replica.id);
+      if (next) {
+        this.opts.metrics?.proxyRetries.inc();
+        ex.attempt++;
+        ex.replica = next;
+        ex.dispatch();
+        return;
+      }
+    }
+    this.answerStream(stream, ex.req.path, ex.grpc, verdict.problem, ex.req.method);
+  }
+
+  private answerStream(stream: ServerHttp2Stream, path: string, grpc: boolean, p: ProxyProblem, method: string): void {
+    this.outcomes.set(stream, p.code.toLowerCase());
+    const id = sendStreamProblem(stream, p, path, grpc);
+    if (p.status === 502 || p.status === 504) {
+      this.opts.logger.warn("proxy answered with a problem", {
+        requestId: id,
+        status: p.status,
+        code: p.code,
+        method,
+        path,
+      });
+    }
+  }
 
   private answer(req: IncomingMessage, res: ServerResponse, p: ProxyProblem): void {
     this.outcomes.set(res, p.code.toLowerCase()); // a catalogued code: a bounded label
@@ -334,6 +501,7 @@ class FallbackProxy implements ExchangeHost {
       target: { address: replica.address, port: replica.port, tls: backend.protocol === "https" },
       connectTimeoutMs: this.opts.connectTimeoutMs,
       responseTimeoutMs: this.opts.responseTimeoutMs,
+      idleTimeoutMs: this.streamIdleTimeoutMs,
       onClose: () => this.tunnels.delete(t),
       onFail: (f) => {
         this.opts.metrics?.proxyUpstreamErrors.inc({ kind: f.kind });
@@ -359,6 +527,55 @@ interface PeerTrust {
   allowed: boolean;
   /** Its X-Forwarded-* and Forwarded headers are kept. */
   trusted: boolean;
+}
+
+/** HTTP/2's connection preface (RFC 9113 §3.4): a client speaking h2c with prior knowledge starts with it. */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+/** A new connection that sends nothing for this long is dropped (the HTTP/1 server's headersTimeout). */
+const SNIFF_TIMEOUT_MS = 60_000;
+
+/**
+ * Reads a new connection's first bytes: the HTTP/2 preface (Traefik's h2c transport, for `h2c` routes) hands it to
+ * `h2`, anything else to the HTTP/1 server's own connection listeners. The bytes read are put back first.
+ */
+function sniffProtocol(
+  socket: Socket,
+  pending: Set<Socket>,
+  onH2: (s: Socket) => void,
+  onHttp1: (s: Socket) => void,
+): void {
+  let buf: Buffer = Buffer.alloc(0);
+  pending.add(socket); // close() destroys connections that never said which protocol they speak
+  const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
+  const onError = () => socket.destroy();
+  const onClose = () => {
+    clearTimeout(timer);
+    pending.delete(socket);
+  };
+  const onData = (chunk: Buffer) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    const n = Math.min(buf.length, H2_PREFACE.length);
+    const h2 = buf.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    if (h2 && buf.length < H2_PREFACE.length) {
+      return; // could still be either: wait for more
+    }
+    clearTimeout(timer);
+    pending.delete(socket);
+    socket.pause();
+    socket.off("data", onData);
+    socket.off("error", onError);
+    socket.off("close", onClose);
+    socket.unshift(buf);
+    if (h2) {
+      onH2(socket); // node:http2 reads what was put back (lib/internal/http2/core.js setupHandle)
+    } else {
+      onHttp1(socket);
+      socket.resume(); // the HTTP/1 parser reads the put-back bytes first, then consumes the socket
+    }
+  };
+  socket.on("data", onData);
+  socket.on("error", onError);
+  socket.once("close", onClose);
 }
 
 /** The request's one well-formed Sec-WebSocket-Key, else undefined. */
@@ -390,6 +607,30 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   );
   server.on("upgrade", proxy.onUpgrade);
   server.on("clientError", answerClientError);
+  // HTTP/2 with prior knowledge on the same port (Traefik's h2c transport for `h2c` routes, i.e. gRPC).
+  const h2 = createH2Server();
+  const h2Clients = new Set<Http2Session>();
+  h2.on("stream", proxy.onStream);
+  h2.on("session", (session: Http2Session) => {
+    h2Clients.add(session);
+    session.on("error", () => {});
+    session.once("close", () => h2Clients.delete(session));
+  });
+  const http1Listeners = server.listeners("connection") as ((socket: Socket) => void)[];
+  const sniffing = new Set<Socket>();
+  server.removeAllListeners("connection");
+  server.on("connection", (socket: Socket) =>
+    sniffProtocol(
+      socket,
+      sniffing,
+      (s) => h2.emit("connection", s),
+      (s) => {
+        for (const listener of http1Listeners) {
+          listener.call(server, s);
+        }
+      },
+    ),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
@@ -416,12 +657,37 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       await refresher.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      for (const socket of sniffing) {
+        socket.destroy();
+      }
       const force = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 5000);
       for (const t of proxy.tunnels) {
         t.destroy();
       }
+      for (const session of h2Clients) {
+        session.close(); // GOAWAY: streams in flight may finish within the grace period
+      }
+      const forceH2 = setTimeout(() => {
+        for (const session of h2Clients) {
+          session.destroy();
+        }
+      }, opts.closeGraceMs ?? 5000);
       await closed;
+      await Promise.all(
+        [...h2Clients].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.once("close", resolve)))),
+      );
       clearTimeout(force);
+      clearTimeout(forceH2);
+      const upstream = [...proxy.h2Sessions.values()];
+      proxy.h2Sessions.clear();
+      await Promise.all(
+        upstream.map((p) =>
+          p.then(
+            (s) => s.destroy(),
+            () => {},
+          ),
+        ),
+      );
       await Promise.all([...proxy.pools.values()].map((p) => p.destroy().catch(() => {})));
       proxy.pools.clear();
     },

@@ -33,6 +33,11 @@ export interface TunnelOptions {
   connectTimeoutMs: number;
   /** How long the upstream may take to answer the upgrade request (and, for a plain answer, between chunks). */
   responseTimeoutMs: number;
+  /**
+   * Once upgraded: the tunnel closes after this long without a byte in either direction (PROXY_WS_IDLE_TIMEOUT_MS).
+   * Never the response timeout: a WebSocket stays open for as long as frames flow, however long that is.
+   */
+  idleTimeoutMs: number;
   /** Called at most once, before any upstream byte reached the client. */
   onFail(failure: TunnelFailure): void;
   /** Called once when the tunnel is gone, whatever the reason. */
@@ -161,6 +166,10 @@ export function openTunnel(opts: TunnelOptions): { destroy(): void } {
       socket.write(opts.head);
     }
     socket.on("error", destroyAll);
+    // Every byte either way passes through this socket (read from the replica, or written to it), and Node's
+    // socket timeout restarts on both reads and writes: it fires only when the connection is idle both ways. Both
+    // ends are then cut (the tunnel does not parse frames, so it cannot send a Close frame of its own).
+    socket.setTimeout(opts.idleTimeoutMs, destroyAll);
     socket.on("close", () => {
       if (state === "open") {
         finish();

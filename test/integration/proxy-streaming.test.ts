@@ -18,6 +18,10 @@ const SECRET = "test-proxy-secret-0123456789abcdef";
 /** What Traefik's `<route>--least-cpu` middleware adds to every request it sends to the proxy. */
 const EDGE = { "x-obiente-deployment": "dep_bulk", "x-obiente-proxy-secret": SECRET };
 const MB = 1024 * 1024;
+/** The response timeout of the `quick` proxy (SSE and long-poll tests). */
+const QUICK_TIMEOUT_MS = 1000;
+/** 30 events 100 ms apart: three times QUICK_TIMEOUT_MS in all, every gap a tenth of it. */
+const SSE_EVENTS = 30;
 const BIG = 50 * MB;
 const CHUNK = Buffer.alloc(64 * 1024, 0x61); // reused: neither side holds the whole body
 
@@ -82,6 +86,35 @@ async function startBulkUpstream(): Promise<{ port: number; close(): Promise<voi
       });
       return;
     }
+    if (req.url === "/events") {
+      // Server-sent events: one every 100 ms, for three times the quick proxy's response timeout.
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" });
+      let n = 0;
+      const timer = setInterval(() => {
+        res.write(`id: ${++n}\ndata: event ${n}\n\n`);
+        if (n === SSE_EVENTS) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 100);
+      res.on("close", () => clearInterval(timer));
+      return;
+    }
+    if (req.url === "/poll") {
+      // A long-poll: nothing until an event, after less than the response timeout.
+      const timer = setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end('{"event":"ready"}');
+      }, QUICK_TIMEOUT_MS / 2);
+      res.on("close", () => clearTimeout(timer));
+      return;
+    }
+    if (req.url === "/stall") {
+      // Headers and a first chunk, then silence longer than the response timeout.
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("data: first\n\n");
+      return;
+    }
     if (req.url === "/download") {
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(BIG) });
       generated(BIG).pipe(res);
@@ -131,6 +164,8 @@ function watchMemory(): () => number {
 describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
   let tdb: TestDb;
   let proxy: RunningProxy;
+  /** The same table with a short PROXY_RESPONSE_TIMEOUT_MS (QUICK_TIMEOUT_MS). */
+  let quick: RunningProxy;
   let upstream: { port: number; close(): Promise<void> };
   const host = "bulk.proxy.test";
 
@@ -163,8 +198,21 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
       connectTimeoutMs: 1000,
       responseTimeoutMs: 10_000,
     });
+    quick = await startProxy({
+      port: 0,
+      host: "127.0.0.1",
+      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
+      secret: SECRET,
+      logger: silentLogger,
+      clock: fakeClock(),
+      defaultIntervalSeconds: 30,
+      refreshMs: 1000,
+      connectTimeoutMs: 1000,
+      responseTimeoutMs: QUICK_TIMEOUT_MS,
+    });
   });
   afterAll(async () => {
+    await quick?.close();
     await proxy?.close();
     await upstream?.close();
     await tdb?.close();
@@ -276,5 +324,44 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
       req.end();
     });
     expect(status).toBe(expected);
+  });
+
+  /** GETs `path` through the quick proxy; the body as it arrived (or up to where it was cut), and whether it ended. */
+  const getQuick = (path: string) =>
+    new Promise<{ status: number; body: string; complete: boolean }>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port: Number(new URL(quick.url).port), path, headers: { host, ...EDGE }, agent: false },
+        (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => {
+            body += c.toString();
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body, complete: true }));
+          res.on("aborted", () => resolve({ status: res.statusCode ?? 0, body, complete: false }));
+          res.on("error", () => resolve({ status: res.statusCode ?? 0, body, complete: false }));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+
+  it("streams server-sent events for longer than the response timeout while events keep coming", async () => {
+    const { status, body, complete } = await getQuick("/events");
+    expect(status).toBe(200);
+    expect(complete).toBe(true);
+    const events = body.split("\n\n").filter((e) => e.length > 0);
+    expect(events).toHaveLength(SSE_EVENTS);
+    expect(events.at(-1)).toBe(`id: ${SSE_EVENTS}\ndata: event ${SSE_EVENTS}`);
+  });
+
+  it("answers a long-poll whose replica answers within the response timeout", async () => {
+    expect(await getQuick("/poll")).toEqual({ status: 200, body: '{"event":"ready"}', complete: true });
+  });
+
+  it("cuts a stream that goes silent for longer than the response timeout, after what it sent", async () => {
+    const { status, body, complete } = await getQuick("/stall");
+    expect(status).toBe(200);
+    expect(body).toBe("data: first\n\n");
+    expect(complete).toBe(false);
   });
 });

@@ -1,0 +1,223 @@
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocket } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
+import { silentLogger } from "../../src/lib/logger.js";
+import { proxyDbDeps } from "../../src/proxy/from-db.js";
+import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
+import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
+import { listenOnLoopback } from "../helpers/loopback.js";
+import { fakeClock } from "../helpers/replica.js";
+
+// WebSockets through the fallback proxy stay open for as long as frames flow either way, however much longer than
+// PROXY_RESPONSE_TIMEOUT_MS that is, and close after PROXY_WS_IDLE_TIMEOUT_MS without a byte. The client is undici's
+// WebSocket (Node 20 has no global one; undici is already a dependency), the replica a minimal RFC 6455 server.
+
+const SECRET = "test-proxy-secret-0123456789abcdef";
+const EDGE = { "x-obiente-deployment": "dep_ws", "x-obiente-proxy-secret": SECRET };
+const RESPONSE_TIMEOUT_MS = 500;
+const IDLE_TIMEOUT_MS = 1500;
+/** Frames every 100 ms for 2 s: four response timeouts, each gap far below the idle timeout. */
+const FRAMES = 20;
+const FRAME_GAP_MS = 100;
+
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** A server frame (unmasked, text, under 126 bytes). */
+function frame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  return Buffer.concat([Buffer.from([0x81, payload.length]), payload]);
+}
+
+/** Calls `onMessage` for each (small, masked) client text frame; answers a Close frame with one. */
+function readFrames(socket: Duplex, onMessage: (text: string) => void): void {
+  let buf = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 6) {
+      const opcode = (buf[0] ?? 0) & 0x0f;
+      const len = (buf[1] ?? 0) & 0x7f;
+      if (buf.length < 6 + len) {
+        return;
+      }
+      const mask = buf.subarray(2, 6);
+      const payload = Buffer.from(buf.subarray(6, 6 + len).map((b, i) => b ^ (mask[i % 4] ?? 0)));
+      buf = buf.subarray(6 + len);
+      if (opcode === 0x8) {
+        socket.end(Buffer.from([0x88, 0]));
+        return;
+      }
+      onMessage(payload.toString());
+    }
+  });
+}
+
+interface WsReplica {
+  port: number;
+  /** Replica-side sockets that have closed, by path. */
+  closed: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * `/push` sends a frame every 100 ms until the socket closes; `/sink` reads silently and answers `count` with how
+ * many messages came before it; `/quiet` never sends anything.
+ */
+async function startWsReplica(): Promise<WsReplica> {
+  const closed: string[] = [];
+  const sockets = new Set<Duplex>();
+  const server: Server = createServer((_req, res) => {
+    res.writeHead(404);
+    res.end();
+  });
+  server.on("upgrade", (req, socket: Duplex) => {
+    const accept = createHash("sha1")
+      .update(String(req.headers["sec-websocket-key"]) + WS_GUID)
+      .digest("base64");
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
+    sockets.add(socket);
+    socket.on("error", () => socket.destroy());
+    socket.on("end", () => socket.end()); // the proxy's side closed: close ours (http sockets allow half-open)
+    socket.on("close", () => {
+      sockets.delete(socket);
+      closed.push(req.url ?? "");
+    });
+    if (req.url === "/push") {
+      let n = 0;
+      const timer = setInterval(() => socket.write(frame(`tick ${++n}`)), FRAME_GAP_MS);
+      socket.on("close", () => clearInterval(timer));
+      readFrames(socket, () => {});
+    } else if (req.url === "/sink") {
+      let received = 0;
+      readFrames(socket, (text) => {
+        if (text === "count") {
+          socket.write(frame(String(received)));
+        } else {
+          received++;
+        }
+      });
+    } else {
+      readFrames(socket, () => {});
+    }
+  });
+  const listening = await listenOnLoopback(server);
+  return {
+    closed,
+    port: listening.port,
+    close: () => {
+      for (const s of sockets) {
+        s.destroy(); // upgraded sockets are not the HTTP server's to close
+      }
+      return listening.close();
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Opens a WebSocket through the proxy, as Traefik forwards it (deployment and secret headers added). */
+async function openSocket(proxyUrl: string, path: string): Promise<{ ws: WebSocket; messages: string[] }> {
+  const ws = new WebSocket(`${proxyUrl.replace("http://", "ws://")}${path}`, { headers: EDGE });
+  const messages: string[] = [];
+  ws.addEventListener("message", (e) => messages.push(String(e.data)));
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve());
+    ws.addEventListener("error", () => reject(new Error("websocket error")));
+  });
+  return { ws, messages };
+}
+
+const closedEvent = (ws: WebSocket) =>
+  new Promise<number>((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) {
+      resolve(1006);
+      return;
+    }
+    ws.addEventListener("close", (e) => resolve(e.code));
+  });
+
+describe.each(DRIVERS)("WebSockets through the fallback proxy on %s", (driver) => {
+  let tdb: TestDb;
+  let proxy: RunningProxy;
+  let replica: WsReplica;
+
+  beforeAll(async () => {
+    tdb = await makeTestDb(driver);
+    replica = await startWsReplica();
+    const db = tdb.handle.db;
+    await db.insert(deployments).values({ id: "dep_ws", name: "ws" });
+    await db.insert(deploymentRouting).values({
+      id: "rt_ws",
+      deploymentId: "dep_ws",
+      domain: "ws.proxy.test",
+      targetPort: replica.port,
+      sslEnabled: false,
+      isPrimary: true,
+      loadBalancerAlgo: "least-conn",
+    });
+    await db
+      .insert(deploymentLocations)
+      .values({ id: "ws_r1", deploymentId: "dep_ws", address: "127.0.0.1", healthStatus: "healthy" });
+    proxy = await startProxy({
+      port: 0,
+      host: "127.0.0.1",
+      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
+      secret: SECRET,
+      logger: silentLogger,
+      clock: fakeClock(),
+      defaultIntervalSeconds: 30,
+      refreshMs: 1000,
+      connectTimeoutMs: 1000,
+      responseTimeoutMs: RESPONSE_TIMEOUT_MS,
+      wsIdleTimeoutMs: IDLE_TIMEOUT_MS,
+    });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await replica?.close();
+    await tdb?.close();
+  });
+
+  it("keeps a WebSocket open while the replica pushes frames, far past the response timeout", async () => {
+    const { ws, messages } = await openSocket(proxy.url, "/push");
+    while (messages.length < FRAMES) {
+      await sleep(FRAME_GAP_MS);
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+    }
+    expect(messages.slice(0, FRAMES)).toEqual(Array.from({ length: FRAMES }, (_, i) => `tick ${i + 1}`));
+    ws.close();
+    await closedEvent(ws);
+  });
+
+  it("keeps a WebSocket open while only the client sends, far past the response timeout", async () => {
+    const { ws, messages } = await openSocket(proxy.url, "/sink");
+    for (let i = 0; i < FRAMES; i++) {
+      ws.send(`message ${i}`);
+      await sleep(FRAME_GAP_MS);
+    }
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    ws.send("count");
+    while (messages.length === 0 && ws.readyState === WebSocket.OPEN) {
+      await sleep(20);
+    }
+    expect(messages).toEqual([String(FRAMES)]); // the replica got every message, and its answer came back
+    ws.close();
+    await closedEvent(ws);
+  });
+
+  it("closes a WebSocket with no frames either way after PROXY_WS_IDLE_TIMEOUT_MS, on both sides", async () => {
+    const { ws } = await openSocket(proxy.url, "/quiet");
+    const closed = closedEvent(ws);
+    await sleep(2 * RESPONSE_TIMEOUT_MS); // the response timeout bounds the 101 only, never the open socket
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    expect(await closed).toBe(1006); // cut, not a Close frame: the tunnel does not parse frames
+    while (!replica.closed.includes("/quiet")) {
+      await sleep(20);
+    }
+    expect(replica.closed).toContain("/quiet");
+  });
+});
