@@ -3,6 +3,7 @@ import type { Db } from "../../db/client.js";
 import { Conflict } from "../../db/errors.js";
 import { getDeployment } from "../../db/repo/deployments.js";
 import { listLocations } from "../../db/repo/locations.js";
+import { refuseDuringRollout } from "../../db/repo/rollouts.js";
 import { listRoutes } from "../../db/repo/routing.js";
 import { getTraffic, setTrafficPart } from "../../db/repo/traffic.js";
 import { type ReplicaAllowList, replicaAllowList } from "../../render/address.js";
@@ -221,6 +222,7 @@ export function splitApi({ handle: { db }, config }: Deps) {
           { conflicts_with: "load_balancer_algo" },
         );
       }
+      await refuseDuringRollout(db, id, "change the split");
       await setTrafficPart(db, id, "split", split);
       return c.json(await view(id, split), 200);
     })
@@ -230,6 +232,7 @@ export function splitApi({ handle: { db }, config }: Deps) {
       if ((await getTraffic(db, id)).split === null) {
         throw notSet(id);
       }
+      await refuseDuringRollout(db, id, "remove the split");
       await setTrafficPart(db, id, "split", null);
       return c.body(null, 204);
     });

@@ -15,7 +15,7 @@ import {
 import { type Db, rowsOf } from "../client.js";
 import { Conflict, NotFound } from "../errors.js";
 import { getDeployment } from "./deployments.js";
-import { type EventType, recordEvent } from "./events.js";
+import { recordEvent } from "./events.js";
 import { getTraffic, setTrafficPart } from "./traffic.js";
 
 // Progressive rollouts in the database (deployment_rollouts): every change of a rollout is one transaction that
@@ -45,6 +45,21 @@ export async function getRollout(db: Db, deploymentId: string): Promise<RolloutR
     throw new NotFound("rollout", deploymentId);
   }
   return row;
+}
+
+/**
+ * A running or paused rollout owns its split's weights: a hand-made PUT or DELETE of the split would be overwritten
+ * (or undone) at its next step, so it is refused until the rollout is aborted or promoted.
+ */
+export async function refuseDuringRollout(db: Db, deploymentId: string, action: string): Promise<void> {
+  const [row] = await db.select().from(deploymentRollouts).where(eq(deploymentRollouts.deploymentId, deploymentId));
+  if (row && ACTIVE_STATES.includes(row.state as RolloutState)) {
+    throw new Conflict(
+      `Deployment ${deploymentId} has a ${row.state} rollout of track ${row.track}, which sets the split's weights: ${action} after it is aborted (DELETE …/rollout) or promoted.`,
+      "ROLLOUT_ACTIVE",
+      { track: row.track, state: row.state },
+    );
+  }
 }
 
 async function lockRollout(db: Db, deploymentId: string): Promise<RolloutRow | undefined> {
