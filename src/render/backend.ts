@@ -80,7 +80,9 @@ export function healthCheckFor(
   }
   const interval = `${route.healthIntervalSeconds ?? defaults.intervalSeconds}s`;
   const timeout = `${route.healthTimeoutSeconds ?? defaults.timeoutSeconds}s`;
-  if (route.protocol === "h2c" && route.healthMode !== "http") {
+  // The same mode our own probe uses (src/health/checker.ts): gRPC for h2c unless `http`, and for any protocol whose
+  // deployment chose `grpc` — gRPC over TLS (`https`) included: Traefik dials it through the route's transport.
+  if ((route.healthMode ?? (route.protocol === "h2c" ? "grpc" : "http")) === "grpc") {
     // grpc.health.v1.Health/Check with an empty service name; path and status are not used in this mode.
     return { interval, mode: "grpc", timeout };
   }

@@ -14,7 +14,7 @@ import { curlCommands, documentedStatuses, hasShellTools, runShell, shellBlocks 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
 // The API walkthrough, then the Access control and Middlewares examples on the deployment it leaves behind.
-const SECTIONS = ["API", "Access control", "Events and webhooks", "Middlewares"];
+const SECTIONS = ["API", "Access control", "Events and webhooks", "Middlewares", "Traffic management"];
 const blocks = SECTIONS.flatMap((title) => shellBlocks(README, title));
 const EXAMPLES = readdirSync(join(ROOT, "examples"))
   .filter((f) => f.endsWith(".sh"))

@@ -106,6 +106,18 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
     });
   });
 
+  it("checks a gRPC-over-TLS deployment (https, health mode grpc) with the gRPC health protocol, as our probe does", () => {
+    const { config } = render([aRoute({ protocol: "https", healthMode: "grpc" })], { traefikHealthCheck: HEALTH });
+    expect(config.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toEqual({
+      interval: "30s",
+      mode: "grpc",
+      timeout: "5s",
+    });
+    // Without a mode an https deployment is an ordinary web server: an HTTP GET.
+    const plain = render([aRoute({ protocol: "https" })], { traefikHealthCheck: HEALTH }).config;
+    expect(plain.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toMatchObject({ path: "/health" });
+  });
+
   it("checks an h2c deployment over HTTP/2 when it chose the http health mode", () => {
     // Accepted: the deployment declared that its h2c server is not gRPC (health mode `http`), so a GET is right.
     const accept = [/HTTP-mode check sent over h2c/];
