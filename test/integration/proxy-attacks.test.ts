@@ -1,13 +1,10 @@
 import { createServer, type IncomingHttpHeaders, request, type Server } from "node:http";
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
-import { silentLogger } from "../../src/lib/logger.js";
-import { proxyDbDeps } from "../../src/proxy/from-db.js";
-import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
+import type { RunningProxy } from "../../src/proxy/server.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { listenOnLoopback } from "../helpers/loopback.js";
-import { fakeClock } from "../helpers/replica.js";
+import { seedDeployment, startTestProxy } from "../helpers/test-proxy.js";
 
 // Issue 10 #1, #2, #9: the proxy port attacked the way a tenant on the same network would, on loopback. Every
 // case asserts what the attacker gets back AND what reached the replica (nothing, for the refused ones).
@@ -159,37 +156,12 @@ describe.each(DRIVERS)("fallback proxy under attack on %s", (driver) => {
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
     [lc, rr, raw] = await Promise.all([startReplica(), startReplica(), startRawReplica()]);
-    const db = tdb.handle.db;
-    const add = async (id: string, domain: string, algo: "least-conn" | "round-robin", replicaPort: number) => {
-      await db.insert(deployments).values({ id, name: id });
-      await db.insert(deploymentRouting).values({
-        id: `rt_${id}`,
-        deploymentId: id,
-        domain,
-        targetPort: replicaPort,
-        sslEnabled: false,
-        isPrimary: true,
-        loadBalancerAlgo: algo,
-      });
-      await db
-        .insert(deploymentLocations)
-        .values({ id: `${id}_r1`, deploymentId: id, address: "127.0.0.1", healthStatus: "healthy" });
-    };
+    const add = (id: string, domain: string, loadBalancerAlgo: "least-conn" | "round-robin", targetPort: number) =>
+      seedDeployment(tdb.handle.db, { id, domain, targetPort, loadBalancerAlgo, replicas: [{ id: `${id}_r1` }] });
     await add("dep_lc", "shop.attack.test", "least-conn", lc.port);
     await add("dep_rr", "victim.attack.test", "round-robin", rr.port);
     await add("dep_ws", "ws.attack.test", "least-conn", raw.port);
-    proxy = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
-      secret: SECRET,
-      logger: silentLogger,
-      clock: fakeClock(),
-      defaultIntervalSeconds: 30,
-      refreshMs: 60_000,
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: 2000,
-    });
+    proxy = await startTestProxy(tdb.handle, { secret: SECRET, refreshMs: 60_000, responseTimeoutMs: 2000 });
   });
   afterAll(async () => {
     await proxy?.close();

@@ -16,15 +16,14 @@ import {
 } from "@grpc/grpc-js";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
-import { silentLogger } from "../../src/lib/logger.js";
-import { proxyDbDeps } from "../../src/proxy/from-db.js";
-import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
+import { deploymentLocations } from "../../schema/tables.js";
+import type { RunningProxy } from "../../src/proxy/server.js";
 import { routeName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { aReplica, aRoute, settings } from "../fixtures/rows.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { fakeClock } from "../helpers/replica.js";
+import { seedDeployment, startTestProxy } from "../helpers/test-proxy.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
 
 // gRPC through the fallback proxy (least-CPU for an h2c deployment): Traefik speaks h2c to the proxy (the rendered
@@ -167,41 +166,21 @@ describe.each(DRIVERS)("gRPC through the fallback proxy on %s", (driver) => {
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
     replicas.push(await startGrpcReplica("busy"), await startGrpcReplica("idle"));
-    const db = tdb.handle.db;
-    await db.insert(deployments).values({ id: "dep_grpc", name: "grpc" });
-    await db.insert(deploymentRouting).values({
-      id: "rt_grpc",
-      deploymentId: "dep_grpc",
+    await seedDeployment(tdb.handle.db, {
+      id: "dep_grpc",
+      name: "grpc",
+      routeId: "rt_grpc",
       domain: "grpc.proxy.test",
       targetPort: 1,
       protocol: "h2c",
-      sslEnabled: false,
-      isPrimary: true,
-      loadBalancerAlgo: "least-conn",
-    });
-    await db.insert(deploymentLocations).values(
-      replicas.map((r, i) => ({
+      replicas: replicas.map((r, i) => ({
         id: `grpc_${r.name}`,
-        deploymentId: "dep_grpc",
-        address: "127.0.0.1",
         port: r.port,
-        healthStatus: "healthy" as const,
         cpuUsage: i === 0 ? 90 : 5,
         cpuUpdatedAt: clock.now(),
       })),
-    );
-    proxy = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
-      secret: SECRET,
-      logger: silentLogger,
-      clock,
-      defaultIntervalSeconds: 30,
-      refreshMs: 1000,
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: 5000,
     });
+    proxy = await startTestProxy(tdb.handle, { secret: SECRET, clock, responseTimeoutMs: 5000 });
     client = new EchoClient(proxy.url.replace("http://", ""), credentials.createInsecure());
   });
   afterAll(async () => {
@@ -296,37 +275,18 @@ describe.each(DRIVERS)("gRPC through the fallback proxy on %s", (driver) => {
     const db = tdb.handle.db;
     const dead = await startGrpcReplica("dead");
     dead.close(); // its port now refuses connections
-    await db.insert(deployments).values({ id: "dep_grpc2", name: "grpc2" });
-    await db.insert(deploymentRouting).values({
-      id: "rt_grpc2",
-      deploymentId: "dep_grpc2",
+    await seedDeployment(db, {
+      id: "dep_grpc2",
+      name: "grpc2",
+      routeId: "rt_grpc2",
       domain: "grpc2.proxy.test",
       targetPort: 1,
       protocol: "h2c",
-      sslEnabled: false,
-      isPrimary: true,
-      loadBalancerAlgo: "least-conn",
+      replicas: [
+        { id: "grpc2_dead", port: dead.port, cpuUsage: 1, cpuUpdatedAt: clock.now() },
+        { id: "grpc2_live", port: replicas[0]?.port, cpuUsage: 50, cpuUpdatedAt: clock.now() },
+      ],
     });
-    await db.insert(deploymentLocations).values([
-      {
-        id: "grpc2_dead",
-        deploymentId: "dep_grpc2",
-        address: "127.0.0.1",
-        port: dead.port,
-        healthStatus: "healthy",
-        cpuUsage: 1,
-        cpuUpdatedAt: clock.now(),
-      },
-      {
-        id: "grpc2_live",
-        deploymentId: "dep_grpc2",
-        address: "127.0.0.1",
-        port: replicas[0]?.port,
-        healthStatus: "healthy",
-        cpuUsage: 50,
-        cpuUpdatedAt: clock.now(),
-      },
-    ]);
     await proxy.refresh();
     const { value } = await unary(client, "echo", { text: "again" }, edge("dep_grpc2"));
     expect(value?.replica).toBe("busy"); // the only replica left that answers

@@ -6,13 +6,10 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
-import { silentLogger } from "../../src/lib/logger.js";
-import { proxyDbDeps } from "../../src/proxy/from-db.js";
-import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
+import type { RunningProxy } from "../../src/proxy/server.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { listenOnLoopback } from "../helpers/loopback.js";
-import { fakeClock } from "../helpers/replica.js";
+import { seedDeployment, startTestProxy } from "../helpers/test-proxy.js";
 
 const SECRET = "test-proxy-secret-0123456789abcdef";
 /** What Traefik's `<route>--least-cpu` middleware adds to every request it sends to the proxy. */
@@ -172,44 +169,16 @@ describe.each(DRIVERS)("fallback proxy streaming on %s", (driver) => {
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
     upstream = await startBulkUpstream();
-    const db = tdb.handle.db;
-    await db.insert(deployments).values({ id: "dep_bulk", name: "bulk" });
-    await db.insert(deploymentRouting).values({
-      id: "rt_bulk",
-      deploymentId: "dep_bulk",
+    await seedDeployment(tdb.handle.db, {
+      id: "dep_bulk",
+      name: "bulk",
+      routeId: "rt_bulk",
       domain: host,
       targetPort: upstream.port,
-      sslEnabled: false,
-      isPrimary: true,
-      loadBalancerAlgo: "least-conn",
+      replicas: [{ id: "bulk_r1" }],
     });
-    await db
-      .insert(deploymentLocations)
-      .values({ id: "bulk_r1", deploymentId: "dep_bulk", address: "127.0.0.1", healthStatus: "healthy" });
-    proxy = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
-      secret: SECRET,
-      logger: silentLogger,
-      clock: fakeClock(),
-      defaultIntervalSeconds: 30,
-      refreshMs: 1000,
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: 10_000,
-    });
-    quick = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
-      secret: SECRET,
-      logger: silentLogger,
-      clock: fakeClock(),
-      defaultIntervalSeconds: 30,
-      refreshMs: 1000,
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: QUICK_TIMEOUT_MS,
-    });
+    proxy = await startTestProxy(tdb.handle, { secret: SECRET, responseTimeoutMs: 10_000 });
+    quick = await startTestProxy(tdb.handle, { secret: SECRET, responseTimeoutMs: QUICK_TIMEOUT_MS });
   });
   afterAll(async () => {
     await quick?.close();

@@ -3,13 +3,10 @@ import { createServer, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
-import { silentLogger } from "../../src/lib/logger.js";
-import { proxyDbDeps } from "../../src/proxy/from-db.js";
-import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
+import type { RunningProxy } from "../../src/proxy/server.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { listenOnLoopback } from "../helpers/loopback.js";
-import { fakeClock } from "../helpers/replica.js";
+import { seedDeployment, startTestProxy } from "../helpers/test-proxy.js";
 
 // WebSockets through the fallback proxy stay open for as long as frames flow either way, however much longer than
 // PROXY_RESPONSE_TIMEOUT_MS that is, and close after PROXY_WS_IDLE_TIMEOUT_MS without a byte. The client is undici's
@@ -148,30 +145,16 @@ describe.each(DRIVERS)("WebSockets through the fallback proxy on %s", (driver) =
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
     replica = await startWsReplica();
-    const db = tdb.handle.db;
-    await db.insert(deployments).values({ id: "dep_ws", name: "ws" });
-    await db.insert(deploymentRouting).values({
-      id: "rt_ws",
-      deploymentId: "dep_ws",
+    await seedDeployment(tdb.handle.db, {
+      id: "dep_ws",
+      name: "ws",
+      routeId: "rt_ws",
       domain: "ws.proxy.test",
       targetPort: replica.port,
-      sslEnabled: false,
-      isPrimary: true,
-      loadBalancerAlgo: "least-conn",
+      replicas: [{ id: "ws_r1" }],
     });
-    await db
-      .insert(deploymentLocations)
-      .values({ id: "ws_r1", deploymentId: "dep_ws", address: "127.0.0.1", healthStatus: "healthy" });
-    proxy = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
+    proxy = await startTestProxy(tdb.handle, {
       secret: SECRET,
-      logger: silentLogger,
-      clock: fakeClock(),
-      defaultIntervalSeconds: 30,
-      refreshMs: 1000,
-      connectTimeoutMs: 1000,
       responseTimeoutMs: RESPONSE_TIMEOUT_MS,
       wsIdleTimeoutMs: IDLE_TIMEOUT_MS,
     });

@@ -2,15 +2,14 @@ import { createServer, type IncomingHttpHeaders, request, type Server } from "no
 import { connect } from "node:net";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deploymentLocations, deploymentRouting, deployments, locationHealthEvents } from "../../schema/tables.js";
-import { silentLogger } from "../../src/lib/logger.js";
-import { proxyDbDeps } from "../../src/proxy/from-db.js";
-import { type RunningProxy, startProxy } from "../../src/proxy/server.js";
+import { deploymentLocations, locationHealthEvents } from "../../schema/tables.js";
+import type { RunningProxy } from "../../src/proxy/server.js";
 import type { ProxySnapshot } from "../../src/proxy/table.js";
 import { waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { listenOnLoopback } from "../helpers/loopback.js";
 import { fakeClock } from "../helpers/replica.js";
+import { seedDeployment, startTestProxy } from "../helpers/test-proxy.js";
 
 const SECRET = "test-proxy-secret-0123456789abcdef";
 
@@ -98,30 +97,21 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
   const deploy = async (cpus: (number | null)[], health: ("healthy" | "unhealthy")[] = []) => {
     const id = `dep_p${++n}`;
     const domain = `p${n}.proxy.test`;
-    const db = tdb.handle.db;
     const ups = await Promise.all(cpus.map((_, i) => startUpstream(`${id}_r${i + 1}`)));
     upstreams.push(...ups);
-    await db.insert(deployments).values({ id, name: id });
-    await db.insert(deploymentRouting).values({
-      id: `rt_p${n}`,
-      deploymentId: id,
+    await seedDeployment(tdb.handle.db, {
+      id,
+      routeId: `rt_p${n}`,
       domain,
       targetPort: 1,
-      sslEnabled: false,
-      isPrimary: true,
-      loadBalancerAlgo: "least-conn",
-    });
-    await db.insert(deploymentLocations).values(
-      ups.map((u, i) => ({
+      replicas: ups.map((u, i) => ({
         id: u.name,
-        deploymentId: id,
-        address: "127.0.0.1",
         port: u.port,
         healthStatus: health[i] ?? "healthy",
         cpuUsage: cpus[i] ?? null,
         cpuUpdatedAt: cpus[i] === null ? null : clock.now(),
       })),
-    );
+    });
     await proxy.refresh();
     deploymentOf.set(domain, id);
     return { id, domain, ups };
@@ -141,18 +131,7 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
 
   beforeAll(async () => {
     tdb = await makeTestDb(driver);
-    proxy = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
-      secret: SECRET,
-      logger: silentLogger,
-      clock,
-      defaultIntervalSeconds: 30,
-      refreshMs: 100,
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: 1000,
-    });
+    proxy = await startTestProxy(tdb.handle, { secret: SECRET, clock, refreshMs: 100 });
   });
   afterAll(async () => {
     await proxy?.close();
@@ -255,23 +234,16 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
 
   it("refuses every request from a peer outside FALLBACK_TRUSTED_CIDRS, even with the secret", async () => {
     const { id, domain } = await deploy([10]);
-    const strict = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      loadSnapshot: async () => {
-        const { loadProxySnapshot } = await import("../../src/db/repo/proxy-table.js");
-        return loadProxySnapshot(tdb.handle.db);
+    const strict = await startTestProxy(
+      {
+        loadSnapshot: async () => {
+          const { loadProxySnapshot } = await import("../../src/db/repo/proxy-table.js");
+          return loadProxySnapshot(tdb.handle.db);
+        },
+        reportFailure: async () => {},
       },
-      reportFailure: async () => {},
-      secret: SECRET,
-      trustedCidrs: ["10.0.0.0/8"],
-      logger: silentLogger,
-      clock,
-      defaultIntervalSeconds: 30,
-      refreshMs: 60_000,
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: 1000,
-    });
+      { secret: SECRET, trustedCidrs: ["10.0.0.0/8"], clock, refreshMs: 60_000 },
+    );
     try {
       const res = await send(strict.url, {
         headers: { host: domain, ...edge(id) },
@@ -390,17 +362,10 @@ describe.each(DRIVERS)("fallback proxy on %s", (driver) => {
   });
 
   it("picks up a new route at once through LISTEN/NOTIFY", async () => {
-    const listening = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      ...proxyDbDeps(tdb.handle, { rise: 3, logger: silentLogger }),
+    const listening = await startTestProxy(tdb.handle, {
       secret: SECRET,
-      logger: silentLogger,
       clock,
-      defaultIntervalSeconds: 30,
       refreshMs: 600_000, // only the notification can bring the route in
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: 1000,
     });
     try {
       const { domain, ups } = await deploy([10]);
@@ -446,25 +411,19 @@ describe("fallback proxy table refresh", () => {
     };
     let fail = false;
     let loads = 0;
-    const p = await startProxy({
-      port: 0,
-      host: "127.0.0.1",
-      loadSnapshot: async () => {
-        loads++;
-        if (fail) {
-          throw new Error("database unavailable");
-        }
-        return snapshot;
+    const p = await startTestProxy(
+      {
+        loadSnapshot: async () => {
+          loads++;
+          if (fail) {
+            throw new Error("database unavailable");
+          }
+          return snapshot;
+        },
+        reportFailure: async () => {},
       },
-      reportFailure: async () => {},
-      secret: SECRET,
-      logger: silentLogger,
-      clock: fakeClock(),
-      defaultIntervalSeconds: 30,
-      refreshMs: 20,
-      connectTimeoutMs: 1000,
-      responseTimeoutMs: 1000,
-    });
+      { secret: SECRET, refreshMs: 20 },
+    );
     try {
       fail = true;
       const before = loads;
