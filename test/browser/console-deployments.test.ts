@@ -166,6 +166,30 @@ describe.skipIf(noChromium !== undefined)(
       expect(new Set(types)).toEqual(new Set(["config.revision"]));
     });
 
+    it("shows each replica's track and region, and a draining replica with the end of its drain", async () => {
+      const canary = "shop_eu_canary";
+      const put = await srv.api.put(`/api/v1/deployments/${DEP}/locations/${canary}`, {
+        address: "127.0.0.1",
+        port: replica.port,
+        track: "canary",
+        region: "eu",
+      });
+      expect(put.status).toBe(201);
+      // force: the canary may already be probed healthy, and it is its track's only replica.
+      const drained = await srv.api.post(`/api/v1/deployments/${DEP}/locations/${canary}/drain`, {
+        seconds: 600,
+        force: true,
+      });
+      expect(drained.status).toBe(200);
+      await page.goto(`${srv.url}/ui/deployments/${DEP}`);
+      const row = (await page.locator(`tr[data-location-id="${canary}"]`).textContent()) ?? "";
+      expect(row).toMatch(/canary\s*·\s*eu/);
+      expect(row).toContain("draining until");
+      const stable = (await page.locator(`tr[data-location-id="${LOC}"]`).textContent()) ?? "";
+      expect(stable).toContain("stable");
+      expect(stable).not.toContain("draining");
+    });
+
     it("answers an unknown deployment with a 404 page", async () => {
       for (const id of ["dep_nobody", "NOT a valid id"]) {
         const res = await page.goto(`${srv.url}/ui/deployments/${encodeURIComponent(id)}`);

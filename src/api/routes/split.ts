@@ -137,7 +137,7 @@ const remove = createRoute({
   summary: "Remove the split (back to one pool of `stable` replicas)",
   security: WRITE,
   request: { params: DeploymentParams },
-  responses: { 204: { description: "Removed" }, ...problems(400, 401, 404) },
+  responses: { 204: { description: "Removed" }, ...problems(400, 401, 404, 409) },
 });
 
 const notSet = (id: string) =>

@@ -43,6 +43,11 @@ interface LocationJson {
   port: number | null;
   status: string;
   health_status: string;
+  track: string;
+  region: string | null;
+  draining?: boolean;
+  drained?: boolean;
+  drain_until: string | null;
   cpu_usage: number | null;
   last_check_at: string | null;
   last_error: string | null;
@@ -375,7 +380,18 @@ async function deploymentPage(c: Context<ConsoleEnv>) {
         <p class="muted">No replicas registered.</p>
       ) : (
         <DataTable
-          columns={["Replica", "Address", "Node", "Status", "Health", "CPU", "Last check", "Last error", "Transitions"]}
+          columns={[
+            "Replica",
+            "Address",
+            "Node",
+            "Track / region",
+            "Status",
+            "Health",
+            "CPU",
+            "Last check",
+            "Last error",
+            "Transitions",
+          ]}
         >
           {replicas.map((l, i) => (
             <tr data-location-id={l.id}>
@@ -394,7 +410,21 @@ async function deploymentPage(c: Context<ConsoleEnv>) {
                   <span class="muted"> ({l.node_id})</span>
                 ) : null}
               </td>
-              <td>{l.status}</td>
+              <td>
+                {l.track}
+                {l.region ? <span class="muted"> · {l.region}</span> : null}
+              </td>
+              <td>
+                {l.status}
+                {l.draining ? (
+                  <span class="muted">
+                    {" "}
+                    · draining until <Time iso={l.drain_until} />
+                  </span>
+                ) : l.drained ? (
+                  <span class="muted"> · drained</span>
+                ) : null}
+              </td>
               <td data-health="">
                 <Health status={l.health_status} />
               </td>
