@@ -1,15 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Db } from "../../db/client.js";
-import { Conflict } from "../../db/errors.js";
 import { getDeployment } from "../../db/repo/deployments.js";
-import { listLocations } from "../../db/repo/locations.js";
-import { listRoutes } from "../../db/repo/routing.js";
-import { getTraffic, setTrafficPart } from "../../db/repo/traffic.js";
-import { type ReplicaAllowList, replicaAllowList } from "../../render/address.js";
+import { listServingReplicas } from "../../db/repo/locations.js";
+import { getTraffic, refuseTrafficConflict, setTrafficPart } from "../../db/repo/traffic.js";
+import { replicaAllowList } from "../../render/address.js";
 import { geoStatus } from "../../render/geo.js";
 import { StoredGeo } from "../../render/geo-config.js";
-import type { ReplicaInput } from "../../render/types.js";
-import { checkAddress } from "../../render/validate.js";
 import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { HttpProblem } from "../problem.js";
@@ -97,21 +92,10 @@ const notSet = (id: string) =>
     detail: `Deployment ${id} has no geographic routing (PUT /api/v1/deployments/${id}/geo sets it).`,
   });
 
-/** The deployment's replicas that get traffic now, as the renderer sees them (running, healthy, not draining). */
-async function upReplicas(db: Db, id: string, allowed: ReplicaAllowList | undefined): Promise<ReplicaInput[]> {
-  return (await listLocations(db, id)).filter(
-    (r) =>
-      r.status === "running" &&
-      r.healthStatus === "healthy" &&
-      r.drainStartedAt === null &&
-      checkAddress(r.address, allowed) === undefined,
-  );
-}
-
 export function geoApi({ handle: { db }, config }: Deps) {
   const allowed = replicaAllowList(config.REPLICA_ALLOWED_CIDRS);
   const view = async (id: string, geo: StoredGeo) =>
-    ({ ...geo, status: geoStatus(geo, await upReplicas(db, id, allowed)) }) as z.infer<typeof GeoView>;
+    ({ ...geo, status: geoStatus(geo, await listServingReplicas(db, id, allowed)) }) as z.infer<typeof GeoView>;
   return contracts()
     .openapi(get, async (c) => {
       const { id } = c.req.valid("param");
@@ -127,21 +111,7 @@ export function geoApi({ handle: { db }, config }: Deps) {
       const { id } = c.req.valid("param");
       const geo = c.req.valid("json");
       await getDeployment(db, id);
-      if ((await getTraffic(db, id)).split !== null) {
-        throw new Conflict(
-          `Deployment ${id} has a traffic split; geographic routing and a split are exclusive (DELETE …/split first).`,
-          "TRAFFIC_CONFLICT",
-          { conflicts_with: "split" },
-        );
-      }
-      if ((await listRoutes(db, id)).some((r) => r.loadBalancerAlgo === "least-conn")) {
-        throw new Conflict(
-          `Deployment ${id} uses least-conn: the fallback proxy balances its requests, not Traefik, so geographic ` +
-            "routing cannot apply (choose round-robin or ip-hash first).",
-          "TRAFFIC_CONFLICT",
-          { conflicts_with: "load_balancer_algo" },
-        );
-      }
+      await refuseTrafficConflict(db, id, "geo");
       await setTrafficPart(db, id, "geo", geo);
       return c.json(await view(id, geo), 200);
     })

@@ -1,12 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Db } from "../../db/client.js";
-import { Conflict } from "../../db/errors.js";
 import { getDeployment } from "../../db/repo/deployments.js";
-import { listLocations } from "../../db/repo/locations.js";
+import { listServingReplicas } from "../../db/repo/locations.js";
 import { refuseDuringRollout } from "../../db/repo/rollouts.js";
-import { listRoutes } from "../../db/repo/routing.js";
-import { getTraffic, setTrafficPart } from "../../db/repo/traffic.js";
-import { type ReplicaAllowList, replicaAllowList } from "../../render/address.js";
+import { getTraffic, refuseTrafficConflict, setTrafficPart } from "../../db/repo/traffic.js";
+import { replicaAllowList } from "../../render/address.js";
 import { effectiveWeights, MIRROR_MAX_BODY_BYTES } from "../../render/split.js";
 import {
   MAX_SPLIT_RULES,
@@ -16,8 +13,6 @@ import {
   StoredSplit,
   StoredSticky,
 } from "../../render/split-config.js";
-import type { ReplicaInput } from "../../render/types.js";
-import { checkAddress } from "../../render/validate.js";
 import { BODY_PROBLEMS, contracts, json, jsonBody, problems, READ, WRITE } from "../contract.js";
 import type { Deps } from "../deps.js";
 import { HttpProblem } from "../problem.js";
@@ -159,17 +154,6 @@ export function toStoredSplit(body: SplitBody): StoredSplit {
   };
 }
 
-/** The deployment's replicas that get traffic now, as the renderer sees them (running, healthy, not draining). */
-async function upReplicas(db: Db, id: string, allowed: ReplicaAllowList | undefined): Promise<ReplicaInput[]> {
-  return (await listLocations(db, id)).filter(
-    (r) =>
-      r.status === "running" &&
-      r.healthStatus === "healthy" &&
-      r.drainStartedAt === null &&
-      checkAddress(r.address, allowed) === undefined,
-  );
-}
-
 /** Every track the split names (weights, rules, mirror), sorted. */
 function tracksOf(split: StoredSplit): string[] {
   const all = new Set(Object.keys(split.weights));
@@ -185,7 +169,7 @@ function tracksOf(split: StoredSplit): string[] {
 export function splitApi({ handle: { db }, config }: Deps) {
   const allowed = replicaAllowList(config.REPLICA_ALLOWED_CIDRS);
   const view = async (id: string, split: StoredSplit) => {
-    const up = await upReplicas(db, id, allowed);
+    const up = await listServingReplicas(db, id, allowed);
     const healthy: Record<string, number> = {};
     for (const t of tracksOf(split)) {
       healthy[t] = up.filter((r) => (r.track ?? "stable") === t).length;
@@ -207,21 +191,7 @@ export function splitApi({ handle: { db }, config }: Deps) {
       const { id } = c.req.valid("param");
       const split = toStoredSplit(c.req.valid("json"));
       await getDeployment(db, id);
-      if ((await getTraffic(db, id)).geo !== null) {
-        throw new Conflict(
-          `Deployment ${id} has geographic routing; a traffic split and geo routing are exclusive (DELETE …/geo first).`,
-          "TRAFFIC_CONFLICT",
-          { conflicts_with: "geo" },
-        );
-      }
-      if ((await listRoutes(db, id)).some((r) => r.loadBalancerAlgo === "least-conn")) {
-        throw new Conflict(
-          `Deployment ${id} uses least-conn: the fallback proxy balances its requests and knows no tracks, so a ` +
-            "split cannot apply (choose round-robin or ip-hash first).",
-          "TRAFFIC_CONFLICT",
-          { conflicts_with: "load_balancer_algo" },
-        );
-      }
+      await refuseTrafficConflict(db, id, "split");
       await refuseDuringRollout(db, id, "change the split");
       await setTrafficPart(db, id, "split", split);
       return c.json(await view(id, split), 200);

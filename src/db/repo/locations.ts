@@ -2,6 +2,8 @@ import { and, asc, count, eq, isNotNull, isNull, lte, ne, sql } from "drizzle-or
 import type { ReplicaStatus } from "../../../schema/enums.js";
 import { deploymentLocations, deployments, type LocationRow } from "../../../schema/tables.js";
 import { byId } from "../../lib/order.js";
+import type { ReplicaAllowList } from "../../render/address.js";
+import { checkAddress } from "../../render/validate.js";
 import type { Db } from "../client.js";
 import { Conflict, isForeignKeyViolation, NotFound } from "../errors.js";
 import { type EventType, recordEvents } from "./events.js";
@@ -344,4 +346,22 @@ export async function countReplicasByHealth(db: Db): Promise<Record<string, numb
     out[key] = (out[key] ?? 0) + r.n;
   }
   return out;
+}
+
+/**
+ * A deployment's replicas that get traffic now, as the renderer sees them: running, healthy, not draining, and an
+ * address the renderer would dial (REPLICA_ALLOWED_CIDRS). GET …/split and …/geo count them per track and region.
+ */
+export async function listServingReplicas(
+  db: Db,
+  deploymentId: string,
+  allowed: ReplicaAllowList | undefined,
+): Promise<LocationRow[]> {
+  return (await listLocations(db, deploymentId)).filter(
+    (r) =>
+      r.status === "running" &&
+      r.healthStatus === "healthy" &&
+      r.drainStartedAt === null &&
+      checkAddress(r.address, allowed) === undefined,
+  );
 }

@@ -1,7 +1,7 @@
-import { eq, sql } from "drizzle-orm";
-import { deploymentTraffic, type TrafficRow } from "../../../schema/tables.js";
+import { and, eq, sql } from "drizzle-orm";
+import { deploymentRouting, deploymentTraffic, type TrafficRow } from "../../../schema/tables.js";
 import type { Db } from "../client.js";
-import { isForeignKeyViolation, NotFound } from "../errors.js";
+import { Conflict, isForeignKeyViolation, NotFound } from "../errors.js";
 
 /** The parts of a deployment's traffic settings (deployment_traffic columns). */
 export type TrafficPart = "split" | "geo" | "resilience";
@@ -39,5 +39,35 @@ export async function setTrafficPart(
       throw new NotFound("deployment", deploymentId);
     }
     throw err;
+  }
+}
+
+/**
+ * A split and geo routing exclude each other, and neither applies to `least-conn` routes (the fallback proxy balances
+ * those by CPU and knows no tracks or regions): 409 TRAFFIC_CONFLICT naming what is in the way.
+ */
+export async function refuseTrafficConflict(db: Db, deploymentId: string, part: "split" | "geo"): Promise<void> {
+  const other = part === "split" ? "geo" : "split";
+  if ((await getTraffic(db, deploymentId))[other] !== null) {
+    const have = other === "geo" ? "geographic routing" : "a traffic split";
+    throw new Conflict(
+      `Deployment ${deploymentId} has ${have}; a traffic split and geographic routing are exclusive (DELETE …/${other} first).`,
+      "TRAFFIC_CONFLICT",
+      { conflicts_with: other },
+    );
+  }
+  const [leastConn] = await db
+    .select({ id: deploymentRouting.id })
+    .from(deploymentRouting)
+    .where(and(eq(deploymentRouting.deploymentId, deploymentId), eq(deploymentRouting.loadBalancerAlgo, "least-conn")))
+    .limit(1);
+  if (leastConn) {
+    const what = part === "split" ? "a split" : "geographic routing";
+    throw new Conflict(
+      `Deployment ${deploymentId} uses least-conn: the fallback proxy balances its requests and knows no tracks or ` +
+        `regions, so ${what} cannot apply (choose round-robin or ip-hash first).`,
+      "TRAFFIC_CONFLICT",
+      { conflicts_with: "load_balancer_algo" },
+    );
   }
 }
