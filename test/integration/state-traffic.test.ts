@@ -30,6 +30,21 @@ const routing = (domain: string, algo = "round-robin") => ({
   domains: [{ domain }],
 });
 
+/** The file both tests apply: a canary deployment (with `split` when given, and resilience) and a geo one. */
+const twoDeployments = (split: typeof SPLIT | undefined) => ({
+  version: 1,
+  deployments: [
+    {
+      id: "dep_canary",
+      name: "canary",
+      routing: routing("canary.example.com"),
+      ...(split ? { split } : {}),
+      resilience: RESILIENCE,
+    },
+    { id: "dep_geo", name: "geo", routing: routing("geo.example.com"), geo: GEO },
+  ],
+});
+
 describe.each(DRIVERS)("traffic settings in the state document on %s", (driver) => {
   let t: TestDb;
   beforeAll(async () => {
@@ -40,19 +55,7 @@ describe.each(DRIVERS)("traffic settings in the state document on %s", (driver) 
   });
 
   it("applies split, geo and resilience from a file, dumps them back, and a second apply changes nothing", async () => {
-    const doc = valid({
-      version: 1,
-      deployments: [
-        {
-          id: "dep_canary",
-          name: "canary",
-          routing: routing("canary.example.com"),
-          split: SPLIT,
-          resilience: RESILIENCE,
-        },
-        { id: "dep_geo", name: "geo", routing: routing("geo.example.com"), geo: GEO },
-      ],
-    });
+    const doc = valid(twoDeployments(SPLIT));
     const first = await applyState(t.handle.db, doc, opts);
     expect(first.applied).toBe(true);
     expect(first.changes.map((c) => `${c.kind} ${c.op} ${c.key}`)).toEqual(
@@ -71,23 +74,7 @@ describe.each(DRIVERS)("traffic settings in the state document on %s", (driver) 
 
   it("a file without the split removes it; a changed weight is one field change", async () => {
     await setTrafficPart(t.handle.db, "dep_canary", "split", { weights: { stable: 50, canary: 50 } });
-    const diff = await applyState(
-      t.handle.db,
-      valid({
-        version: 1,
-        deployments: [
-          {
-            id: "dep_canary",
-            name: "canary",
-            routing: routing("canary.example.com"),
-            split: SPLIT,
-            resilience: RESILIENCE,
-          },
-          { id: "dep_geo", name: "geo", routing: routing("geo.example.com"), geo: GEO },
-        ],
-      }),
-      { ...opts, dryRun: true },
-    );
+    const diff = await applyState(t.handle.db, valid(twoDeployments(SPLIT)), { ...opts, dryRun: true });
     expect(diff.changes).toEqual([
       {
         kind: "split",
@@ -96,17 +83,7 @@ describe.each(DRIVERS)("traffic settings in the state document on %s", (driver) 
         fields: [{ field: "weights", before: { canary: 50, stable: 50 }, after: { canary: 10, stable: 90 } }],
       },
     ]);
-    const removed = await applyState(
-      t.handle.db,
-      valid({
-        version: 1,
-        deployments: [
-          { id: "dep_canary", name: "canary", routing: routing("canary.example.com"), resilience: RESILIENCE },
-          { id: "dep_geo", name: "geo", routing: routing("geo.example.com"), geo: GEO },
-        ],
-      }),
-      opts,
-    );
+    const removed = await applyState(t.handle.db, valid(twoDeployments(undefined)), opts);
     expect(removed.changes.map((c) => `${c.kind} ${c.op}`)).toEqual(["split delete"]);
     expect((await getTraffic(t.handle.db, "dep_canary")).split).toBeNull();
   });
