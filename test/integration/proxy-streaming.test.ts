@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { createServer, request, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
@@ -10,6 +9,7 @@ import type { RunningProxy } from "../../src/proxy/server.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { listenOnLoopback } from "../helpers/loopback.js";
 import { seedDeployment, startTestProxy } from "../helpers/test-proxy.js";
+import { acceptUpgrade, readClientFrames, serverFrame } from "../helpers/ws-frames.js";
 
 const SECRET = "test-proxy-secret-0123456789abcdef";
 /** What Traefik's `<route>--least-cpu` middleware adds to every request it sends to the proxy. */
@@ -38,34 +38,10 @@ function generated(bytes: number): Readable {
   });
 }
 
-// Minimal RFC 6455 server side: handshake, then echo each (small, masked) client frame back unmasked.
-const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+// The replica's WebSocket side: handshake, then echo each client frame back unmasked.
 function acceptWebSocket(key: string, socket: Duplex): void {
-  const accept = createHash("sha1")
-    .update(key + WS_GUID)
-    .digest("base64");
-  socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-  );
-  let buf = Buffer.alloc(0);
-  socket.on("data", (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    while (buf.length >= 6) {
-      const opcode = (buf[0] ?? 0) & 0x0f;
-      const len = (buf[1] ?? 0) & 0x7f; // test messages stay under 126 bytes
-      if (buf.length < 6 + len) {
-        return;
-      }
-      const mask = buf.subarray(2, 6);
-      const payload = Buffer.from(buf.subarray(6, 6 + len).map((b, i) => b ^ (mask[i % 4] ?? 0)));
-      buf = buf.subarray(6 + len);
-      if (opcode === 0x8) {
-        socket.end(Buffer.from([0x88, 0]));
-        return;
-      }
-      socket.write(Buffer.concat([Buffer.from([0x80 | opcode, payload.length]), payload]));
-    }
-  });
+  acceptUpgrade(socket, key);
+  readClientFrames(socket, (payload, opcode) => socket.write(serverFrame(payload, opcode)));
   socket.on("error", () => socket.destroy());
 }
 

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocket } from "undici";
@@ -7,6 +6,7 @@ import type { RunningProxy } from "../../src/proxy/server.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
 import { listenOnLoopback } from "../helpers/loopback.js";
 import { seedDeployment, startTestProxy } from "../helpers/test-proxy.js";
+import { acceptUpgrade, readClientFrames, serverFrame } from "../helpers/ws-frames.js";
 
 // WebSockets through the fallback proxy stay open for as long as frames flow either way, however much longer than
 // PROXY_RESPONSE_TIMEOUT_MS that is, and close after PROXY_WS_IDLE_TIMEOUT_MS without a byte. The client is undici's
@@ -20,36 +20,12 @@ const IDLE_TIMEOUT_MS = 1500;
 const FRAMES = 20;
 const FRAME_GAP_MS = 100;
 
-const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/** A server text frame. */
+const frame = (text: string) => serverFrame(text);
 
-/** A server frame (unmasked, text, under 126 bytes). */
-function frame(text: string): Buffer {
-  const payload = Buffer.from(text);
-  return Buffer.concat([Buffer.from([0x81, payload.length]), payload]);
-}
-
-/** Calls `onMessage` for each (small, masked) client text frame; answers a Close frame with one. */
-function readFrames(socket: Duplex, onMessage: (text: string) => void): void {
-  let buf = Buffer.alloc(0);
-  socket.on("data", (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    while (buf.length >= 6) {
-      const opcode = (buf[0] ?? 0) & 0x0f;
-      const len = (buf[1] ?? 0) & 0x7f;
-      if (buf.length < 6 + len) {
-        return;
-      }
-      const mask = buf.subarray(2, 6);
-      const payload = Buffer.from(buf.subarray(6, 6 + len).map((b, i) => b ^ (mask[i % 4] ?? 0)));
-      buf = buf.subarray(6 + len);
-      if (opcode === 0x8) {
-        socket.end(Buffer.from([0x88, 0]));
-        return;
-      }
-      onMessage(payload.toString());
-    }
-  });
-}
+/** Calls `onMessage` for each client text frame (Close is answered by the helper). */
+const readFrames = (socket: Duplex, onMessage: (text: string) => void) =>
+  readClientFrames(socket, (payload) => onMessage(payload.toString()));
 
 interface WsReplica {
   port: number;
@@ -70,12 +46,7 @@ async function startWsReplica(): Promise<WsReplica> {
     res.end();
   });
   server.on("upgrade", (req, socket: Duplex) => {
-    const accept = createHash("sha1")
-      .update(String(req.headers["sec-websocket-key"]) + WS_GUID)
-      .digest("base64");
-    socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-    );
+    acceptUpgrade(socket, String(req.headers["sec-websocket-key"]));
     sockets.add(socket);
     socket.on("error", () => socket.destroy());
     socket.on("end", () => socket.end()); // the proxy's side closed: close ours (http sockets allow half-open)
