@@ -133,6 +133,17 @@ export function labelsFor(input: LabelsInput): DeploymentLabels {
           "TLS without a resolver, and Traefik finds the certificate only if the file provider defines it.",
       );
     }
+    const extras = Object.keys(http.routers).filter(
+      (n) => n.startsWith(`${base}--ab-`) || n.startsWith(`${base}--geo-`),
+    );
+    if (extras.length > 0) {
+      // They point at services labels cannot define either (the other tracks' or regions' pools).
+      notes.set(
+        `traffic routers of ${base}`,
+        `${extras.join(", ")} (A/B rules or geo regions) are not in these labels: serve this deployment from the ` +
+          "HTTP provider to keep them.",
+      );
+    }
     if (service.loadBalancer) {
       addService(base, service.loadBalancer, route, out, notes);
     } else {

@@ -267,6 +267,34 @@ describe("Docker labels", () => {
     expect(result.notExpressible.find((n) => n.what === `middleware ${stripName}`)?.why).toMatch(/splits label lists/);
   });
 
+  it("says which traffic-management routers and services labels leave out (split: weighted; geo: region routers)", () => {
+    const route = aRoute({ deploymentId: "dep_t", domain: "t.example.com" });
+    const replicas = [
+      aReplica({ id: "r_s", deploymentId: "dep_t", address: "10.0.0.1" }),
+      { ...aReplica({ id: "r_c", deploymentId: "dep_t", address: "10.0.0.2" }), track: "canary", region: "eu" },
+      { ...aReplica({ id: "r_e", deploymentId: "dep_t", address: "10.0.0.3" }), region: "eu" },
+    ];
+    const labelRoute: LabelRoute = { id: route.id, deploymentId: "dep_t", targetPort: 3000, protocol: "http" };
+    const split = {
+      weights: { stable: 90, canary: 10 },
+      rules: [{ match: { header: "X-V", value: "b" }, track: "canary" }],
+    };
+    const geo = { header: "CF-IPCountry", regions: { eu: ["DE"] }, default: "eu" };
+    const notesFor = (traffic: unknown) => {
+      const { config } = renderDynamicConfig({
+        routes: [route],
+        replicas,
+        settings,
+        traffic: new Map([["dep_t", traffic]]),
+      });
+      return labelsFor({ config, deploymentId: "dep_t", routes: [labelRoute] }).notExpressible.map((n) => n.what);
+    };
+    const base = routeName(route);
+    expect(notesFor({ split })).toEqual(expect.arrayContaining([`service of ${base}`, `traffic routers of ${base}`]));
+    expect(notesFor({ geo })).toEqual(expect.arrayContaining([`traffic routers of ${base}`]));
+    expect(notesFor({})).not.toEqual(expect.arrayContaining([`traffic routers of ${base}`]));
+  });
+
   it("a deployment with nothing routed gets traefik.enable=false (no default router), and says why", () => {
     const { input } = inputOf(SCENARIOS["plain-http"] as Scenario);
     const { config, warnings } = renderDynamicConfig({
