@@ -13,8 +13,10 @@ import {
 } from "./names.js";
 import { resilienceFor } from "./resilience.js";
 import { routerContext, routersFor } from "./routers.js";
+import { STABLE_TRACK } from "./split-config.js";
 import { addTrafficServices } from "./traffic.js";
 import { parsedTraffic } from "./traffic-config.js";
+import { inTrack } from "./traffic-spec.js";
 import type {
   DynamicConfig,
   LoadBalancer,
@@ -58,6 +60,8 @@ export function checkRoute(route: RouteInput): string | undefined {
     checkBackendTls(route)
   );
 }
+
+const NO_EXTRAS: ReturnType<typeof addTrafficServices> = [];
 
 const byKey = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
@@ -202,12 +206,22 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
     if (transport) {
       transports.set(serversTransportName(route, transport), transport);
     }
-    let extras: ReturnType<typeof addTrafficServices> = [];
+    let extras: ReturnType<typeof addTrafficServices> = NO_EXTRAS;
     if (viaProxy) {
       // h2c routes (gRPC): Traefik then speaks HTTP/2 with prior knowledge to the proxy, upgrades still HTTP/1
       // (pkg/server/service/smart_roundtripper.go); the proxy tells the two apart by the HTTP/2 preface.
       const url = route.protocol === "h2c" ? viaProxy.url.replace(/^http:\/\//, "h2c://") : viaProxy.url;
       services[name] = { loadBalancer: { passHostHeader: true, servers: [{ url }] } };
+    } else if (!deploymentTraffic?.split && !deploymentTraffic?.geo) {
+      // One pool of `stable` replicas (the common case, kept free of per-route closures: at 100k routes it counts).
+      const depUp = up.get(route.deploymentId);
+      services[name] = serviceFor(
+        route,
+        serversFor(route, depUp && inTrack(depUp, STABLE_TRACK), noReplicaUrl),
+        input.settings,
+        transport ? serversTransportName(route, transport) : undefined,
+        resilience?.passiveHealthCheck,
+      );
     } else {
       const transportName = transport ? serversTransportName(route, transport) : undefined;
       extras = addTrafficServices(

@@ -74,18 +74,21 @@ export function routersFor(
   if (route.sslEnabled) {
     const tls = routerTls(route, ctx.certs);
     into[name] = { entryPoints: ctx.secureEps, ...withChain, priority, rule, service: name, tls };
-    addExtras(
-      spec,
-      (extra) => ({
-        entryPoints: ctx.secureEps,
-        ...withChain,
-        priority: priority + extra.rank,
-        rule: `${rule} && ${extra.match}`,
-        service: extra.service,
-        tls,
-      }),
-      into,
-    );
+    // (extras checked first: at 100k routes, no closure per route that has none)
+    if (spec.extras && spec.extras.length > 0) {
+      addExtras(
+        spec,
+        (extra) => ({
+          entryPoints: ctx.secureEps,
+          ...withChain,
+          priority: priority + extra.rank,
+          rule: `${rule} && ${extra.match}`,
+          service: extra.service,
+          tls,
+        }),
+        into,
+      );
+    }
     into[redirectRouterName(name)] = {
       entryPoints: ctx.webEps,
       middlewares: ctx.toHttpsChain,
@@ -96,17 +99,19 @@ export function routersFor(
     return into;
   }
   into[name] = { entryPoints: ctx.webEps, ...withChain, priority, rule, service: name };
-  addExtras(
-    spec,
-    (extra) => ({
-      entryPoints: ctx.webEps,
-      ...withChain,
-      priority: priority + extra.rank,
-      rule: `${rule} && ${extra.match}`,
-      service: extra.service,
-    }),
-    into,
-  );
+  if (spec.extras && spec.extras.length > 0) {
+    addExtras(
+      spec,
+      (extra) => ({
+        entryPoints: ctx.webEps,
+        ...withChain,
+        priority: priority + extra.rank,
+        rule: `${rule} && ${extra.match}`,
+        service: extra.service,
+      }),
+      into,
+    );
+  }
   // Same rule and priority as the route, so every scheme + host + path lands on the route `/routing/resolve` names;
   // `tls: {}` (no resolver) requests no certificate, and Traefik's default certificate answers the handshake.
   into[toHttpRouterName(name)] = {
@@ -126,10 +131,7 @@ export function routersFor(
  * the other entry point, extras included: it has the base rule, which covers theirs.
  */
 function addExtras(spec: RouterSpec, build: (extra: ExtraRouter) => Router, into: Record<string, Router>): void {
-  if (!spec.extras || spec.extras.length === 0) {
-    return;
-  }
-  const named = spec.extras.map((e) => [`${spec.name}--${e.suffix}`, e] as const);
+  const named = (spec.extras ?? []).map((e) => [`${spec.name}--${e.suffix}`, e] as const);
   named.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   for (const [n, extra] of named) {
     into[n] = build(extra);

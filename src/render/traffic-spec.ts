@@ -29,7 +29,12 @@ export interface ExtraRouter {
   readonly service: string;
 }
 
-/** Replicas of one track (undefined track = `stable`). */
-export function inTrack(up: readonly ReplicaInput[], track: string): ReplicaInput[] {
-  return up.filter((r) => (r.track ?? STABLE_TRACK) === track);
+/** Replicas of one track (undefined track = `stable`); the same array when all are in it (the common case). */
+export function inTrack(up: readonly ReplicaInput[], track: string): readonly ReplicaInput[] {
+  for (const r of up) {
+    if ((r.track ?? STABLE_TRACK) !== track) {
+      return up.filter((x) => (x.track ?? STABLE_TRACK) === track);
+    }
+  }
+  return up;
 }

@@ -9,9 +9,9 @@ import type { Service } from "./types.js";
 // request. Pure, like the rest of render/.
 
 /**
- * Adds the services a route needs to `services`, in name order (the base name first, then `<name>--…` names,
- * which sort right after it), and returns the extra routers. Without traffic settings: one pool of `stable`
- * replicas under the base name.
+ * Adds the services of a route whose deployment has a split or geo routing to `services`, in name order (the base
+ * name first, then `<name>--…` names, which sort right after it), and returns the extra routers. Without either,
+ * render.ts serves one pool of `stable` replicas under the base name itself.
  */
 export function addTrafficServices(spec: TrafficSpec, services: Record<string, Service>): ExtraRouter[] {
   if (spec.traffic?.geo) {
