@@ -1,5 +1,6 @@
 import type { Db } from "../db/client.js";
 import { Conflict, isUniqueViolation } from "../db/errors.js";
+import { refuseDuringRollout } from "../db/repo/rollouts.js";
 import {
   type DeploymentValues,
   loadStateRows,
@@ -201,6 +202,12 @@ export async function applyState(
       const current = flattenState(stateFromRows(rows), opts.defaultResolver);
       const diff = diffState(current, desired, opts.prune);
       refuse(diff);
+      // A running or paused rollout owns its deployment's split weights, as with PUT/DELETE …/split.
+      for (const c of diff.changes) {
+        if (c.kind === "split") {
+          await refuseDuringRollout(tx, c.key, "change the split from a state file");
+        }
+      }
       if (opts.dryRun || diff.changes.length === 0) {
         return outcome(diff, false, opts.dryRun, opts.prune);
       }

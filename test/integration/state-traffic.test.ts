@@ -1,4 +1,6 @@
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deploymentRollouts } from "../../schema/tables.js";
 import { getTraffic, setTrafficPart } from "../../src/db/repo/traffic.js";
 import { applyState, dumpState } from "../../src/export/state-apply.js";
 import { type StateDocument, validateState } from "../../src/export/state-schema.js";
@@ -86,6 +88,30 @@ describe.each(DRIVERS)("traffic settings in the state document on %s", (driver) 
     const removed = await applyState(t.handle.db, valid(twoDeployments(undefined)), opts);
     expect(removed.changes.map((c) => `${c.kind} ${c.op}`)).toEqual(["split delete"]);
     expect((await getTraffic(t.handle.db, "dep_canary")).split).toBeNull();
+  });
+
+  it("refuses to change a split a running rollout owns, writing nothing, and applies once the rollout ended", async () => {
+    await applyState(t.handle.db, valid(twoDeployments(SPLIT)), opts);
+    await t.handle.db.insert(deploymentRollouts).values({
+      deploymentId: "dep_canary",
+      track: "canary",
+      steps: [10, 50, 100],
+      intervalSeconds: 300,
+      abortWhen: {},
+      state: "running",
+      history: [],
+    });
+    const other = { weights: { stable: 50, canary: 50 } };
+    await expect(applyState(t.handle.db, valid(twoDeployments(other)), opts)).rejects.toMatchObject({
+      code: "ROLLOUT_ACTIVE",
+    });
+    expect((await getTraffic(t.handle.db, "dep_canary")).split).toMatchObject(SPLIT); // nothing written
+    await t.handle.db
+      .update(deploymentRollouts)
+      .set({ state: "aborted" })
+      .where(eq(deploymentRollouts.deploymentId, "dep_canary"));
+    expect((await applyState(t.handle.db, valid(twoDeployments(other)), opts)).applied).toBe(true);
+    expect((await getTraffic(t.handle.db, "dep_canary")).split).toMatchObject(other);
   });
 
   it("refuses a file with both a split and geo routing, or a split on a least-conn deployment, naming the field", () => {
