@@ -29,7 +29,7 @@ export interface DbHandle {
    */
   listen(
     channel: string,
-    onNotify: () => void,
+    onNotify: (payload: string) => void,
     onConnect?: () => void,
     onDisconnect?: (err: unknown) => void,
   ): Promise<() => Promise<void>>;
@@ -222,7 +222,7 @@ async function openPglite(dir: string | undefined): Promise<DbHandle> {
     db: drizzlePglite(client, { schema }) as unknown as Db,
     notifies: true,
     async listen(channel, onNotify, onConnect) {
-      const unsub = await client.listen(channel, () => onNotify());
+      const unsub = await client.listen(channel, (payload) => onNotify(payload ?? ""));
       onConnect?.();
       return unsub;
     },

@@ -9,7 +9,8 @@ import { within } from "./deadline.js";
 
 /** What a subscriber hears: notifications, and each change of the listening session's state (never per attempt). */
 export interface ListenEvents {
-  onNotify(): void;
+  /** `payload`: what the NOTIFY carried ("" when nothing). */
+  onNotify(payload: string): void;
   /** The LISTEN is in place: at subscribe time, and again after each reconnect (notifications were lost meanwhile). */
   onConnect?: (() => void) | undefined;
   /** The session was lost; reconnecting with backoff. Called once per loss. */
@@ -76,9 +77,9 @@ export function createSessionListener(opts: SessionListenerOptions): SessionList
       fetch_types: false,
       backoff: () => 0, // the retry delay is ours
       onclose: () => lost(s, new Error("LISTEN connection closed")),
-      onnotify: (channel: string) => {
+      onnotify: (channel: string, payload: string) => {
         for (const sub of channels.get(channel) ?? []) {
-          sub.onNotify();
+          sub.onNotify(payload ?? "");
         }
       },
     } as Options<Record<string, never>>);
