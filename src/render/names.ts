@@ -18,6 +18,15 @@ export function routeName(route: { id: string; deploymentId: string }): string {
   return `${slug(route.deploymentId)}--${slug(route.id)}`;
 }
 
+/**
+ * A deployment's part of every name it renders: `<deployment>` is its service, `<deployment>--…` everything else.
+ * All names of one deployment are therefore one contiguous run in name order (slugs hold no `--`), which is what
+ * lets the served document be joined from per-deployment fragments (src/render/fragments.ts).
+ */
+export function deploymentSlug(deploymentId: string): string {
+  return slug(deploymentId);
+}
+
 /** normalize() for ids that passed checkId (lower-case alphanumerics joined by `_`): the same result, faster. */
 function slug(id: string): string {
   return /^[a-z0-9_]+$/.test(id) ? id.replaceAll("_", "-") : normalize(id);

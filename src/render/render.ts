@@ -5,6 +5,7 @@ import { canonical } from "./canonical.js";
 import { middlewaresFor, StoredMiddlewares } from "./middlewares.js";
 import {
   DEPLOYMENT_HEADER,
+  deploymentSlug,
   leastCpuMiddlewareName,
   PROXY_SECRET_HEADER,
   REDIRECT_TO_HTTP,
@@ -12,10 +13,10 @@ import {
   routeName,
 } from "./names.js";
 import { resilienceFor } from "./resilience.js";
-import { routerContext, routersFor } from "./routers.js";
+import { type RouterContext, routerContext, routersFor } from "./routers.js";
 import { STABLE_TRACK } from "./split-config.js";
 import { addTrafficServices } from "./traffic.js";
-import { parsedTraffic } from "./traffic-config.js";
+import { type DeploymentTraffic, parseTraffic } from "./traffic-config.js";
 import { inTrack } from "./traffic-spec.js";
 import type {
   DynamicConfig,
@@ -65,13 +66,13 @@ const NO_EXTRAS: ReturnType<typeof addTrafficServices> = [];
 
 const byKey = <T>(a: [string, T], b: [string, T]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
-/** Healthy, running replicas per deployment (input order; servers are sorted per service later). */
-function healthyByDeployment(
+/** A deployment's healthy, running replicas (input order; servers are sorted per service later). */
+function healthyReplicas(
   replicas: readonly ReplicaInput[],
   warnings: RenderWarning[],
   allowed: ReplicaAllowList | undefined,
-): Map<string, ReplicaInput[]> {
-  const byDeployment = new Map<string, ReplicaInput[]>();
+): ReplicaInput[] {
+  const out: ReplicaInput[] = [];
   for (const r of replicas) {
     if (r.status !== "running" || r.healthStatus !== "healthy") {
       continue; // only healthy, running replicas get traffic
@@ -81,18 +82,13 @@ function healthyByDeployment(
       warnings.push({ kind: "replica", id: r.id, reason });
       continue;
     }
-    const list = byDeployment.get(r.deploymentId);
-    if (list) {
-      list.push(r);
-    } else {
-      byDeployment.set(r.deploymentId, [r]);
-    }
+    out.push(r);
   }
-  return byDeployment;
+  return out;
 }
 
-function serversFor(route: RouteInput, up: readonly ReplicaInput[] | undefined, noReplicaUrl: string): Server[] {
-  if (!up || up.length === 0) {
+function serversFor(route: RouteInput, up: readonly ReplicaInput[], noReplicaUrl: string): Server[] {
+  if (up.length === 0) {
     // Traefik skips weight-0 servers, leaving the balancer empty: it answers 503 while the router keeps the host.
     return [{ url: noReplicaUrl, weight: 0 }];
   }
@@ -149,143 +145,123 @@ function validCertificates(certs: readonly TlsCertificateInput[], warnings: Rend
   return ok.sort(byId);
 }
 
-/** Parses each deployment's stored middlewares once; `null` marks an invalid config (its routes are skipped). */
-function parsedMiddlewares(raw: ReadonlyMap<string, unknown> | undefined): Map<string, StoredMiddlewares | null> {
-  const out = new Map<string, StoredMiddlewares | null>();
-  for (const [dep, value] of raw ?? []) {
-    const r = StoredMiddlewares.safeParse(value);
-    out.set(dep, r.success ? r.data : null);
+/** What every deployment's rendering shares, built once per render (or once per incremental renderer). */
+export interface RenderContext {
+  readonly settings: RenderSettings;
+  readonly routerCtx: RouterContext;
+  readonly mwOpts: { trustForwardedFor: boolean };
+  /** Uploaded certificates that are clean PEM, sorted by id. */
+  readonly certs: readonly TlsCertificateInput[];
+  /** The warnings about certificates (not clean PEM). */
+  readonly certWarnings: readonly RenderWarning[];
+}
+
+export function renderContext(settings: RenderSettings, certificates: readonly TlsCertificateInput[]): RenderContext {
+  const certWarnings: RenderWarning[] = [];
+  const certs = validCertificates(certificates, certWarnings);
+  return {
+    settings,
+    routerCtx: routerContext(settings.entryPoints, certs),
+    mwOpts: { trustForwardedFor: (settings.trustedProxyCidrs?.length ?? 0) > 0 },
+    certs,
+    certWarnings,
+  };
+}
+
+/** One deployment's rows: its routes, its replicas, its stored middleware and traffic settings (unvalidated). */
+export interface DeploymentInput {
+  readonly id: string;
+  readonly routes: readonly RouteInput[];
+  readonly replicas: readonly ReplicaInput[];
+  readonly middlewares?: unknown;
+  readonly traffic?: unknown;
+}
+
+/**
+ * Everything one deployment contributes to the document. Its routers and services are in name order and every
+ * name starts with its `deploymentSlug` (its service is the slug itself); `middlewares` and `transports` may hold
+ * shared entries (the redirect middlewares), identical wherever they appear.
+ */
+export interface DeploymentPart {
+  readonly routers: Record<string, Router>;
+  readonly services: Record<string, Service>;
+  readonly middlewares: Map<string, Middleware> | undefined;
+  readonly transports: Map<string, ServersTransport> | undefined;
+  readonly warnings: RenderWarning[];
+  /** Routes rendered (a route with a warning is not). */
+  readonly routes: number;
+  /** The part holds secrets: the fallback proxy secret, basic-auth hashes, custom header values. */
+  readonly hasSecrets: boolean;
+}
+
+/** Groups rows by deployment, in the order the document lists deployments (by slug, see `deploymentSlug`). */
+export function deploymentsOf(input: RenderInput): DeploymentInput[] {
+  const byId = new Map<string, { id: string; routes: RouteInput[]; replicas: ReplicaInput[] }>();
+  const entry = (id: string) => {
+    let e = byId.get(id);
+    if (!e) {
+      e = { id, routes: [], replicas: [] };
+      byId.set(id, e);
+    }
+    return e;
+  };
+  for (const r of input.routes) {
+    entry(r.deploymentId).routes.push(r);
   }
-  return out;
+  for (const r of input.replicas) {
+    entry(r.deploymentId).replicas.push(r);
+  }
+  const keyed: [string, DeploymentInput][] = [];
+  for (const e of byId.values()) {
+    keyed.push([
+      deploymentKey(e.id),
+      { ...e, middlewares: input.middlewares?.get(e.id), traffic: input.traffic?.get(e.id) },
+    ]);
+  }
+  keyed.sort(byKey);
+  return keyed.map((k) => k[1]);
+}
+
+/**
+ * Where a deployment's names sort: `<slug>--` orders deployments exactly as their names (slugs hold no `--`, so
+ * one deployment's names never interleave with another's). Ties (ids that fail checkId) keep the id as tiebreaker.
+ */
+export function deploymentKey(id: string): string {
+  return `${deploymentSlug(id)}--\u0000${id}`;
 }
 
 /** Builds the Traefik dynamic config from routing rows and health. Pure: same input, same bytes, any row order. */
 export function renderDynamicConfig(input: RenderInput): RenderResult {
-  const { entryPoints, noReplicaUrl } = input.settings;
-  const warnings: RenderWarning[] = [];
-  const up = healthyByDeployment(input.replicas, warnings, input.settings.replicaAllowList);
-  const certs = validCertificates(input.certificates ?? [], warnings);
-  const mwConfigs = parsedMiddlewares(input.middlewares);
-  const traffic = parsedTraffic(input.traffic);
-  const mwDefs = new Map<string, Middleware>();
-  const transports = new Map<string, ServersTransport>();
-  const mwOpts = { trustForwardedFor: (input.settings.trustedProxyCidrs?.length ?? 0) > 0 };
-  const mwWarned = new Set<string>();
-  const resWarned = new Set<string>();
-
-  const valid: [string, RouteInput][] = [];
-  for (const route of input.routes) {
-    // Fail closed: a deployment whose middleware settings do not validate (say, auth) is not served without them.
-    const reason =
-      checkRoute(route) ??
-      (mwConfigs.get(route.deploymentId) === null ? "middleware settings are invalid" : undefined) ??
-      (traffic.get(route.deploymentId) === null ? "traffic settings are invalid" : undefined);
-    if (reason) {
-      warnings.push({ kind: "route", id: route.id, reason }); // skip one row, keep the rest
-    } else {
-      valid.push([routeName(route), route]);
-    }
-  }
-  valid.sort(byKey);
-
-  // Routes are visited in name order, and `name--to-https` / `name--to-http` sort right after `name`: a name holds
-  // exactly one "--", so another name sharing the prefix continues with an alphanumeric or "-" + alphanumeric,
-  // both after "--".
+  const ctx = renderContext(input.settings, input.certificates ?? []);
+  const warnings: RenderWarning[] = [...ctx.certWarnings];
   const routers: Record<string, Router> = {};
   const services: Record<string, Service> = {};
-  const routerCtx = routerContext(entryPoints, certs);
-  const noMiddlewares: readonly string[] = [];
-  let redirects = false;
-  let toHttp = false;
-  let viaProxyRoutes = 0;
-  for (const [name, route] of valid) {
-    const viaProxy = route.loadBalancerAlgo === "least-conn" ? input.settings.fallbackProxy : undefined;
-    const deploymentTraffic = traffic.get(route.deploymentId) ?? undefined;
-    const resilience = resilienceFor(route, deploymentTraffic?.resilience, input.settings);
-    const transport = viaProxy ? undefined : serversTransportFor(route, resilience?.transport);
-    if (transport) {
-      transports.set(serversTransportName(route, transport), transport);
+  const mwDefs = new Map<string, Middleware>();
+  const transports = new Map<string, ServersTransport>();
+  let routes = 0;
+  let hasSecrets = ctx.certs.length > 0;
+  // Deployments in name order, each part's routers and services in name order: the maps are filled in sorted order.
+  for (const dep of deploymentsOf(input)) {
+    const part = renderDeployment(dep, ctx);
+    Object.assign(routers, part.routers);
+    Object.assign(services, part.services);
+    for (const [n, d] of part.middlewares ?? []) {
+      mwDefs.set(n, d);
     }
-    let extras: ReturnType<typeof addTrafficServices> = NO_EXTRAS;
-    if (viaProxy) {
-      // h2c routes (gRPC): Traefik then speaks HTTP/2 with prior knowledge to the proxy, upgrades still HTTP/1
-      // (pkg/server/service/smart_roundtripper.go); the proxy tells the two apart by the HTTP/2 preface.
-      const url = route.protocol === "h2c" ? viaProxy.url.replace(/^http:\/\//, "h2c://") : viaProxy.url;
-      services[name] = { loadBalancer: { passHostHeader: true, servers: [{ url }] } };
-    } else if (!deploymentTraffic?.split && !deploymentTraffic?.geo) {
-      // One pool of `stable` replicas (the common case, kept free of per-route closures: at 100k routes it counts).
-      const depUp = up.get(route.deploymentId);
-      services[name] = serviceFor(
-        route,
-        serversFor(route, depUp && inTrack(depUp, STABLE_TRACK), noReplicaUrl),
-        input.settings,
-        transport ? serversTransportName(route, transport) : undefined,
-        resilience?.passiveHealthCheck,
-      );
-    } else {
-      const transportName = transport ? serversTransportName(route, transport) : undefined;
-      extras = addTrafficServices(
-        {
-          name,
-          route,
-          up: up.get(route.deploymentId) ?? [],
-          traffic: deploymentTraffic,
-          lbFor: (replicas) =>
-            serviceFor(
-              route,
-              serversFor(route, replicas, noReplicaUrl),
-              input.settings,
-              transportName,
-              resilience?.passiveHealthCheck,
-            ),
-          settings: input.settings,
-        },
-        services,
-      );
+    for (const [n, t] of part.transports ?? []) {
+      transports.set(n, t);
     }
-    const mwCfg = mwConfigs.get(route.deploymentId);
-    let middlewares = noMiddlewares;
-    if (mwCfg) {
-      const { defs, chain, ignored } = middlewaresFor(route, mwCfg, mwOpts);
-      for (const [n, def] of defs) {
-        mwDefs.set(n, def);
-      }
-      if (ignored.length > 0 && !mwWarned.has(route.deploymentId)) {
-        mwWarned.add(route.deploymentId); // deployment-wide settings: one warning per deployment
-        warnings.push({ kind: "middleware", id: route.deploymentId, reason: ignored.join("; ") });
-      }
-      middlewares = chain;
+    for (const w of part.warnings) {
+      warnings.push(w);
     }
-    if (resilience) {
-      if (resilience.ignored && !resWarned.has(route.deploymentId)) {
-        resWarned.add(route.deploymentId); // deployment-wide settings: one warning per deployment
-        warnings.push({ kind: "middleware", id: route.deploymentId, reason: resilience.ignored.join("; ") });
-      }
-      for (const [n, def] of resilience.defs) {
-        mwDefs.set(n, def);
-      }
-      middlewares = resilience.chain(middlewares);
-    }
-    if (viaProxy) {
-      mwDefs.set(leastCpuMiddlewareName(name), {
-        headers: {
-          customRequestHeaders: { [DEPLOYMENT_HEADER]: route.deploymentId, [PROXY_SECRET_HEADER]: viaProxy.secret },
-        },
-      });
-      viaProxyRoutes++;
-    }
-    routersFor({ name, route, middlewares, viaProxy: viaProxy !== undefined, extras }, routerCtx, routers);
-    redirects ||= route.sslEnabled; // the twins' middlewares are defined once, below
-    toHttp ||= !route.sslEnabled;
+    routes += part.routes;
+    hasSecrets ||= part.hasSecrets;
   }
   sortWarnings(warnings);
-
-  if (redirects) {
-    mwDefs.set(REDIRECT_TO_HTTPS, { redirectScheme: { permanent: true, scheme: "https" } });
-  }
-  if (toHttp) {
-    // Not permanent: a browser must not remember https→http if the route later turns TLS on.
-    mwDefs.set(REDIRECT_TO_HTTP, { redirectScheme: { permanent: false, scheme: "http" } });
+  if (routes === 0) {
+    // Nothing to route: `{}`, which Traefik applies (removing every router of this provider). Certificates alone
+    // would serve no one, and an empty `routers` map would make Traefik reject the whole document (issue 9 #1).
+    return { config: {}, warnings, hasSecrets: false };
   }
   // Keys in alphabetical order; never an empty map (Traefik's decoder rejects one, issue 9 #1).
   const http: DynamicConfig["http"] = {
@@ -294,17 +270,220 @@ export function renderDynamicConfig(input: RenderInput): RenderResult {
     ...(transports.size === 0 ? {} : { serversTransports: sortedRecord(transports) }),
     services,
   };
-  const hasSecrets = certs.length > 0 || viaProxyRoutes > 0 || holdsSecrets(mwDefs);
-  if (valid.length === 0) {
-    // Nothing to route: `{}`, which Traefik applies (removing every router of this provider). Certificates alone
-    // would serve no one, and an empty `routers` map would make Traefik reject the whole document (issue 9 #1).
-    return { config: {}, warnings, hasSecrets: false };
-  }
-  if (certs.length === 0) {
+  if (ctx.certs.length === 0) {
     return { config: { http }, warnings, hasSecrets };
   }
-  const tls = { certificates: certs.map((c) => ({ certFile: c.certPem, keyFile: c.keyPem })) };
-  return { config: { http, tls }, warnings, hasSecrets };
+  return { config: { http, tls: tlsSection(ctx.certs) }, warnings, hasSecrets };
+}
+
+/** `tls.certificates`: the uploaded certificates, PEM inline. */
+export function tlsSection(certs: readonly TlsCertificateInput[]): NonNullable<DynamicConfig["tls"]> {
+  return { certificates: certs.map((c) => ({ certFile: c.certPem, keyFile: c.keyPem })) };
+}
+
+/** A deployment's services are keyed by what a load balancer needs: port, protocol, algorithm (and TLS, for sticky). */
+function serviceSignature(route: RouteInput, stickyFollowsTls: boolean): string {
+  const base = `${route.targetPort}-${route.protocol}-${route.loadBalancerAlgo}`;
+  return stickyFollowsTls ? `${base}-${route.sslEnabled ? "tls" : "plain"}` : base;
+}
+
+/**
+ * Renders one deployment: one Traefik service for all its routes (the rows keep port, protocol and algorithm
+ * deployment-wide; should hand-edited rows disagree, each further combination gets `<slug>--svc-<port>-<protocol>-
+ * <algo>`), one health check and one hash ring, and each route's routers pointing at it. Pure.
+ */
+export function renderDeployment(dep: DeploymentInput, ctx: RenderContext): DeploymentPart {
+  const { settings } = ctx;
+  const warnings: RenderWarning[] = [];
+  const up = healthyReplicas(dep.replicas, warnings, settings.replicaAllowList);
+  let mwCfg: StoredMiddlewares | null | undefined;
+  if (dep.middlewares !== undefined) {
+    const r = StoredMiddlewares.safeParse(dep.middlewares);
+    mwCfg = r.success ? r.data : null;
+  }
+  const traffic = dep.traffic === undefined ? undefined : parseTraffic(dep.traffic);
+
+  const valid: [string, RouteInput][] = [];
+  for (const route of dep.routes) {
+    // Fail closed: a deployment whose middleware settings do not validate (say, auth) is not served without them.
+    const reason =
+      checkRoute(route) ??
+      (mwCfg === null ? "middleware settings are invalid" : undefined) ??
+      (traffic === null ? "traffic settings are invalid" : undefined);
+    if (reason) {
+      warnings.push({ kind: "route", id: route.id, reason }); // skip one row, keep the rest
+    } else {
+      valid.push([routeName(route), route]);
+    }
+  }
+  const routers: Record<string, Router> = {};
+  if (valid.length === 0) {
+    return { routers, services: {}, middlewares: undefined, transports: undefined, warnings, routes: 0, hasSecrets: false };
+  }
+  valid.sort(byKey);
+
+  const slug = deploymentSlug(dep.id);
+  const deploymentTraffic = traffic ?? undefined;
+  const resilience = resilienceFor((valid[0] as [string, RouteInput])[1], deploymentTraffic?.resilience, settings);
+  const services = new Map<string, Service>();
+  let mwDefs: Map<string, Middleware> | undefined;
+  let transports: Map<string, ServersTransport> | undefined;
+  const defineMw = (n: string, d: Middleware) => {
+    mwDefs ??= new Map();
+    mwDefs.set(n, d);
+  };
+  if (resilience) {
+    for (const [n, d] of resilience.defs) {
+      defineMw(n, d);
+    }
+  }
+  // Routes are visited in name order, and `name--to-https` / `name--to-http` sort right after `name`: a name holds
+  // exactly one "--", so another name sharing the prefix continues with an alphanumeric or "-" + alphanumeric,
+  // both after "--".
+  const stickyFollowsTls = deploymentTraffic?.split?.sticky !== undefined && deploymentTraffic.split.sticky.secure === undefined;
+  const groups = new Map<string, { service: string; extras: ReturnType<typeof addTrafficServices> }>();
+  let viaProxy: RenderSettings["fallbackProxy"];
+  let mwIgnored: string[] | undefined;
+  let redirects = false;
+  let toHttp = false;
+  for (const [name, route] of valid) {
+    const signature = serviceSignature(route, stickyFollowsTls);
+    let group = groups.get(signature);
+    if (!group) {
+      group = {
+        service: groups.size === 0 ? slug : `${slug}--svc-${signature}`,
+        extras: NO_EXTRAS,
+      };
+      group.extras = addServices(route, group.service, up, deploymentTraffic, resilience, ctx, services, (n, t) => {
+        transports ??= new Map();
+        transports.set(n, t);
+      });
+      groups.set(signature, group);
+    }
+    const routeViaProxy = route.loadBalancerAlgo === "least-conn" ? settings.fallbackProxy : undefined;
+    viaProxy ??= routeViaProxy;
+    let middlewares = NO_MIDDLEWARES;
+    if (mwCfg) {
+      const { defs, chain, ignored } = middlewaresFor(route, mwCfg, ctx.mwOpts);
+      for (const [n, def] of defs) {
+        defineMw(n, def);
+      }
+      if (ignored.length > 0) {
+        mwIgnored ??= ignored; // deployment-wide settings: one warning per deployment
+      }
+      middlewares = chain;
+    }
+    if (resilience) {
+      middlewares = resilience.chain(middlewares);
+    }
+    routersFor(
+      { name, route, service: group.service, middlewares, viaProxy: routeViaProxy !== undefined, extras: group.extras },
+      ctx.routerCtx,
+      routers,
+    );
+    redirects ||= route.sslEnabled; // the twins' middlewares are shared entries, defined by every deployment using them
+    toHttp ||= !route.sslEnabled;
+  }
+  // Deployment-wide settings: one warning per deployment (middlewares first, as they sit first in the chain).
+  if (mwIgnored) {
+    warnings.push({ kind: "middleware", id: dep.id, reason: mwIgnored.join("; ") });
+  }
+  if (resilience?.ignored) {
+    warnings.push({ kind: "middleware", id: dep.id, reason: resilience.ignored.join("; ") });
+  }
+  if (viaProxy) {
+    defineMw(leastCpuMiddlewareName(slug), {
+      headers: { customRequestHeaders: { [DEPLOYMENT_HEADER]: dep.id, [PROXY_SECRET_HEADER]: viaProxy.secret } },
+    });
+  }
+  if (redirects) {
+    defineMw(REDIRECT_TO_HTTPS, REDIRECT_TO_HTTPS_DEF);
+  }
+  if (toHttp) {
+    defineMw(REDIRECT_TO_HTTP, REDIRECT_TO_HTTP_DEF);
+  }
+  const sortedServices: Record<string, Service> = {};
+  for (const n of services.size === 1 ? services.keys() : [...services.keys()].sort()) {
+    sortedServices[n] = services.get(n) as Service;
+  }
+  return {
+    routers,
+    services: sortedServices,
+    middlewares: mwDefs,
+    transports,
+    warnings,
+    routes: valid.length,
+    hasSecrets: viaProxy !== undefined || (mwDefs !== undefined && holdsSecrets(mwDefs)),
+  };
+}
+
+const NO_MIDDLEWARES: readonly string[] = [];
+const REDIRECT_TO_HTTPS_DEF: Middleware = { redirectScheme: { permanent: true, scheme: "https" } };
+// Not permanent: a browser must not remember https→http if the route later turns TLS on.
+const REDIRECT_TO_HTTP_DEF: Middleware = { redirectScheme: { permanent: false, scheme: "http" } };
+
+/** Adds the services of one service group (named `service`); returns the extra routers its routes get. */
+function addServices(
+  route: RouteInput,
+  service: string,
+  up: readonly ReplicaInput[],
+  traffic: DeploymentTraffic | undefined,
+  resilience: ReturnType<typeof resilienceFor>,
+  ctx: RenderContext,
+  services: Map<string, Service>,
+  defineTransport: (name: string, t: ServersTransport) => void,
+): ReturnType<typeof addTrafficServices> {
+  const { settings } = ctx;
+  const viaProxy = route.loadBalancerAlgo === "least-conn" ? settings.fallbackProxy : undefined;
+  if (viaProxy) {
+    // h2c routes (gRPC): Traefik then speaks HTTP/2 with prior knowledge to the proxy, upgrades still HTTP/1
+    // (pkg/server/service/smart_roundtripper.go); the proxy tells the two apart by the HTTP/2 preface.
+    const url = route.protocol === "h2c" ? viaProxy.url.replace(/^http:\/\//, "h2c://") : viaProxy.url;
+    services.set(service, { loadBalancer: { passHostHeader: true, servers: [{ url }] } });
+    return NO_EXTRAS;
+  }
+  const transport = serversTransportFor(route, resilience?.transport);
+  const transportName = transport ? serversTransportName(route, transport) : undefined;
+  if (transport && transportName) {
+    defineTransport(transportName, transport);
+  }
+  if (!traffic?.split && !traffic?.geo) {
+    // One pool of `stable` replicas (the common case, kept free of closures: at 100k deployments it counts).
+    services.set(
+      service,
+      serviceFor(
+        route,
+        serversFor(route, inTrack(up, STABLE_TRACK), settings.noReplicaUrl),
+        settings,
+        transportName,
+        resilience?.passiveHealthCheck,
+      ),
+    );
+    return NO_EXTRAS;
+  }
+  const out: Record<string, Service> = {};
+  const extras = addTrafficServices(
+    {
+      name: service,
+      route,
+      up,
+      traffic,
+      lbFor: (replicas) =>
+        serviceFor(
+          route,
+          serversFor(route, replicas, settings.noReplicaUrl),
+          settings,
+          transportName,
+          resilience?.passiveHealthCheck,
+        ),
+      settings,
+    },
+    out,
+  );
+  for (const [n, s] of Object.entries(out)) {
+    services.set(n, s);
+  }
+  return extras;
 }
 
 /** Basic-auth hashes and custom header values (API keys, the proxy secret) must not be served anonymously. */

@@ -41,6 +41,8 @@ export function routerContext(
 export interface RouterSpec {
   /** `routeName(route)`, already computed by the caller. */
   readonly name: string;
+  /** The deployment's service the routers point at (one per deployment, src/render/render.ts). */
+  readonly service: string;
   readonly route: RouteInput;
   /** The deployment's middleware chain (src/render/middlewares.ts order), possibly empty. Never sorted. */
   readonly middlewares: readonly string[];
@@ -63,7 +65,7 @@ export function routersFor(
   ctx: RouterContext,
   into: Record<string, Router> = {},
 ): Record<string, Router> {
-  const { name, route, middlewares, viaProxy } = spec;
+  const { name, route, service, middlewares, viaProxy } = spec;
   const rule = ruleFor(route.domain, route.pathPrefix);
   const priority = priorityFor(route.domain, route.pathPrefix);
   const withChain =
@@ -73,7 +75,7 @@ export function routersFor(
   // Every literal lists its keys alphabetically: the output is canonical by construction (see render.ts).
   if (route.sslEnabled) {
     const tls = routerTls(route, ctx.certs);
-    into[name] = { entryPoints: ctx.secureEps, ...withChain, priority, rule, service: name, tls };
+    into[name] = { entryPoints: ctx.secureEps, ...withChain, priority, rule, service, tls };
     // (extras checked first: at 100k routes, no closure per route that has none)
     if (spec.extras && spec.extras.length > 0) {
       addExtras(
@@ -94,11 +96,11 @@ export function routersFor(
       middlewares: ctx.toHttpsChain,
       priority,
       rule,
-      service: name,
+      service,
     };
     return into;
   }
-  into[name] = { entryPoints: ctx.webEps, ...withChain, priority, rule, service: name };
+  into[name] = { entryPoints: ctx.webEps, ...withChain, priority, rule, service };
   if (spec.extras && spec.extras.length > 0) {
     addExtras(
       spec,
@@ -119,7 +121,7 @@ export function routersFor(
     middlewares: ctx.toHttpChain,
     priority,
     rule,
-    service: name,
+    service,
     tls: {},
   };
   return into;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { canonical } from "../../src/render/canonical.js";
-import { REDIRECT_TO_HTTP, redirectRouterName, routeName, toHttpRouterName } from "../../src/render/names.js";
+import { deploymentSlug, REDIRECT_TO_HTTP, redirectRouterName, routeName, toHttpRouterName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { routerContext, routersFor } from "../../src/render/routers.js";
 import { routingPath } from "../../src/render/rules.js";
@@ -428,7 +428,7 @@ describe("routersFor: the routers one route gets", () => {
   ];
 
   it.each(rows)("%s", (_what, route, middlewares, viaProxy, expected) => {
-    const got = routersFor({ name: routeName(route), route, middlewares, viaProxy }, ctx);
+    const got = routersFor({ name: routeName(route), route, service: deploymentSlug(route.deploymentId), middlewares, viaProxy }, ctx);
     expect(Object.entries(got)).toEqual(expected); // in this order
     expect(Object.keys(got)).toEqual(Object.keys(got).sort()); // name order: canonical by construction
     expect(toJson(got)).toBe(toJson(canonical(got)));
@@ -448,7 +448,7 @@ describe("routersFor: the routers one route gets", () => {
   it("uses the configured entry points and an uploaded certificate instead of the resolver", () => {
     const cert = { id: "crt_1", certPem: "", keyPem: "", sans: ["*.example.com"] };
     const renamed = routerContext({ web: "http", websecure: "https" }, [cert]);
-    const got = routersFor({ name: routeName(tls), route: tls, middlewares: [], viaProxy: false }, renamed);
+    const got = routersFor({ name: routeName(tls), route: tls, service: deploymentSlug(tls.deploymentId), middlewares: [], viaProxy: false }, renamed);
     expect(Object.entries(got)).toEqual([
       ["dep-a--rt-1", { ...base, entryPoints: ["https"], tls: {} }],
       ["dep-a--rt-1--to-https", { ...toHttps, entryPoints: ["http"] }],
