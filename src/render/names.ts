@@ -27,6 +27,16 @@ export function deploymentSlug(deploymentId: string): string {
   return slug(deploymentId);
 }
 
+/**
+ * A deployment's service: its slug, or `<slug>--service` when the slug is all digits. JavaScript orders
+ * integer-like object keys before all others, so a service named `42` would break the document's name order
+ * (JSON.stringify follows insertion order for every other key).
+ */
+export function deploymentServiceName(deploymentId: string): string {
+  const s = slug(deploymentId);
+  return /^[0-9]+$/.test(s) ? `${s}--service` : s;
+}
+
 /** normalize() for ids that passed checkId (lower-case alphanumerics joined by `_`): the same result, faster. */
 function slug(id: string): string {
   return /^[a-z0-9_]+$/.test(id) ? id.replaceAll("_", "-") : normalize(id);

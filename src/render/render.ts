@@ -5,6 +5,7 @@ import { canonical } from "./canonical.js";
 import { middlewaresFor, StoredMiddlewares } from "./middlewares.js";
 import {
   DEPLOYMENT_HEADER,
+  deploymentServiceName,
   deploymentSlug,
   leastCpuMiddlewareName,
   PROXY_SECRET_HEADER,
@@ -318,7 +319,15 @@ export function renderDeployment(dep: DeploymentInput, ctx: RenderContext): Depl
   }
   const routers: Record<string, Router> = {};
   if (valid.length === 0) {
-    return { routers, services: {}, middlewares: undefined, transports: undefined, warnings, routes: 0, hasSecrets: false };
+    return {
+      routers,
+      services: {},
+      middlewares: undefined,
+      transports: undefined,
+      warnings,
+      routes: 0,
+      hasSecrets: false,
+    };
   }
   valid.sort(byKey);
 
@@ -340,7 +349,8 @@ export function renderDeployment(dep: DeploymentInput, ctx: RenderContext): Depl
   // Routes are visited in name order, and `name--to-https` / `name--to-http` sort right after `name`: a name holds
   // exactly one "--", so another name sharing the prefix continues with an alphanumeric or "-" + alphanumeric,
   // both after "--".
-  const stickyFollowsTls = deploymentTraffic?.split?.sticky !== undefined && deploymentTraffic.split.sticky.secure === undefined;
+  const stickyFollowsTls =
+    deploymentTraffic?.split?.sticky !== undefined && deploymentTraffic.split.sticky.secure === undefined;
   const groups = new Map<string, { service: string; extras: ReturnType<typeof addTrafficServices> }>();
   let viaProxy: RenderSettings["fallbackProxy"];
   let mwIgnored: string[] | undefined;
@@ -351,7 +361,7 @@ export function renderDeployment(dep: DeploymentInput, ctx: RenderContext): Depl
     let group = groups.get(signature);
     if (!group) {
       group = {
-        service: groups.size === 0 ? slug : `${slug}--svc-${signature}`,
+        service: groups.size === 0 ? deploymentServiceName(dep.id) : `${slug}--svc-${signature}`,
         extras: NO_EXTRAS,
       };
       group.extras = addServices(route, group.service, up, deploymentTraffic, resilience, ctx, services, (n, t) => {
