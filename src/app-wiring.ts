@@ -6,7 +6,7 @@ import { certEncryptionKey } from "./config/secrets.js";
 import type { DbHandle } from "./db/client.js";
 import { listCertificates } from "./db/repo/certificates.js";
 import { countReplicasByHealth } from "./db/repo/locations.js";
-import { loadSnapshot } from "./db/repo/snapshot.js";
+import { loadDeployments, loadSnapshot } from "./db/repo/snapshot.js";
 import { systemTxtResolver, type TxtResolver } from "./domains/verification.js";
 import { EventFeed } from "./events/feed.js";
 import { refuseDisallowedAddresses } from "./health/address-guard.js";
@@ -81,7 +81,7 @@ function observeWiring(
         stale: cache.stale,
         served: cur && {
           revision: cur.revision,
-          bytes: cur.json.length,
+          bytes: cur.bytes,
           // A `middleware` warning renders the row with a setting ignored; every other kind leaves the row out.
           skippedRows: cur.warnings.filter((w) => w.kind !== "middleware").length,
         },
@@ -113,6 +113,9 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
   const settings = opts.settings ?? renderSettings(config, opts.fallbackProxy);
   const cache = new ConfigCache({
     load: opts.load ?? (() => loadSnapshot(handle.db, certKey)),
+    // A substituted snapshot source (the bench) re-reads everything on every change.
+    ...(opts.load ? {} : { loadDeployments: (ids: readonly string[]) => loadDeployments(handle.db, ids) }),
+    fullReloadMs: config.RENDER_FULL_RELOAD_SECONDS * 1000,
     settings,
     clock,
     logger,
@@ -133,7 +136,8 @@ export async function buildApp(config: Config, handle: DbHandle, opts: WiringOpt
     owner,
     defaults: healthDefaults(config),
     // Also reaches us through NOTIFY; calling it here lets a read right after a round see the round.
-    onTransitions: () => cache.invalidate({ cause: "health", actor: owner }),
+    onTransitions: (transitions) =>
+      cache.invalidate({ cause: "health", actor: owner }, { deployments: transitions.map((t) => t.deploymentId) }),
   });
   const pollers = new PollTracker();
   observeWiring(metrics, { cache, pollers, handle, clock });

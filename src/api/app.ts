@@ -8,6 +8,7 @@ import { isDatabaseUnavailable } from "../db/errors.js";
 import { requestScoped } from "../db/request-tx.js";
 import { methodLabel } from "../lib/metrics.js";
 import { withRequestContext } from "../lib/request-context.js";
+import type { ChangeScope } from "../provider/config-cache.js";
 import { consoleApp } from "../ui/console.js";
 import { auditWrites } from "./audit.js";
 import { contracts, SECURITY_SCHEMES } from "./contract.js";
@@ -87,6 +88,24 @@ function limitBody(mib: number) {
 }
 
 /** Builds the HTTP app; no side effects at import or construction. */
+/**
+ * What an API write can have changed in the rendered config: a deployment's own resources re-render that deployment
+ * only; certificates (they change routers' TLS everywhere) and a whole-state apply re-read everything; every other
+ * write (tokens, webhooks, the freeze, a new empty deployment) changes no rendered row, so what is served is only
+ * decided again. The change feed names the same deployments a moment later, for every other instance.
+ */
+export function writeScope(path: string): ChangeScope {
+  const m = /^\/api\/v1\/deployments\/([^/]+)/.exec(path);
+  if (m) {
+    try {
+      return { deployments: [decodeURIComponent(m[1] as string)] };
+    } catch {
+      return "all";
+    }
+  }
+  return path.startsWith("/api/v1/certificates") || path.startsWith("/api/v1/state/") ? "all" : "control";
+}
+
 export function createApp(plainDeps: Deps): OpenAPIHono<AppEnv> {
   const { logger, cache, metrics, config, clock } = plainDeps;
   // Route handlers get a request-scoped handle: during a write its db is the request's transaction (auditWrites).
@@ -163,7 +182,10 @@ export function createApp(plainDeps: Deps): OpenAPIHono<AppEnv> {
       // The route template, never the path: ids are data, and the template says which endpoint wrote.
       const template = routePath(c, -1);
       const cause = template.endsWith("/state/apply") ? "apply" : "api";
-      cache.invalidate({ cause, ...(actor ? { actor } : {}), detail: `${c.req.method} ${template}` });
+      cache.invalidate(
+        { cause, ...(actor ? { actor } : {}), detail: `${c.req.method} ${template}` },
+        writeScope(c.req.path),
+      );
     }
   });
   // Inside the invalidation: the served config is re-rendered only once the write and its audit row committed.

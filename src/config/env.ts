@@ -92,6 +92,11 @@ export const Env = z.object({
   CONFIG_REFRESH_SECONDS: z.coerce.number().min(0.1).max(3600).default(5),
   /** Changes arriving within this window are rendered once. */
   RENDER_COALESCE_MS: z.coerce.number().int().min(0).max(10_000).default(50),
+  /**
+   * Changes re-render only the deployments the change feed names; this often the whole document is rebuilt from a
+   * full read anyway and compared with the incrementally kept one (a difference is logged and counted). 0: never.
+   */
+  RENDER_FULL_RELOAD_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   HEALTH_ENABLED: flag(true),
   /** Default seconds between active probes of one replica (per-deployment override: PUT …/health-check). */
   HEALTH_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(30),
@@ -155,7 +160,10 @@ export const Env = z.object({
     (list) => list.every((c) => checkCidr(c) === undefined),
     "must be a comma list of CIDR ranges or IPs",
   ),
+  /** How often the fallback proxy reads its table's replicas' CPU readings (without LISTEN: the whole table). */
   PROXY_REFRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
+  /** The fallback proxy's safety-net reload of its whole table while it follows the change feed (LISTEN). */
+  PROXY_FULL_REFRESH_MS: z.coerce.number().int().min(1000).max(86_400_000).default(60_000),
   PROXY_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(3000),
   PROXY_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   /** A WebSocket (or other upgraded connection) through the proxy is closed after this long with no frame either way. */

@@ -67,6 +67,11 @@ export class Metrics {
 
   readonly renders = this.counter("obiente_render_total", "Config renders, by result (ok, failed)", ["result"]);
   readonly renderDuration = this.histogram("obiente_render_duration_seconds", "Time to render and serialize", FAST);
+  readonly renderMismatches = this.counter(
+    "obiente_render_incremental_mismatch_total",
+    "Periodic full reloads whose document differed from the incrementally kept one (the full one is served)",
+    [],
+  );
   readonly polls = this.counter("obiente_traefik_polls_total", "Polls of /traefik/config, by Traefik node", ["node"]);
   readonly httpRequests = this.counter("obiente_http_requests_total", "API requests by method, route and status", [
     "method",
@@ -106,6 +111,7 @@ export class Metrics {
       this.renders.inc({ result }, 0);
       this.probes.inc({ result }, 0);
     }
+    this.renderMismatches.inc(0);
     const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge) => void | Promise<void>) =>
       new Gauge({
         name,

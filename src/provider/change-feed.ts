@@ -1,8 +1,8 @@
-import { ROUTING_CHANNEL } from "../db/change-feed.js";
+import { parseRoutingNotice, ROUTING_CHANNEL } from "../db/change-feed.js";
 import type { DbHandle } from "../db/client.js";
 import { readChangeSeq } from "../db/repo/snapshot.js";
 import type { Logger } from "../lib/logger.js";
-import type { ConfigCache } from "./config-cache.js";
+import type { ChangeScope, ConfigCache } from "./config-cache.js";
 import type { Cause } from "./revisions.js";
 
 /** Learned from the database: the instance that made the change (if any) records who did. */
@@ -15,10 +15,19 @@ export interface ChangeFeedDeps {
   intervalMs: number;
 }
 
+/** What a NOTIFY payload asks the cache to re-render (migration 0009: `d:<id>`, `c`, or everything). */
+export function scopeOf(payload: string): ChangeScope {
+  const notice = parseRoutingNotice(payload);
+  return notice.kind === "deployment" ? { deployments: [notice.id] } : notice.kind === "control" ? "control" : "all";
+}
+
 /**
- * Keeps the cache in step with the database when other instances (or hand-written SQL) change it:
- * LISTEN for the NOTIFY the triggers send, plus a poll of the change sequence as a safety net for missed
- * notifications. A failed poll marks the cache stale; the next good one re-renders.
+ * Keeps the cache in step with the database when other instances (or hand-written SQL) change it: LISTEN for the
+ * NOTIFY the triggers send (each names the deployment it changed, so only that one is re-read), plus a poll of
+ * the change sequence as a safety net. The sequence moving while no notification arrived for a whole poll interval
+ * means notifications were missed: everything is read again, as after a reconnect of the LISTEN session. Without a
+ * LISTEN session (a transaction pooler) every move of the sequence reads everything. A failed poll marks the
+ * cache stale; the next good one retries.
  */
 export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promise<void>> {
   const { handle, cache, logger } = deps;
@@ -28,6 +37,8 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
   let lostAt: number | undefined; // when the LISTEN session was lost, while it is
   let listenFailing = false; // the first LISTEN (or a retry from the poll) failed: logged once
   let pollFailing = false; // an outage is logged when it starts and when it ends, not at every poll
+  let heard = false; // a notification arrived since the last poll
+  let suspect = false; // the sequence moved without a notification: one more interval, then a full read
 
   if (!handle.notifies) {
     logger.warn(
@@ -42,7 +53,10 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
       // onConnect fires on every (re)connect: anything sent while we were away is caught by re-rendering.
       unlisten = await handle.listen(
         ROUTING_CHANNEL,
-        () => cache.invalidate(FEED),
+        (payload) => {
+          heard = true;
+          cache.invalidate(FEED, scopeOf(payload));
+        },
         () => {
           if (lostAt !== undefined) {
             logger.info("change feed: LISTEN re-established; full refresh", { downMs: Date.now() - lostAt });
@@ -75,9 +89,28 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
     polling = true;
     try {
       const seq = await readChangeSeq(handle.db);
-      if (seq !== lastSeq || cache.stale) {
-        lastSeq = seq;
-        cache.invalidate(FEED);
+      const listening = handle.notifies && unlisten !== undefined;
+      if (lastSeq === undefined) {
+        lastSeq = seq; // the startup render and the LISTEN's first onConnect read everything already
+      } else if (seq !== lastSeq) {
+        if (!listening || (suspect && !heard)) {
+          if (listening) {
+            logger.warn("change feed: the change sequence moved without a notification; full refresh");
+          }
+          cache.invalidate(FEED, "all");
+        } else if (!heard) {
+          suspect = true; // a notification can trail its commit by a moment: look again next time
+        }
+        if (heard || !listening || suspect === false || !cache.stale) {
+          lastSeq = suspect && !heard ? lastSeq : seq;
+        }
+        if (heard) {
+          suspect = false;
+        }
+      }
+      heard = false;
+      if (cache.stale) {
+        cache.invalidate(FEED, "control"); // the failed render kept what it had to read: retry it
       }
       if (pollFailing) {
         logger.info("change poll: database reachable again");

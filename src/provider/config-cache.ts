@@ -5,8 +5,9 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../lib/metrics.js";
 import { diffConfigs } from "../render/config-diff.js";
-import { renderDynamicConfig } from "../render/render.js";
-import { type ConfigFormat, toJson, toYaml } from "../render/serialize.js";
+import { SECTIONS } from "../render/fragments.js";
+import { type DeploymentInput, deploymentsOf, renderContext } from "../render/render.js";
+import { type ConfigFormat, toYaml } from "../render/serialize.js";
 import type {
   RenderSettings,
   RenderWarning,
@@ -15,7 +16,7 @@ import type {
   TlsCertificateInput,
   TraefikDocument,
 } from "../render/types.js";
-import { type GuardDecision, type GuardLimits, guardDecision } from "./guard.js";
+import { type GuardDecision, type GuardLimits, guardDecision, guardOnRemoved } from "./guard.js";
 import {
   type Cause,
   type FreezeState,
@@ -24,8 +25,19 @@ import {
   revisionSummary,
   type StoredConfig,
 } from "./revisions.js";
+import { type DocumentChange, DocumentState, type ServedDocument } from "./served-document.js";
 
 const gzip = promisify(gzipCb);
+
+/**
+ * What a change touched, as far as the one reporting it knows: some deployments (their rows are re-read and only
+ * they re-rendered), `control` (nothing rendered moved: a freeze, a confirmation — what is served is decided
+ * again), or `all` (certificates, a whole-state apply, anything unknown: everything is read again).
+ */
+export type ChangeScope = { deployments: readonly string[] } | "control" | "all";
+
+/** Beyond this many changed deployments one full read is cheaper than the `IN (…)` lists. */
+const MAX_INCREMENTAL_IDS = 2000;
 
 /** How long a reader (a poll, the stats) waits for a pending re-render before it gets the config in memory. */
 export const FRESH_WAIT_MS = 2000;
@@ -45,8 +57,14 @@ export interface Snapshot {
  */
 export interface RenderedConfig {
   revision: number;
+  /** The document's hash (src/provider/served-document.ts: sha256 over its blocks' sha256), `X-Config-Hash`. */
   hash: string;
-  json: Buffer;
+  /** The JSON bytes; for a rendered config joined on first use. */
+  readonly json: Buffer;
+  /** Length of `json` (without joining it). */
+  bytes: number;
+  /** The same bytes gzipped (gzip members, one per block), when the renderer kept them. */
+  gzipped?: () => Buffer;
   renderedAt: Date;
   renderMs: number;
   routeCount: number;
@@ -59,7 +77,12 @@ export interface RenderedConfig {
 }
 
 export interface ConfigCacheDeps {
+  /** Everything the renderer needs (startup, `all` changes, the periodic full reload). */
   load: () => Promise<Snapshot>;
+  /** The rows of some deployments only; without it every change reads everything. */
+  loadDeployments?: (ids: readonly string[]) => Promise<DeploymentInput[]>;
+  /** RENDER_FULL_RELOAD_SECONDS × 1000: how often a full read checks the incremental state (0: never). */
+  fullReloadMs?: number;
   settings: RenderSettings;
   clock: Clock;
   logger: Logger;
@@ -88,8 +111,11 @@ export interface LatestRender {
 
 interface Candidate {
   hash: string;
-  json: Buffer;
-  config: TraefikDocument;
+  doc: ServedDocument;
+  /** What changed since the document state before this render (absent after a full build). */
+  change?: DocumentChange;
+  /** Hash and router count of the document state this render started from. */
+  before?: { hash: string; routers: number };
   renderMs: number;
   routeCount: number;
   serviceCount: number;
@@ -107,13 +133,11 @@ const NO_GUARD: GuardLimits = { maxRemovedPercent: 100, minRouters: Number.MAX_S
  */
 export class ConfigCache {
   private cur: RenderedConfig | undefined;
-  /** The served config as an object: the guard's and the summary's "before". */
-  private curDoc: TraefikDocument | undefined;
   /** The revision served last by any instance, read once at startup: the guard's baseline until we serve. */
-  private baseline: { cfg: RenderedConfig; doc: TraefikDocument } | undefined;
+  private baseline: RenderedConfig | undefined;
   private baselineRead = false;
   private pendingCause: Cause | undefined = { cause: "startup" };
-  private frozenCache: { cfg: RenderedConfig; doc: TraefikDocument } | undefined;
+  private frozenCache: RenderedConfig | undefined;
   private gen = 1; // bumped by invalidate()
   private renderedGen = 0;
   private failedGen = -1;
@@ -121,6 +145,15 @@ export class ConfigCache {
   private timer: NodeJS.Timeout | undefined;
   private variants = new Map<string, Promise<Buffer>>();
   private staleSince: Date | undefined;
+  /** The document kept deployment by deployment; undefined until the first full read. */
+  private doc: DocumentState | undefined;
+  /** Deployments changed since the last render, and whether everything must be read again. */
+  private dirty = new Set<string>();
+  private needFull = true;
+  private lastFullAt = 0;
+  private certificateFailures: { id: string; reason: string }[] = [];
+  /** Parsed documents by hash (the served one and the candidate), for the slow path of guard and summary. */
+  private parsed = new Map<string, TraefikDocument>();
   lastError: string | undefined;
   /** The freeze read on the last refresh. */
   freeze: FreezeState | undefined;
@@ -138,9 +171,19 @@ export class ConfigCache {
     return this.staleSince !== undefined;
   }
 
-  /** Marks the config out of date and schedules one coalesced re-render; `cause` is recorded on a new revision. */
-  invalidate(cause: Cause = { cause: "feed" }): void {
+  /**
+   * Marks the config out of date and schedules one coalesced re-render of what `scope` names; `cause` is recorded
+   * on a new revision.
+   */
+  invalidate(cause: Cause = { cause: "feed" }, scope: ChangeScope = "all"): void {
     this.pendingCause = mergeCause(this.pendingCause, cause);
+    if (scope === "all") {
+      this.needFull = true;
+    } else if (scope !== "control") {
+      for (const id of scope.deployments) {
+        this.dirty.add(id);
+      }
+    }
     this.gen++;
     if (!this.timer) {
       this.timer = setTimeout(() => {
@@ -183,27 +226,61 @@ export class ConfigCache {
     }
   }
 
+  /** Whether the periodic full reload is due (it also runs whenever a change says `all`). */
+  private fullReloadDue(): boolean {
+    const every = this.deps.fullReloadMs ?? 0;
+    return every > 0 && this.deps.clock.now().getTime() - this.lastFullAt >= every;
+  }
+
   private async refresh(): Promise<void> {
     const gen = this.gen;
     const cause = this.pendingCause ?? { cause: "feed" };
     this.pendingCause = undefined;
+    const dirty = this.dirty;
+    const periodic = !this.needFull && this.doc !== undefined && this.fullReloadDue();
+    const full =
+      this.needFull ||
+      this.doc === undefined ||
+      !this.deps.loadDeployments ||
+      periodic ||
+      dirty.size > MAX_INCREMENTAL_IDS;
+    this.dirty = new Set();
+    this.needFull = false;
     const failed = (reason: string, message: string, err: unknown) => {
       this.pendingCause = mergeCause(cause, this.pendingCause ?? cause); // the retry is still about this cause
+      for (const id of dirty) {
+        this.dirty.add(id); // nothing is lost: the retry reads them again
+      }
+      this.needFull ||= full;
       this.failedGen = gen;
       this.markStale(reason);
       this.deps.metrics?.renders.inc({ result: "failed" });
       this.deps.logger.error(message, { err, hasConfig: !!this.cur });
     };
-    let snapshot: Snapshot;
+    let snapshot: Snapshot | undefined;
+    let rows: DeploymentInput[] | undefined;
     let freeze: FreezeState | undefined;
+    const loadStarted = this.deps.clock.now().getTime();
     try {
-      snapshot = await this.deps.load();
+      if (full) {
+        snapshot = await this.deps.load();
+      } else if (dirty.size > 0 && this.deps.loadDeployments) {
+        rows = await this.deps.loadDeployments([...dirty]);
+      }
       freeze = await this.readControl();
     } catch (err) {
       failed("database unavailable", "config load failed; serving last good config", err);
       return;
     }
-    const candidate = this.render(snapshot);
+    const candidate = snapshot
+      ? this.renderFull(snapshot, periodic, loadStarted)
+      : this.renderChanged(dirty, rows ?? []);
+    if (candidate === undefined) {
+      // Two deployments rendered one shared entry differently: only a full render knows the answer.
+      this.needFull = true;
+      this.gen++;
+      return;
+    }
     try {
       await this.decide(candidate, freeze, cause);
     } catch (err) {
@@ -233,31 +310,121 @@ export class ConfigCache {
     return freeze;
   }
 
-  private render(snapshot: Snapshot): Candidate {
+  /** Rebuilds the whole document from a full read; on a periodic check, compares it with the incremental one. */
+  private renderFull(snapshot: Snapshot, periodic: boolean, loadStarted: number): Candidate {
     const started = performance.now();
-    const { config, warnings, hasSecrets } = renderDynamicConfig({
-      routes: snapshot.routes,
-      replicas: snapshot.replicas,
-      certificates: snapshot.certificates ?? [],
-      middlewares: snapshot.middlewares ?? new Map(),
-      traffic: snapshot.traffic ?? new Map(),
-      settings: this.deps.settings,
-    });
-    for (const f of snapshot.certificateFailures ?? []) {
+    const ctx = renderContext(this.deps.settings, snapshot.certificates ?? []);
+    const next = DocumentState.build(
+      ctx,
+      deploymentsOf({
+        routes: snapshot.routes,
+        replicas: snapshot.replicas,
+        middlewares: snapshot.middlewares ?? new Map(),
+        traffic: snapshot.traffic ?? new Map(),
+        settings: this.deps.settings,
+      }),
+    );
+    const doc = next.assemble();
+    const prev = this.doc;
+    const before = prev?.assemble();
+    if (periodic && prev && before && before.hash !== doc.hash) {
+      // Changes that committed while the full read ran are still on their way through the feed: only a deployment
+      // that differs and is not among them is a real mismatch.
+      const differing = differingDeployments(prev, next).filter((id) => !this.dirty.has(id));
+      if (differing.length > 0) {
+        this.deps.metrics?.renderMismatches.inc();
+        this.deps.logger.error("incremental config differed from a full render; serving the full render", {
+          deployments: differing.slice(0, 10),
+          differing: differing.length,
+        });
+      }
+    }
+    this.doc = next;
+    this.lastFullAt = loadStarted;
+    this.certificateFailures = snapshot.certificateFailures ?? [];
+    return this.candidate(doc, started, undefined, undefined);
+  }
+
+  /** Re-renders only the deployments a change named; undefined when only a full render can decide. */
+  private renderChanged(ids: ReadonlySet<string>, rows: readonly DeploymentInput[]): Candidate | undefined {
+    const started = performance.now();
+    const state = this.doc as DocumentState;
+    const prev = state.assemble();
+    const change = ids.size > 0 ? state.apply(ids, rows) : undefined;
+    if (state.conflict) {
+      this.doc = undefined;
+      return undefined;
+    }
+    const doc = change ? state.assemble() : prev;
+    return this.candidate(doc, started, change, { hash: prev.hash, routers: prev.routers });
+  }
+
+  private candidate(
+    doc: ServedDocument,
+    started: number,
+    change: DocumentChange | undefined,
+    before: Candidate["before"],
+  ): Candidate {
+    const warnings = [...doc.warnings];
+    for (const f of this.certificateFailures) {
       warnings.push({ kind: "certificate", id: f.id, reason: f.reason });
     }
-    const json = Buffer.from(toJson(config));
     const renderMs = performance.now() - started;
     this.deps.metrics?.renderDuration.observe(renderMs / 1000);
     return {
-      hash: createHash("sha256").update(json).digest("hex"),
-      json,
-      config,
+      hash: doc.hash,
+      doc,
+      ...(change ? { change } : {}),
+      ...(before ? { before } : {}),
       renderMs,
-      routeCount: snapshot.routes.length - warnings.filter((w) => w.kind === "route").length,
-      serviceCount: Object.keys(config.http?.services ?? {}).length,
-      hasSecrets,
+      routeCount: doc.routes,
+      serviceCount: doc.services,
+      hasSecrets: doc.hasSecrets,
       warnings,
+    };
+  }
+
+  /** A parsed document (slow path of the guard and the summary: the served bytes are not the last render's). */
+  private parsedDoc(hash: string, json: () => Buffer): TraefikDocument {
+    let d = this.parsed.get(hash);
+    if (!d) {
+      d = JSON.parse(json().toString("utf8")) as TraefikDocument;
+      if (this.parsed.size >= 2) {
+        this.parsed.clear();
+      }
+      this.parsed.set(hash, d);
+    }
+    return d;
+  }
+
+  /**
+   * The guard's decision and the revision summary. When what is served is the document this render started from
+   * (the common case), both come from the changed deployments alone; otherwise (a restart's baseline, a freeze, a
+   * hold) from the whole documents.
+   */
+  private judge(c: Candidate, served: RenderedConfig | undefined) {
+    const limits = this.deps.guard ?? NO_GUARD;
+    if (served && c.before && served.hash === c.before.hash) {
+      const { before, after } = partialDocs(c.change);
+      const removed: string[] = [];
+      for (const d of c.change?.deployments ?? []) {
+        const kept = new Set(d.after?.routerNames ?? []);
+        for (const n of d.before?.routerNames ?? []) {
+          if (!kept.has(n)) {
+            removed.push(n);
+          }
+        }
+      }
+      return {
+        decision: guardOnRemoved(c.before.routers, removed, limits, false),
+        summary: () => revisionSummary(diffConfigs(before, after)),
+      };
+    }
+    const servedDoc = served ? this.parsedDoc(served.hash, () => served.json) : undefined;
+    const candidateDoc = () => this.parsedDoc(c.hash, () => c.doc.json());
+    return {
+      decision: guardDecision(servedDoc, candidateDoc(), limits, false),
+      summary: () => revisionSummary(diffConfigs(servedDoc ?? {}, candidateDoc())),
     };
   }
 
@@ -270,17 +437,19 @@ export class ConfigCache {
       }
       return;
     }
-    const served = this.cur ? { cfg: this.cur, doc: this.curDoc ?? {} } : this.baseline;
-    const decision = guardDecision(served?.doc, c.config, this.deps.guard ?? NO_GUARD, false);
+    const served = this.cur ?? this.baseline;
+    const { decision, summary } = this.judge(c, served);
     // Under a freeze nothing new is served, so nothing is held yet: the guard looks again once it is lifted.
-    const trips = !freeze && served?.cfg.hash !== c.hash && decision.hold;
+    const trips = !freeze && served?.hash !== c.hash && decision.hold;
     const rec = await ledger.record({
       hash: c.hash,
-      json: c.json,
+      json: c.doc.json,
+      bytes: c.doc.bytes,
+      gzipped: c.doc.gzip,
       cause,
       held: trips,
-      servedRevision: served?.cfg.revision,
-      summary: () => revisionSummary(diffConfigs(served?.doc ?? {}, c.config)),
+      servedRevision: served?.revision,
+      summary,
     });
     this.latest = { revision: rec.revision, hash: c.hash, renderedAt: this.deps.clock.now() };
     this.freeze = freeze;
@@ -288,7 +457,7 @@ export class ConfigCache {
       this.held = undefined;
       const frozen = await this.frozenConfig(ledger, freeze.revision);
       if (frozen) {
-        await this.serve(frozen.cfg, frozen.doc);
+        await this.serve(frozen);
         return;
       }
       // Only a hand-deleted row gets here (the API refuses unknown revisions; pruning keeps the frozen one).
@@ -298,7 +467,7 @@ export class ConfigCache {
       if (this.held?.revision !== rec.revision) {
         this.deps.logger.warn("config held by the guard: it removes too many routers; confirm it to serve it", {
           revision: rec.revision,
-          servedRevision: served?.cfg.revision,
+          servedRevision: served?.revision,
           removedRouters: decision.removedRouters.length,
           servedRouters: decision.servedRouters,
           removedPercent: Math.round(decision.removedPercent * 10) / 10,
@@ -307,8 +476,7 @@ export class ConfigCache {
       this.held = { revision: rec.revision, hash: c.hash, decision, since: this.deps.clock.now() };
       if (served && (!this.cur || this.cur.frozen !== undefined)) {
         // After a restart: what was served before it; after a freeze is lifted: the same bytes, no longer frozen.
-        const { frozen: _, ...unfrozen } = served.cfg;
-        await this.serve(unfrozen, served.doc);
+        await this.serve(unfrozen(served));
       }
       return;
     }
@@ -321,42 +489,46 @@ export class ConfigCache {
   }
 
   private serveRendered(c: Candidate, revision: number): void {
+    // Warnings of the deployments that changed (all of them after a full read): not every row at every change.
+    const changed = c.change ? new Set(c.change.deployments.map((d) => d.id)) : undefined;
     for (const w of c.warnings) {
+      if (changed && !changed.has(w.id) && !c.change?.deployments.some((d) => d.after?.warnings.includes(w))) {
+        continue;
+      }
       // A `middleware` warning renders the row with a setting ignored; every other kind leaves the row out.
       const msg = w.kind === "middleware" ? "setting ignored in rendered config" : "row skipped in rendered config";
       this.deps.logger.warn(msg, { kind: w.kind, id: w.id, reason: w.reason });
     }
-    this.cur = {
+    this.cur = renderedConfig({
       revision,
       hash: c.hash,
-      json: c.json,
+      doc: c.doc,
       renderedAt: this.deps.clock.now(),
       renderMs: c.renderMs,
       routeCount: c.routeCount,
       serviceCount: c.serviceCount,
       hasSecrets: c.hasSecrets,
       warnings: c.warnings,
-    };
-    this.curDoc = c.config;
+    });
     this.baseline = undefined;
     this.variants.clear();
     this.deps.logger.info("config rendered", {
       revision,
       hash: c.hash.slice(0, 12),
-      bytes: c.json.length,
+      bytes: c.doc.bytes,
       routes: c.routeCount,
-      renderMs: Math.round(c.renderMs),
+      deployments: c.change ? c.change.deployments.length : "all",
+      renderMs: Math.round(c.renderMs * 10) / 10,
     });
   }
 
   /** Serves bytes read back from the ledger (a frozen revision, or the baseline a hold keeps). */
-  private async serve(cfg: RenderedConfig, doc: TraefikDocument): Promise<void> {
+  private async serve(cfg: RenderedConfig): Promise<void> {
     if (this.cur?.revision === cfg.revision && this.cur.frozen === cfg.frozen) {
       return;
     }
     const changed = this.cur?.revision !== cfg.revision;
     this.cur = cfg;
-    this.curDoc = doc;
     this.baseline = undefined;
     this.variants.clear();
     this.deps.logger.info(cfg.frozen === undefined ? "config served" : "frozen config served", {
@@ -378,7 +550,7 @@ export class ConfigCache {
   }
 
   private async frozenConfig(ledger: RevisionLedger, revision: number) {
-    if (this.frozenCache?.cfg.revision !== revision) {
+    if (this.frozenCache?.revision !== revision) {
       const stored = await ledger.load(revision);
       this.frozenCache = stored && fromStored(stored, revision);
     }
@@ -389,6 +561,9 @@ export class ConfigCache {
   async body(cfg: RenderedConfig, format: ConfigFormat, gzipped: boolean): Promise<Buffer> {
     if (format === "json" && !gzipped) {
       return cfg.json;
+    }
+    if (format === "json" && cfg.gzipped) {
+      return cfg.gzipped(); // kept per block: only the blocks a change touched were compressed again
     }
     const key = `${cfg.hash}:${format}:${gzipped}`;
     let v = this.variants.get(key);
@@ -412,19 +587,90 @@ export class ConfigCache {
   }
 }
 
+/** A served config from a rendered document: `json` is joined on first use, gzip members are the document's. */
+function renderedConfig(
+  f: Omit<RenderedConfig, "json" | "bytes" | "gzipped"> & { doc: ServedDocument },
+): RenderedConfig {
+  const { doc, ...rest } = f;
+  return Object.defineProperty({ ...rest, bytes: doc.bytes, gzipped: doc.gzip }, "json", {
+    get: doc.json,
+    enumerable: true,
+  }) as RenderedConfig;
+}
+
+/** The same served config, no longer marked frozen. */
+function unfrozen(cfg: RenderedConfig): RenderedConfig {
+  if (cfg.frozen === undefined) {
+    return cfg;
+  }
+  const copy = Object.create(Object.getPrototypeOf(cfg), Object.getOwnPropertyDescriptors(cfg)) as RenderedConfig;
+  delete copy.frozen;
+  return copy;
+}
+
+/** Ids of deployments whose fragments differ between two document states. */
+function differingDeployments(a: DocumentState, b: DocumentState): string[] {
+  const out: string[] = [];
+  for (const id of new Set([...a.ids(), ...b.ids()])) {
+    const x = a.fragment(id);
+    const y = b.fragment(id);
+    if (!x || !y || x.own.some((t, i) => t !== y.own[i])) {
+      out.push(id);
+    }
+  }
+  return out.sort();
+}
+
+/** The entries a change touched, before and after, as two small documents (for diffConfigs). */
+function partialDocs(change: DocumentChange | undefined): { before: TraefikDocument; after: TraefikDocument } {
+  const before: Record<string, Record<string, unknown>> = {};
+  const after: Record<string, Record<string, unknown>> = {};
+  const put = (into: Record<string, Record<string, unknown>>, section: string, entries: Record<string, unknown>) => {
+    into[section] = Object.assign(into[section] ?? {}, entries);
+  };
+  for (const d of change?.deployments ?? []) {
+    for (const [i, section] of SECTIONS.entries()) {
+      const b = d.before?.own[i] ?? "";
+      const a = d.after?.own[i] ?? "";
+      if (b === a) {
+        continue;
+      }
+      if (b !== "") {
+        put(before, section, JSON.parse(`{${b}}`) as Record<string, unknown>);
+      }
+      if (a !== "") {
+        put(after, section, JSON.parse(`{${a}}`) as Record<string, unknown>);
+      }
+    }
+  }
+  for (const s of change?.shared ?? []) {
+    if (s.before !== undefined) {
+      put(before, s.section, { [s.name]: JSON.parse(s.before) });
+    }
+    if (s.after !== undefined) {
+      put(after, s.section, { [s.name]: JSON.parse(s.after) });
+    }
+  }
+  return {
+    before: { http: before } as unknown as TraefikDocument,
+    after: { http: after } as unknown as TraefikDocument,
+  };
+}
+
 /** The YAML served for these JSON bytes (same key order); the revision endpoint serves it the same way. */
 export function yamlOf(json: Buffer): Buffer {
   return Buffer.from(toYaml(JSON.parse(json.toString("utf8"))));
 }
 
 /** A stored revision as a served config; `hasSecrets` is read from the bytes, as render decides it (render.ts). */
-function fromStored(s: StoredConfig, frozen: number | undefined): { cfg: RenderedConfig; doc: TraefikDocument } {
+function fromStored(s: StoredConfig, frozen: number | undefined): RenderedConfig {
   const doc = JSON.parse(s.json.toString("utf8")) as TraefikDocument;
   const services = Object.keys(doc.http?.services ?? {}).length;
-  const cfg: RenderedConfig = {
+  return {
     revision: s.revision,
     hash: s.hash,
     json: s.json,
+    bytes: s.json.length,
     renderedAt: s.createdAt,
     renderMs: 0,
     routeCount: services,
@@ -433,7 +679,6 @@ function fromStored(s: StoredConfig, frozen: number | undefined): { cfg: Rendere
     warnings: [],
     ...(frozen === undefined ? {} : { frozen }),
   };
-  return { cfg, doc };
 }
 
 /** Mirrors render's hasSecrets: private keys, basic-auth hashes, custom header values (the proxy secret). */

@@ -32,8 +32,26 @@ export function guardDecision(
 ): GuardDecision {
   const before = routerNames(served);
   const after = candidate.http?.routers ?? {};
-  const removedRouters = before.filter((name) => !Object.hasOwn(after, name)).sort();
-  const removedPercent = before.length === 0 ? 0 : (removedRouters.length * 100) / before.length;
-  const hold = !confirmed && before.length >= limits.minRouters && removedPercent > limits.maxRemovedPercent;
-  return { hold, servedRouters: before.length, removedRouters, removedPercent };
+  return guardOnRemoved(
+    before.length,
+    before.filter((name) => !Object.hasOwn(after, name)),
+    limits,
+    confirmed,
+  );
+}
+
+/**
+ * The same decision from what is known without either whole document: how many routers are served and which of
+ * them the candidate removes (an incremental render knows both from the deployments it re-rendered). Pure.
+ */
+export function guardOnRemoved(
+  servedRouters: number,
+  removed: readonly string[],
+  limits: GuardLimits,
+  confirmed: boolean,
+): GuardDecision {
+  const removedRouters = [...removed].sort();
+  const removedPercent = servedRouters === 0 ? 0 : (removedRouters.length * 100) / servedRouters;
+  const hold = !confirmed && servedRouters >= limits.minRouters && removedPercent > limits.maxRemovedPercent;
+  return { hold, servedRouters, removedRouters, removedPercent };
 }

@@ -65,7 +65,11 @@ export interface Recorded {
 
 export interface NewCandidate {
   hash: string;
-  json: Buffer;
+  /** The bytes, joined only when a new row is stored without `gzipped`. */
+  json: () => Buffer;
+  bytes: number;
+  /** The bytes gzipped (the renderer keeps them per block): stored as they are. */
+  gzipped?: () => Buffer;
   cause: Cause;
   /** The guard holds it: the row says so (a held revision is never pruned). */
   held: boolean;
@@ -186,14 +190,14 @@ export function dbLedger(db: Db, opts: { retention: number; logger: Logger }): R
         }
         return { revision: found.revision, confirmed };
       }
-      const body = await gzip(c.json);
+      const body = c.gzipped ? c.gzipped() : await gzip(c.json());
       const summary = c.summary();
       // The row and its events commit together; only the instance whose insert created the row reports it.
       const row = await db.transaction(async (tx) => {
         const r = await insertRevision(tx, {
           hash: c.hash,
           body,
-          bytes: c.json.length,
+          bytes: c.bytes,
           ...named,
           summary,
           held: c.held,

@@ -9,7 +9,7 @@ import type { RenderWarning } from "../render/types.js";
 // deployments it names, re-joins the blocks their entries sit in, and re-hashes and re-compresses only those.
 //
 // Blocks are content-defined: a unit (one deployment's run of entries, or one shared entry) starts a new block when
-// the FNV-1a hash of its sort key is 0 modulo BLOCK_EVERY. The cut therefore depends only on which deployments are in
+// the hash of its sort key (FNV-1a + fmix32) is 0 modulo BLOCK_EVERY. The cut therefore depends only on which deployments are in
 // the document, never on the order changes arrived in, so the same bytes always give the same blocks, the same
 // gzip members and the same hash (a full re-render can be compared with the incremental state by hash alone).
 //
@@ -25,13 +25,21 @@ import type { RenderWarning } from "../render/types.js";
 /** On average one block per this many units (deployments): ~64 KB of routers at 500 bytes a deployment. */
 export const BLOCK_EVERY = 128;
 
-/** 32-bit FNV-1a over UTF-16 code units: cheap, and all we need is a stable, well-spread cut. */
-function fnv1a(s: string): number {
+/**
+ * 32-bit FNV-1a over UTF-16 code units, then murmur3's fmix32 finalizer: FNV-1a alone leaves its low bits poorly
+ * mixed (keys that differ in a few digits can all share them, so `% BLOCK_EVERY` never hit 0 on 100k ids).
+ */
+function keyHash(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
@@ -78,7 +86,7 @@ class SectionBlocks {
   constructor(private readonly blockEvery: number) {}
 
   private isBoundary(key: string): boolean {
-    return fnv1a(key) % this.blockEvery === 0;
+    return keyHash(key) % this.blockEvery === 0;
   }
 
   /** Bulk load, units already sorted by key (the cold path). */
@@ -367,6 +375,11 @@ export class DocumentState {
         this.warned.delete(f.id);
       }
     }
+  }
+
+  /** Ids of the deployments in the document. */
+  ids(): IterableIterator<string> {
+    return this.frags.keys();
   }
 
   /** The fragment of a deployment in the document. */

@@ -133,7 +133,7 @@ class MemoryLedger implements RevisionLedger {
       r.held ||= c.held;
     } else {
       c.summary();
-      r = { revision: this.next++, hash: c.hash, json: c.json, cause: c.cause, held: c.held, confirmed: false };
+      r = { revision: this.next++, hash: c.hash, json: c.json(), cause: c.cause, held: c.held, confirmed: false };
       this.rows.push(r);
     }
     return { revision: r.revision, confirmed: r.confirmed };

@@ -59,7 +59,7 @@ export function freezeApi(deps: Deps) {
   };
   /** The routing_freeze trigger tells every instance; this one re-renders before answering. */
   const applied = async (actor: string | undefined) => {
-    cache.invalidate({ cause: "freeze", ...(actor ? { actor } : {}) });
+    cache.invalidate({ cause: "freeze", ...(actor ? { actor } : {}) }, "control");
     await cache.freshWithin(FRESH_WAIT_MS);
   };
   return contracts()

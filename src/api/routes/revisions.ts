@@ -138,7 +138,7 @@ export function revisionsApi(deps: Deps) {
       });
       // The trigger on confirmed_at tells every instance; this one re-renders before answering.
       c.set("configUnchanged", true);
-      cache.invalidate({ cause: "confirm", ...(actor ? { actor } : {}) });
+      cache.invalidate({ cause: "confirm", ...(actor ? { actor } : {}) }, "control");
       const served = (await cache.freshWithin(FRESH_WAIT_MS))?.revision;
       return c.json(revisionView(row, served), 200);
     })

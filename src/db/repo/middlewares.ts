@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, inArray } from "drizzle-orm";
 import { deploymentMiddlewares } from "../../../schema/tables.js";
 import type { StoredMiddlewares } from "../../render/middlewares.js";
 import type { Db } from "../client.js";
@@ -28,7 +28,8 @@ export async function getMiddlewares(db: Db, deploymentId: string): Promise<Reco
   return row?.config ?? {};
 }
 
-export async function loadAllMiddlewares(db: Db): Promise<Map<string, unknown>> {
-  const rows = await db.select().from(deploymentMiddlewares);
+export async function loadAllMiddlewares(db: Db, ids?: readonly string[]): Promise<Map<string, unknown>> {
+  const q = db.select().from(deploymentMiddlewares);
+  const rows = await (ids ? q.where(inArray(deploymentMiddlewares.deploymentId, [...ids])) : q);
   return new Map(rows.map((r) => [r.deploymentId, r.config]));
 }

@@ -1,6 +1,7 @@
-import { eq, isNull, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { deploymentLocations, deploymentRouting, deployments } from "../../../schema/tables.js";
-import type { ReplicaInput, RouteInput, TlsCertificateInput } from "../../render/types.js";
+import { type DeploymentInput, deploymentsOf } from "../../render/render.js";
+import type { RenderSettings, ReplicaInput, RouteInput, TlsCertificateInput } from "../../render/types.js";
 import { type Db, rowsOf } from "../client.js";
 import { loadCertificatesForRender } from "./certificates.js";
 import { loadAllMiddlewares } from "./middlewares.js";
@@ -82,6 +83,42 @@ export async function loadSnapshot(db: Db, certKey?: Buffer): Promise<RoutingSna
  */
 export async function readSnapshot(tx: Db, certKey?: Buffer): Promise<RoutingSnapshot> {
   const changeSeq = await readChangeSeq(tx);
+  const { routes, replicas } = await readRows(tx);
+  const { certs, failed } = certKey ? await loadCertificatesForRender(tx, certKey) : { certs: [], failed: [] };
+  const middlewares = await loadAllMiddlewares(tx);
+  const traffic = await loadAllTraffic(tx);
+  return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, traffic, changeSeq };
+}
+
+/**
+ * The rows of these deployments only, grouped per deployment (an incremental re-render, issue 16): what
+ * readSnapshot reads, filtered by deployment id, in one repeatable-read view. A deployment with no rows left is
+ * simply absent. Certificates are not read: a change to them sends the feed's empty payload (a full reload).
+ */
+export async function loadDeployments(db: Db, ids: readonly string[]): Promise<DeploymentInput[]> {
+  if (ids.length === 0) {
+    return [];
+  }
+  return db.transaction(
+    async (tx) => {
+      const { routes, replicas } = await readRows(tx, ids);
+      const middlewares = await loadAllMiddlewares(tx, ids);
+      const traffic = await loadAllTraffic(tx, ids);
+      // Only the settings matter for grouping: deploymentsOf reads none of them.
+      return deploymentsOf({ routes, replicas, middlewares, traffic, settings: NO_SETTINGS });
+    },
+    { isolationLevel: "repeatable read", accessMode: "read only" },
+  );
+}
+
+const NO_SETTINGS = {} as RenderSettings;
+
+/** Routes (verified, with their deployment's settings) and serving replicas; all of them, or these deployments'. */
+async function readRows(tx: Db, ids?: readonly string[]): Promise<{ routes: RouteInput[]; replicas: ReplicaInput[] }> {
+  const only = <T extends SQL>(
+    cond: T,
+    col: typeof deploymentRouting.deploymentId | typeof deploymentLocations.deploymentId,
+  ) => (ids ? (and(cond, inArray(col, [...ids])) as SQL) : cond);
   const rows = await tx
     .select({
       ...routeColumns,
@@ -100,7 +137,7 @@ export async function readSnapshot(tx: Db, certKey?: Buffer): Promise<RoutingSna
     })
     .from(deploymentRouting)
     .innerJoin(deployments, eq(deployments.id, deploymentRouting.deploymentId))
-    .where(isRendered);
+    .where(only(isRendered, deploymentRouting.deploymentId));
   const routes = rows.map(({ tlsServerName, tlsCaPem, tlsInsecureSkipVerify, ...r }): RouteInput => {
     // Verification settings matter only where replicas speak TLS; null = system roots, address as name.
     const declared = tlsServerName !== null || tlsCaPem !== null || tlsInsecureSkipVerify;
@@ -110,11 +147,11 @@ export async function readSnapshot(tx: Db, certKey?: Buffer): Promise<RoutingSna
         : null;
     return { ...r, backendTls };
   });
-  const replicas = await tx.select(replicaColumns).from(deploymentLocations).where(isServing);
-  const { certs, failed } = certKey ? await loadCertificatesForRender(tx, certKey) : { certs: [], failed: [] };
-  const middlewares = await loadAllMiddlewares(tx);
-  const traffic = await loadAllTraffic(tx);
-  return { routes, replicas, certificates: certs, certificateFailures: failed, middlewares, traffic, changeSeq };
+  const replicas = await tx
+    .select(replicaColumns)
+    .from(deploymentLocations)
+    .where(only(isServing, deploymentLocations.deploymentId));
+  return { routes, replicas };
 }
 
 /** Current value of the change sequence; cheap enough to poll every few seconds. */

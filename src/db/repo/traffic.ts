@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import { deploymentRouting, deploymentTraffic, type TrafficRow } from "../../../schema/tables.js";
 import type { Db } from "../client.js";
 import { Conflict, isForeignKeyViolation, NotFound } from "../errors.js";
@@ -7,8 +7,9 @@ import { Conflict, isForeignKeyViolation, NotFound } from "../errors.js";
 export type TrafficPart = "split" | "geo" | "resilience";
 
 /** Every deployment's stored traffic settings, `{split, geo, resilience}` per deployment id (render validates). */
-export async function loadAllTraffic(db: Db): Promise<Map<string, unknown>> {
-  const rows = await db.select().from(deploymentTraffic);
+export async function loadAllTraffic(db: Db, ids?: readonly string[]): Promise<Map<string, unknown>> {
+  const q = db.select().from(deploymentTraffic);
+  const rows = await (ids ? q.where(inArray(deploymentTraffic.deploymentId, [...ids])) : q);
   return new Map(rows.map((r) => [r.deploymentId, { split: r.split, geo: r.geo, resilience: r.resilience }]));
 }
 
