@@ -1,8 +1,8 @@
-import { ROUTING_CHANNEL } from "../db/change-feed.js";
+import { parseRoutingNotice, ROUTING_CHANNEL } from "../db/change-feed.js";
 import type { DbHandle } from "../db/client.js";
 import { NotFound } from "../db/errors.js";
 import type { RecordedTransition } from "../db/repo/health.js";
-import { loadProxySnapshot } from "../db/repo/proxy-table.js";
+import { loadProxyCpu, loadProxyDeployments, loadProxySnapshot } from "../db/repo/proxy-table.js";
 import { reportReplicaFailure } from "../health/report.js";
 import type { Logger } from "../lib/logger.js";
 import type { ProxyOptions, ReplicaFailure } from "./server.js";
@@ -16,17 +16,31 @@ export interface ProxyDbOptions {
 }
 
 /**
- * The proxy's database side: the routing snapshot, LISTEN on the routing channel, and failed connects
- * recorded with reportReplicaFailure, as `POST …/failures` records them.
+ * The proxy's database side: the whole routing snapshot, one deployment's rows, the table's CPU readings, LISTEN on
+ * the routing channel (its payload names the deployment that changed), and failed connects recorded with
+ * reportReplicaFailure, as `POST …/failures` records them.
+ *
+ * Without a LISTEN session (a transaction pooler and no DATABASE_LISTEN_URL) there is no `listen`, so the proxy
+ * polls the whole table every PROXY_REFRESH_MS as it always did: nothing would tell it what changed.
  */
 export function proxyDbDeps(
   handle: DbHandle,
   opts: ProxyDbOptions,
-): Pick<ProxyOptions, "loadSnapshot" | "listen" | "reportFailure"> {
+): Pick<ProxyOptions, "loadSnapshot" | "loadDeployments" | "loadReadings" | "listen" | "reportFailure"> {
   const deps = { db: handle.db, logger: opts.logger, rise: opts.rise, onTransition: opts.onTransition };
   return {
     loadSnapshot: () => loadProxySnapshot(handle.db),
-    listen: (onChange) => handle.listen(ROUTING_CHANNEL, onChange, onChange),
+    loadDeployments: (ids) => loadProxyDeployments(handle.db, ids),
+    loadReadings: (ids) => loadProxyCpu(handle.db, ids),
+    listen: handle.notifies
+      ? (events) =>
+          handle.listen(
+            ROUTING_CHANNEL,
+            (payload) => events.onNotice(parseRoutingNotice(payload)),
+            () => events.onConnect(),
+            () => events.onDisconnect(),
+          )
+      : undefined,
     async reportFailure(f: ReplicaFailure) {
       try {
         await reportReplicaFailure(deps, {

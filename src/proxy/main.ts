@@ -30,6 +30,7 @@ export async function main(): Promise<void> {
     defaultIntervalSeconds: config.HEALTH_INTERVAL_SECONDS,
     replicaAllowList: replicaAllowList(config.REPLICA_ALLOWED_CIDRS),
     refreshMs: config.PROXY_REFRESH_MS,
+    fullRefreshMs: config.PROXY_FULL_REFRESH_MS,
     connectTimeoutMs: config.PROXY_CONNECT_TIMEOUT_MS,
     responseTimeoutMs: config.PROXY_RESPONSE_TIMEOUT_MS,
     wsIdleTimeoutMs: config.PROXY_WS_IDLE_TIMEOUT_MS,

@@ -24,9 +24,16 @@ import {
   sendStreamProblem,
   writeRawProblem,
 } from "./problem.js";
-import { startRefresher } from "./refresher.js";
+import { type ListenForChanges, startRefresher } from "./refresher.js";
 import { appendForwarding, type RequestScan, scanH2Request, scanRequest } from "./request.js";
-import { normalizeHost, type ProxySnapshot, RoutingTable, type TableBackend, type TableReplica } from "./table.js";
+import {
+  type CpuReading,
+  normalizeHost,
+  type ProxySnapshot,
+  RoutingTable,
+  type TableBackend,
+  type TableReplica,
+} from "./table.js";
 import { isTrustedPeer, LOOPBACK_PEERS, secretMatcher, trustedPeers } from "./trust.js";
 import { isWebSocketKey, openTunnel } from "./tunnel.js";
 import { httpFailure, type UpstreamFailure, upstreamVerdict } from "./verdict.js";
@@ -43,10 +50,23 @@ export interface ReplicaFailure {
 export interface ProxyOptions {
   port: number;
   host: string;
-  /** Reads the routing state: at start, after a change notification, and every `refreshMs`. */
+  /**
+   * Reads the whole routing state: at start, on the empty payload or a (re)connect of the change feed, every
+   * `fullRefreshMs`, and every `refreshMs` when there is no change feed to follow.
+   */
   loadSnapshot: () => Promise<ProxySnapshot>;
-  /** Subscribes to routing changes (LISTEN); returns the unsubscribe. Optional: polling alone also works. */
-  listen?: (onChange: () => void) => Promise<() => Promise<void>>;
+  /**
+   * Reads only these deployments' rows (a notification named them); a deployment missing from the result leaves
+   * the table. Absent: a deployment's change reloads everything.
+   */
+  loadDeployments?: ((deploymentIds: readonly string[]) => Promise<ProxySnapshot>) | undefined;
+  /**
+   * Reads the CPU readings of these deployments' replicas (every `refreshMs`, only for the deployments in the table,
+   * never when it is empty). Absent: every `refreshMs` reloads everything instead.
+   */
+  loadReadings?: ((deploymentIds: readonly string[]) => Promise<readonly CpuReading[]>) | undefined;
+  /** Subscribes to the change feed (LISTEN); returns the unsubscribe. Optional: polling alone also works. */
+  listen?: ListenForChanges | undefined;
   /** Records a replica the proxy could not connect to (the passive failure path). */
   reportFailure: (failure: ReplicaFailure) => Promise<void>;
   /** The value Traefik's headers middleware sends in X-Obiente-Proxy-Secret; every request must carry it. */
@@ -65,8 +85,13 @@ export interface ProxyOptions {
   defaultIntervalSeconds: number;
   /** REPLICA_ALLOWED_CIDRS (see TableOptions). */
   replicaAllowList?: ReplicaAllowList | undefined;
-  /** Safety-net refresh (CPU readings send no NOTIFY). */
+  /**
+   * PROXY_REFRESH_MS: how often CPU readings of the table's replicas are read (they send no NOTIFY); without a
+   * change feed, how often the whole table is.
+   */
   refreshMs: number;
+  /** PROXY_FULL_REFRESH_MS: the whole table is reloaded this often while following the change feed. Default 60000. */
+  fullRefreshMs?: number | undefined;
   /** Coalesces bursts of change notifications into one refresh. */
   debounceMs?: number;
   connectTimeoutMs: number;
@@ -88,13 +113,16 @@ export interface RunningProxy {
   url: string;
   /** The table requests are routed with right now. */
   table(): RoutingTable;
-  /** Reloads the table now; resolves when a load that started after this call has finished. */
+  /** Reloads the whole table now; resolves when a full reload that started after this call has finished. */
   refresh(): Promise<void>;
   close(): Promise<void>;
 }
 
 /** A locally observed connect failure keeps a replica out for this long, across refreshes that may lag. */
 const LOCAL_DOWN_MS = 5000;
+
+/** PROXY_FULL_REFRESH_MS's default: the safety net behind the change feed. */
+const DEFAULT_FULL_REFRESH_MS = 60_000;
 
 /** PROXY_WS_IDLE_TIMEOUT_MS's default. */
 const DEFAULT_WS_IDLE_TIMEOUT_MS = 300_000;
@@ -143,23 +171,44 @@ class FallbackProxy implements ExchangeHost, H2ExchangeHost {
       { defaultIntervalSeconds: this.opts.defaultIntervalSeconds, replicaAllowList: this.opts.replicaAllowList },
       this.current,
     );
+    this.keepLocalDowns(next);
+    this.current = next;
+    this.closeOrigins([...this.pools.keys(), ...this.h2Sessions.keys()].filter((o) => !next.hasOrigin(o)));
+  }
+
+  /** Replaces these deployments' entries with `rows` (theirs only); closes the pools of origins that left. */
+  update(deploymentIds: readonly string[], rows: ProxySnapshot): void {
+    const left = this.current.replaceDeployments(deploymentIds, rows);
+    this.keepLocalDowns(this.current);
+    this.closeOrigins(left);
+  }
+
+  /** Sets the latest CPU readings of the replicas in the table. */
+  updateReadings(readings: readonly CpuReading[]): void {
+    this.current.updateCpu(readings);
+  }
+
+  /** A replica this proxy saw fail to connect stays out of `table` until LOCAL_DOWN_MS pass, whatever the rows say. */
+  private keepLocalDowns(table: RoutingTable): void {
     const now = this.opts.clock.now().getTime();
     for (const [id, until] of this.downUntil) {
       if (until <= now) {
         this.downUntil.delete(id);
       } else {
-        next.markUnhealthy(id);
+        table.markUnhealthy(id);
       }
     }
-    this.current = next;
-    for (const [origin, pool] of this.pools) {
-      if (!next.origins.has(origin)) {
+  }
+
+  private closeOrigins(origins: readonly string[]): void {
+    for (const origin of origins) {
+      const pool = this.pools.get(origin);
+      if (pool) {
         this.pools.delete(origin);
         pool.close().catch(() => {}); // lets in-flight requests finish
       }
-    }
-    for (const [origin, session] of this.h2Sessions) {
-      if (!next.origins.has(origin)) {
+      const session = this.h2Sessions.get(origin);
+      if (session) {
         this.h2Sessions.delete(origin);
         session.then(
           (s) => s.close(),
@@ -638,10 +687,21 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       resolve();
     });
   });
+  const { loadDeployments, loadReadings } = opts;
   const refresher = await startRefresher({
-    reload: async () => proxy.install(await opts.loadSnapshot()),
+    reloadAll: async () => proxy.install(await opts.loadSnapshot()),
+    reloadDeployments: loadDeployments && (async (ids) => proxy.update(ids, await loadDeployments(ids))),
+    refreshReadings:
+      loadReadings &&
+      (async () => {
+        const ids = proxy.current.deploymentIds();
+        if (ids.length > 0) {
+          proxy.updateReadings(await loadReadings(ids)); // an empty table (no least-CPU deployment): no query at all
+        }
+      }),
     listen: opts.listen,
     intervalMs: opts.refreshMs,
+    fullIntervalMs: opts.fullRefreshMs ?? DEFAULT_FULL_REFRESH_MS,
     debounceMs: opts.debounceMs ?? 25,
     logger,
   });

@@ -48,8 +48,16 @@ export interface TableReplica {
   readonly port: number;
   /** Running and healthy; the proxy clears it at once when a connect fails. */
   healthy: boolean;
-  readonly cpu: number | null;
-  readonly cpuAt: Date | null;
+  /** The latest CPU reading; updated in place by `updateCpu` (readings send no notification). */
+  cpu: number | null;
+  cpuAt: Date | null;
+}
+
+/** One replica's latest CPU reading, as the proxy's cadence reads it. */
+export interface CpuReading {
+  id: string;
+  cpuUsage: number | null;
+  cpuUpdatedAt: Date | null;
 }
 
 /** The replicas one route reaches: a deployment's replicas on one (protocol, target port). */
@@ -67,6 +75,14 @@ interface HostRoute {
   readonly domain: string;
   readonly pathPrefix: string;
   readonly backend: TableBackend;
+}
+
+/** Everything one deployment contributes to the table: replaced as a whole when it changes. */
+interface DeploymentEntry {
+  readonly routes: readonly HostRoute[];
+  /** The route a header-routed request takes when none matches its host and path. */
+  readonly primary: TableBackend;
+  readonly backends: ReadonlyMap<string, TableBackend>;
 }
 
 export interface TableOptions {
@@ -98,73 +114,125 @@ export function normalizeHost(raw: string): string {
 /**
  * Routing state of the fallback proxy: deployment lookup plus the least-CPU choice. There is no lookup by Host
  * alone: every request names its deployment in the header Traefik sets with the secret (issue 10 #1).
+ *
+ * Kept per deployment, so the shell can follow the change feed: `replaceDeployments` swaps the entries of the
+ * deployments a notification named (built from only their rows) and `updateCpu` refreshes readings in place. A
+ * request in flight keeps the backend and replica objects it picked; they are never reused for a new entry.
  */
 export class RoutingTable {
-  private constructor(
-    private readonly primary: Map<string, TableBackend>,
-    private readonly routesByDeployment: Map<string, HostRoute[]>,
-    private readonly replicasById: Map<string, TableReplica[]>,
-    private readonly backends: Map<string, TableBackend>,
-    /** Every upstream origin in the table (the shell keeps one connection pool per origin). */
-    readonly origins: ReadonlySet<string>,
-  ) {}
+  private readonly entries = new Map<string, DeploymentEntry>();
+  private readonly replicasById = new Map<string, TableReplica[]>();
+  /** How many table replicas dial each origin (the shell keeps one connection pool per origin). */
+  private readonly originRefs = new Map<string, number>();
+
+  private constructor(private readonly opts: TableOptions) {}
 
   /**
    * Builds a table from a snapshot (only `least-conn` routes: see loadProxySnapshot). Rows the renderer would skip (invalid domain, path or address) are skipped
    * here too. Round-robin counters continue from `previous`, so a refresh does not restart the rotation.
    */
   static build(snapshot: ProxySnapshot, opts: TableOptions, previous?: RoutingTable): RoutingTable {
-    const replicasOf = new Map<string, ProxyReplicaRow[]>();
-    for (const r of snapshot.replicas) {
-      if (
-        checkAddress(r.address, opts.replicaAllowList) !== undefined ||
-        (r.port !== null && checkPort(r.port) !== undefined)
-      ) {
-        continue;
-      }
-      const list = replicasOf.get(r.deploymentId);
-      if (list) {
-        list.push(r);
-      } else {
-        replicasOf.set(r.deploymentId, [r]);
+    const table = new RoutingTable(opts);
+    const { routesOf, replicasOf } = groupByDeployment(snapshot);
+    for (const [deploymentId, routes] of routesOf) {
+      table.add(deploymentId, routes, replicasOf.get(deploymentId) ?? [], previous?.entries.get(deploymentId));
+    }
+    return table;
+  }
+
+  /**
+   * Replaces the entries of `deploymentIds` with what `rows` holds for them (rows of those deployments only, as
+   * loadProxyDeployments reads them): a deployment without a routable row leaves the table. Round-robin counters
+   * carry over. Returns the origins no replica in the table dials any more (their pools can close).
+   */
+  replaceDeployments(deploymentIds: Iterable<string>, rows: ProxySnapshot): string[] {
+    const ids = new Set(deploymentIds);
+    const { routesOf, replicasOf } = groupByDeployment(rows);
+    const dropped = new Set<string>();
+    const before = new Map<string, DeploymentEntry>();
+    for (const id of ids) {
+      const old = this.entries.get(id);
+      if (old) {
+        before.set(id, old);
+        this.remove(id, old, dropped);
       }
     }
+    for (const id of ids) {
+      const routes = routesOf.get(id);
+      if (routes) {
+        this.add(id, routes, replicasOf.get(id) ?? [], before.get(id));
+      }
+    }
+    return [...dropped].filter((origin) => !this.originRefs.has(origin));
+  }
+
+  /** Sets the readings of the replicas in the table; unknown ids are ignored. Returns how many replicas changed. */
+  updateCpu(readings: Iterable<CpuReading>): number {
+    let changed = 0;
+    for (const reading of readings) {
+      for (const r of this.replicasById.get(reading.id) ?? []) {
+        if (r.cpu !== reading.cpuUsage || r.cpuAt?.getTime() !== reading.cpuUpdatedAt?.getTime()) {
+          r.cpu = reading.cpuUsage;
+          r.cpuAt = reading.cpuUpdatedAt;
+          changed++;
+        }
+      }
+    }
+    return changed;
+  }
+
+  /** The deployments in the table (those whose replicas' CPU readings matter). */
+  deploymentIds(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** Every upstream origin in the table. */
+  get origins(): ReadonlySet<string> {
+    return new Set(this.originRefs.keys());
+  }
+
+  hasOrigin(origin: string): boolean {
+    return this.originRefs.has(origin);
+  }
+
+  private add(
+    deploymentId: string,
+    routeRows: readonly ProxyRouteRow[],
+    replicaRows: readonly ProxyReplicaRow[],
+    previous: DeploymentEntry | undefined,
+  ): void {
+    const opts = this.opts;
+    const valid = replicaRows.filter(
+      (r) =>
+        checkAddress(r.address, opts.replicaAllowList) === undefined &&
+        (r.port === null || checkPort(r.port) === undefined),
+    );
     const backends = new Map<string, TableBackend>();
-    const replicasById = new Map<string, TableReplica[]>();
-    const origins = new Set<string>();
     const backendFor = (route: ProxyRouteRow): TableBackend => {
-      const key = `${route.deploymentId}|${route.protocol}|${route.targetPort}`;
+      const key = `${deploymentId}|${route.protocol}|${route.targetPort}`;
       const existing = backends.get(key);
       if (existing) {
         return existing;
       }
       const scheme = route.protocol === "https" ? "https" : "http";
       const replicas: TableReplica[] = [];
-      for (const row of replicasOf.get(route.deploymentId) ?? []) {
+      for (const row of valid) {
         const port = row.port ?? route.targetPort;
-        const replica: TableReplica = {
+        replicas.push({
           id: row.id,
-          deploymentId: row.deploymentId,
+          deploymentId,
           origin: `${scheme}://${urlHost(row.address)}:${port}`,
           address: row.address,
           port,
           healthy: row.status === "running" && row.healthStatus === "healthy",
           cpu: row.cpuUsage,
           cpuAt: row.cpuUpdatedAt,
-        };
-        replicas.push(replica);
-        origins.add(replica.origin);
-        const same = replicasById.get(row.id);
-        if (same) {
-          same.push(replica);
-        } else {
-          replicasById.set(row.id, [replica]);
-        }
+        });
       }
       replicas.sort(byId); // stable rotation order
       const backend: TableBackend = {
         key,
-        deploymentId: route.deploymentId,
+        deploymentId,
         protocol: route.protocol,
         intervalSeconds: route.healthIntervalSeconds ?? opts.defaultIntervalSeconds,
         replicas,
@@ -174,28 +242,58 @@ export class RoutingTable {
       return backend;
     };
 
-    const primary = new Map<string, TableBackend>();
-    const primaryRoute = new Map<string, ProxyRouteRow>();
-    const routesByDeployment = new Map<string, HostRoute[]>();
-    for (const route of snapshot.routes) {
+    const routes: HostRoute[] = [];
+    let primaryRoute: ProxyRouteRow | undefined;
+    let primary: TableBackend | undefined;
+    for (const route of routeRows) {
       if (checkDomain(route.domain) !== undefined || checkPathPrefix(route.pathPrefix) !== undefined) {
         continue;
       }
       const entry: HostRoute = { domain: route.domain, pathPrefix: route.pathPrefix, backend: backendFor(route) };
-      push(routesByDeployment, route.deploymentId, entry);
+      routes.push(entry);
       // The deployment's own route for a header-routed request: the primary one, else the lowest id.
-      const current = primaryRoute.get(route.deploymentId);
-      if (!current || isBetterPrimary(route, current)) {
-        primaryRoute.set(route.deploymentId, route);
-        primary.set(route.deploymentId, entry.backend);
+      if (!primaryRoute || isBetterPrimary(route, primaryRoute)) {
+        primaryRoute = route;
+        primary = entry.backend;
       }
     }
-    return new RoutingTable(primary, routesByDeployment, replicasById, backends, origins);
+    if (!primary) {
+      return; // no routable route: not in the table
+    }
+    this.entries.set(deploymentId, { routes, primary, backends });
+    for (const backend of backends.values()) {
+      for (const replica of backend.replicas) {
+        push(this.replicasById, replica.id, replica);
+        this.originRefs.set(replica.origin, (this.originRefs.get(replica.origin) ?? 0) + 1);
+      }
+    }
+  }
+
+  private remove(deploymentId: string, entry: DeploymentEntry, dropped: Set<string>): void {
+    this.entries.delete(deploymentId);
+    for (const backend of entry.backends.values()) {
+      for (const replica of backend.replicas) {
+        const same = this.replicasById.get(replica.id);
+        const rest = same?.filter((r) => r.deploymentId !== deploymentId) ?? [];
+        if (rest.length > 0) {
+          this.replicasById.set(replica.id, rest);
+        } else {
+          this.replicasById.delete(replica.id);
+        }
+        const refs = (this.originRefs.get(replica.origin) ?? 1) - 1;
+        if (refs > 0) {
+          this.originRefs.set(replica.origin, refs);
+        } else {
+          this.originRefs.delete(replica.origin);
+          dropped.add(replica.origin);
+        }
+      }
+    }
   }
 
   /** Number of deployments with at least one route. */
   get deploymentCount(): number {
-    return this.routesByDeployment.size;
+    return this.entries.size;
   }
 
   /**
@@ -203,17 +301,17 @@ export class RoutingTable {
    * path if there is one (its target port), else its primary route. Undefined for an unknown deployment.
    */
   byDeployment(deploymentId: string, host: string, path: string): TableBackend | undefined {
-    const own = this.routesByDeployment.get(deploymentId);
+    const own = this.entries.get(deploymentId);
     if (!own) {
       return undefined;
     }
-    if (own.length > 1) {
-      const r = matchRoute(own, host, path);
+    if (own.routes.length > 1) {
+      const r = matchRoute(own.routes, host, path);
       if (r) {
         return r.backend;
       }
     }
-    return this.primary.get(deploymentId);
+    return own.primary;
   }
 
   /**
@@ -281,6 +379,18 @@ function push<T>(map: Map<string, T[]>, key: string, value: T): void {
   } else {
     map.set(key, [value]);
   }
+}
+
+function groupByDeployment(snapshot: ProxySnapshot) {
+  const routesOf = new Map<string, ProxyRouteRow[]>();
+  for (const r of snapshot.routes) {
+    push(routesOf, r.deploymentId, r);
+  }
+  const replicasOf = new Map<string, ProxyReplicaRow[]>();
+  for (const r of snapshot.replicas) {
+    push(replicasOf, r.deploymentId, r);
+  }
+  return { routesOf, replicasOf };
 }
 
 function isBetterPrimary(a: ProxyRouteRow, b: ProxyRouteRow): boolean {

@@ -182,3 +182,63 @@ describe("normalizeHost", () => {
     expect(normalizeHost("")).toBe("");
   });
 });
+
+describe("following changes one deployment at a time", () => {
+  const routes = [route(), route({ id: "rt_b", deploymentId: "dep_b", domain: "b.example.com" })];
+  const replicas = [
+    replica("r1", null),
+    replica("r2", null),
+    replica("b1", 10, { deploymentId: "dep_b", address: "10.0.0.2" }),
+  ];
+
+  it("replaces only the named deployment's entry; the others keep their objects and rotation", () => {
+    const t = RoutingTable.build({ routes, replicas }, { defaultIntervalSeconds: 30 });
+    const b = backendOf(t, "dep_b");
+    expect(picks(t, 1)).toEqual(["r1"]);
+    const left = t.replaceDeployments(["dep_a"], {
+      routes: [route({ targetPort: 3000 })],
+      replicas: [replica("r1", null), replica("r2", null), replica("r3", null, { address: "10.0.0.3" })],
+    });
+    expect(left).toEqual([]);
+    expect(backendOf(t, "dep_b")).toBe(b);
+    expect(picks(t, 3)).toEqual(["r2", "r3", "r1"]); // the rotation goes on where it was
+    expect([...t.origins].sort()).toEqual(["http://10.0.0.1:3000", "http://10.0.0.2:3000", "http://10.0.0.3:3000"]);
+  });
+
+  it("drops a deployment without rows from the table and names the origins nobody dials any more", () => {
+    const t = RoutingTable.build({ routes, replicas }, { defaultIntervalSeconds: 30 });
+    const left = t.replaceDeployments(["dep_b"], { routes: [], replicas: [] });
+    expect(left).toEqual(["http://10.0.0.2:3000"]);
+    expect(t.byDeployment("dep_b", "", "/")).toBeUndefined();
+    expect(t.deploymentCount).toBe(1);
+    expect(t.deploymentIds()).toEqual(["dep_a"]);
+    expect(t.markUnhealthy("b1")).toBe(false);
+    expect(t.hasOrigin("http://10.0.0.2:3000")).toBe(false);
+  });
+
+  it("keeps an origin another deployment still dials", () => {
+    const shared = [...replicas, replica("b2", null, { deploymentId: "dep_b" })]; // 10.0.0.1:3000, as dep_a's
+    const t = RoutingTable.build({ routes, replicas: shared }, { defaultIntervalSeconds: 30 });
+    expect(t.replaceDeployments(["dep_b"], { routes: [], replicas: [] })).toEqual(["http://10.0.0.2:3000"]);
+    expect(t.hasOrigin("http://10.0.0.1:3000")).toBe(true);
+  });
+
+  it("adds a deployment that was not in the table", () => {
+    const t = RoutingTable.build({ routes: [], replicas: [] }, { defaultIntervalSeconds: 30 });
+    expect(t.deploymentCount).toBe(0);
+    t.replaceDeployments(["dep_a"], { routes: [route()], replicas: [replica("r1", 5)] });
+    expect(picks(t, 2)).toEqual(["r1", "r1"]);
+  });
+
+  it("updates CPU readings in place, for the replicas it knows", () => {
+    const t = tableOf([replica("r1", 50), replica("r2", 10)]);
+    expect(picks(t, 1)).toEqual(["r2"]);
+    const changed = t.updateCpu([
+      { id: "r1", cpuUsage: 5, cpuUpdatedAt: secondsAgo(1) },
+      { id: "r2", cpuUsage: 10, cpuUpdatedAt: secondsAgo(1) }, // the same reading: no change
+      { id: "elsewhere", cpuUsage: 1, cpuUpdatedAt: secondsAgo(1) },
+    ]);
+    expect(changed).toBe(1);
+    expect(picks(t, 2)).toEqual(["r1", "r1"]);
+  });
+});
