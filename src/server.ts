@@ -91,12 +91,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ...(opts.resolveTxt ? { resolveTxt: opts.resolveTxt } : {}),
   });
   const { app, cache, checker } = wiring;
+  // LISTEN first, then the first (full) read: every change committed after it is announced by deployment, so the
+  // LISTEN's first connect needs no second full read (its "all" is merged into the first one).
+  const stopFeed = await startChangeFeed({ handle, cache, logger, intervalMs: config.CONFIG_REFRESH_SECONDS * 1000 });
   await cache.ensureFresh();
   if (config.HEALTH_ENABLED) {
     checker.start();
   }
   const stopExpiry = await startExpiryWarnings({ db: handle.db, logger, clock, days: config.CERT_EXPIRY_WARN_DAYS });
-  const stopFeed = await startChangeFeed({ handle, cache, logger, intervalMs: config.CONFIG_REFRESH_SECONDS * 1000 });
   const { deps } = wiring;
   const stopEvents = await startEventFeed(deps.events, handle, logger);
   const stopWebhooks = await startWebhookDelivery({

@@ -109,6 +109,9 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
         }
       }
       heard = false;
+      if (cache.fullReloadDue()) {
+        cache.invalidate(FEED, "control"); // the render it starts reads everything and compares (config-cache.ts)
+      }
       if (cache.stale) {
         cache.invalidate(FEED, "control"); // the failed render kept what it had to read: retry it
       }

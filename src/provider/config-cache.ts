@@ -160,7 +160,15 @@ export class ConfigCache {
   held: HeldState | undefined;
   latest: LatestRender | undefined;
 
+  /** Renders since startup by kind: `full` (every row read) and `incremental` (only the deployments named). */
+  readonly renderCounts = { full: 0, incremental: 0 };
+
   constructor(private readonly deps: ConfigCacheDeps) {}
+
+  /** What the renderer is configured with (the reference render in tests, /routing/resolve). */
+  get settings(): RenderSettings {
+    return this.deps.settings;
+  }
 
   current(): RenderedConfig | undefined {
     return this.cur;
@@ -226,8 +234,11 @@ export class ConfigCache {
     }
   }
 
-  /** Whether the periodic full reload is due (it also runs whenever a change says `all`). */
-  private fullReloadDue(): boolean {
+  /**
+   * Whether the periodic full reload is due (it also runs whenever a change says `all`); the change feed's poll asks,
+   * and invalidates when it is.
+   */
+  fullReloadDue(): boolean {
     const every = this.deps.fullReloadMs ?? 0;
     return every > 0 && this.deps.clock.now().getTime() - this.lastFullAt >= every;
   }
@@ -341,6 +352,7 @@ export class ConfigCache {
     }
     this.doc = next;
     this.lastFullAt = loadStarted;
+    this.renderCounts.full++;
     this.certificateFailures = snapshot.certificateFailures ?? [];
     return this.candidate(doc, started, undefined, undefined);
   }
@@ -356,6 +368,7 @@ export class ConfigCache {
       return undefined;
     }
     const doc = change ? state.assemble() : prev;
+    this.renderCounts.incremental++;
     return this.candidate(doc, started, change, { hash: prev.hash, routers: prev.routers });
   }
 
