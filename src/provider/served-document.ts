@@ -183,8 +183,10 @@ export interface ServedDocument {
   /** Hex sha256 over the pieces' sha256 (see above). */
   readonly hash: string;
   readonly bytes: number;
-  /** The JSON served (identity), built on first use. */
+  /** The JSON served (identity), joined on first use: serving it needs only `chunks`. */
   json(): Buffer;
+  /** The JSON as the pieces it is kept in (no copy): what the provider endpoint writes. */
+  chunks(): readonly Buffer[];
   /** The same bytes as gzip members, built on first use (only changed blocks are compressed again). */
   gzip(): Buffer;
   readonly routes: number;
@@ -428,6 +430,7 @@ export class DocumentState {
         );
         return json;
       },
+      chunks: () => pieces.map((p) => p.buf),
       gzip: () => {
         gz ??= Buffer.concat(pieces.map(gzOf));
         return gz;

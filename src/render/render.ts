@@ -352,6 +352,10 @@ export function renderDeployment(dep: DeploymentInput, ctx: RenderContext): Depl
   const stickyFollowsTls =
     deploymentTraffic?.split?.sticky !== undefined && deploymentTraffic.split.sticky.secure === undefined;
   const groups = new Map<string, { service: string; extras: ReturnType<typeof addTrafficServices> }>();
+  // The deployment's own name goes to the first route's combination, a TLS one when the sticky cookie follows TLS:
+  // adding a plain route then never renames the service (Traefik derives its default sticky cookie name from it).
+  const primary = (stickyFollowsTls ? valid.find(([, r]) => r.sslEnabled) : undefined) ?? valid[0];
+  const baseSignature = serviceSignature((primary as [string, RouteInput])[1], stickyFollowsTls);
   let viaProxy: RenderSettings["fallbackProxy"];
   let mwIgnored: string[] | undefined;
   let redirects = false;
@@ -361,7 +365,7 @@ export function renderDeployment(dep: DeploymentInput, ctx: RenderContext): Depl
     let group = groups.get(signature);
     if (!group) {
       group = {
-        service: groups.size === 0 ? deploymentServiceName(dep.id) : `${slug}--svc-${signature}`,
+        service: signature === baseSignature ? deploymentServiceName(dep.id) : `${slug}--svc-${signature}`,
         extras: NO_EXTRAS,
       };
       group.extras = addServices(route, group.service, up, deploymentTraffic, resilience, ctx, services, (n, t) => {
