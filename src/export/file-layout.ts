@@ -72,10 +72,16 @@ export function childOf(parent: Json, key: string): Json {
 export const SHARED_FILE = "obiente--shared";
 const SINGLE_FILE = "obiente";
 
-/** Everything named `<owner>--…` belongs to one deployment (render/names.ts, backend.ts); other names are shared. */
-export function ownerOf(name: string): string | undefined {
+/**
+ * Everything named `<owner>--…` belongs to one deployment (render/names.ts, backend.ts), and so does a service
+ * named `<owner>` (a deployment's one service, render.ts); other names (the redirect middlewares) are shared.
+ */
+export function ownerOf(kind: string, name: string): string | undefined {
   const i = name.indexOf("--");
-  return i > 0 ? name.slice(0, i) : undefined;
+  if (i > 0) {
+    return name.slice(0, i);
+  }
+  return kind === "services" && name.length > 0 ? name : undefined;
 }
 
 function fileBase(owner: string | undefined): string {
@@ -153,7 +159,7 @@ function splitDocuments(config: Json, layout: ExportLayout): Map<string, Json> {
     }
     for (const [kind, table] of Object.entries(section)) {
       for (const [name, value] of Object.entries(isObj(table) ? table : {})) {
-        const doc = docFor(fileBase(ownerOf(name)));
+        const doc = docFor(fileBase(ownerOf(kind, name)));
         childOf(childOf(doc, "http"), kind)[name] = value; // never an empty map: a table exists only once it holds a name (issue 9 #1)
       }
     }

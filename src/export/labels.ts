@@ -100,10 +100,13 @@ export function labelsFor(input: LabelsInput): DeploymentLabels {
     return ref;
   };
 
+  // Every route of a deployment points at the deployment's one service (src/render/render.ts): the labels define
+  // each service once, from the first route (in name order) whose router names it, and every router names it.
+  const services = new Map<string, LabelRoute>();
   let routed = 0;
   for (const [base, route] of routes) {
     const main = http?.routers[base];
-    const service = http?.services[base];
+    const service = main ? http?.services[main.service] : undefined;
     if (!main || !service) {
       const reason = input.warnings?.find((w) => w.kind === "route" && w.id === route.id)?.reason;
       notes.set(
@@ -144,13 +147,19 @@ export function labelsFor(input: LabelsInput): DeploymentLabels {
           "HTTP provider to keep them.",
       );
     }
-    if (service.loadBalancer) {
-      addService(base, service.loadBalancer, route, out, notes);
+    if (!services.has(main.service)) {
+      services.set(main.service, route);
+    }
+  }
+  for (const [name, route] of services) {
+    const lb = http?.services[name]?.loadBalancer;
+    if (lb) {
+      addService(name, lb, route, out, notes);
     } else {
       // Traffic management (split, mirror, geo) renders weighted/mirroring/failover services: the docker provider
       // decodes only loadBalancer services from labels (pkg/config/label), so these stay with the HTTP provider.
       notes.set(
-        `service of ${base}`,
+        `service of ${name}`,
         "A traffic split, mirror or geo setting renders a weighted, mirroring or failover service, which labels " +
           "cannot define: serve this deployment from the HTTP provider.",
       );

@@ -1,7 +1,7 @@
 import { count, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { expectInvalid, expectProblem, type Reply, type RouteJson, type RoutingJson } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
 import { waitFor } from "../helpers/app.js";
@@ -170,15 +170,15 @@ describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
     const names = [routing.body.domains[0], extra.body.route].map((r) =>
       routeName({ id: r?.id ?? "", deploymentId: id }),
     );
+    const service = deploymentServiceName(id);
     const withIt = await waitFor(async () => {
       const { config } = await api.traefikConfig();
-      return config.http.services[names[0] ?? ""]?.loadBalancer?.servers[0]?.url === "http://10.9.0.1:8080"
+      return config.http.services[service]?.loadBalancer?.servers[0]?.url === "http://10.9.0.1:8080"
         ? config
         : undefined;
     });
     for (const name of names) {
-      expect(withIt.http.routers[name]).toBeDefined();
-      expect(withIt.http.services[name]).toBeDefined();
+      expect(withIt.http.routers[name]?.service).toBe(service); // both domains, one service
     }
 
     const del = await api.delete(`/api/v1/deployments/${id}`);
@@ -188,8 +188,8 @@ describe.each(DRIVERS)("/api/v1/deployments on %s", (driver) => {
     for (const name of names) {
       expect(config.http?.routers[name]).toBeUndefined();
       expect(config.http?.routers[`${name}--to-https`]).toBeUndefined();
-      expect(config.http?.services[name]).toBeUndefined();
     }
+    expect(config.http?.services[service]).toBeUndefined();
     expect(JSON.stringify(config)).not.toContain("doomed");
     expect(await rowsOf(deploymentRouting, id)).toBe(0);
     expect(await rowsOf(deploymentLocations, id)).toBe(0);

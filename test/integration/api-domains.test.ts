@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { ruleFor, wildcardRegexp } from "../../src/render/rules.js";
 import {
   type DnsJson,
@@ -84,7 +84,9 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/domains on %s", (driver) => {
     const { config } = await api.traefikConfig();
     const name = routeName({ id: r.body.route.id, deploymentId: "dep_shop" });
     expect(config.http.routers[name]?.rule).toBe(ruleFor("myapp.com", "/"));
-    expect(config.http.services[name]?.loadBalancer?.strategy).toBe("hrw");
+    // The new domain's routers point at the deployment's one service (no service of its own).
+    expect(config.http.routers[name]?.service).toBe(deploymentServiceName("dep_shop"));
+    expect(config.http.services[deploymentServiceName("dep_shop")]?.loadBalancer?.strategy).toBe("hrw");
   });
 
   it("answers CNAME for a subdomain, A/AAAA for an apex under a multi-label suffix, CNAME for a wildcard", async () => {

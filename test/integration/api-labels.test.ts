@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { deploymentServiceName } from "../../src/render/names.js";
 import { expectInvalid, expectProblem, type RoutingJson } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
 import { DRIVERS } from "../helpers/db.js";
@@ -35,24 +36,27 @@ describe.each(DRIVERS)("GET /api/v1/deployments/:id/labels on %s", (driver) => {
     const name = `dep-web--${routing.domains[0]?.id.replaceAll("_", "-")}`;
     const router = config.http.routers[name];
     expect(router?.rule).toBe("Host(`web.example.com`)");
+    // The labels define the deployment's one service; each router names it.
+    const service = deploymentServiceName("dep_web");
+    expect(router?.service).toBe(service);
     expect(r.body.deployment_id).toBe("dep_web");
     expect(r.body.labels).toMatchObject({
       "traefik.enable": "true",
       [`traefik.http.routers.${name}.rule`]: router?.rule,
       [`traefik.http.routers.${name}.entrypoints`]: "websecure",
       [`traefik.http.routers.${name}.priority`]: String(router?.priority),
-      [`traefik.http.routers.${name}.service`]: name,
+      [`traefik.http.routers.${name}.service`]: service,
       [`traefik.http.routers.${name}.middlewares`]: "dep-web--headers",
       [`traefik.http.routers.${name}.tls.certresolver`]: router?.tls?.certResolver,
       [`traefik.http.routers.${name}--to-https.middlewares`]: "obiente-redirect-to-https",
-      [`traefik.http.services.${name}.loadbalancer.server.port`]: "8080",
-      [`traefik.http.services.${name}.loadbalancer.server.scheme`]: "http",
+      [`traefik.http.services.${service}.loadbalancer.server.port`]: "8080",
+      [`traefik.http.services.${service}.loadbalancer.server.scheme`]: "http",
       "traefik.http.middlewares.dep-web--headers.headers.customrequestheaders.X-Price": `$5 "quoted" #tag`,
       "traefik.http.middlewares.obiente-redirect-to-https.redirectscheme.scheme": "https",
     });
     expect(Object.keys(r.body.labels)).toEqual(Object.keys(r.body.labels).sort());
     // No replica is healthy here (health checks are off in tests): the placeholder is said, never labelled.
-    expect(r.body.not_expressible.map((n) => n.what)).toEqual([`health check of ${name}`, "replica servers"]);
+    expect(r.body.not_expressible.map((n) => n.what)).toEqual([`health check of ${service}`, "replica servers"]);
     expect(JSON.stringify(r.body)).not.toContain("127.0.0.1:9");
 
     const compose = await api.get("/api/v1/deployments/dep_web/labels?format=compose");

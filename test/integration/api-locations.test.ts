@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { NO_REPLICA_URL } from "../../src/provider/settings.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName } from "../../src/render/names.js";
 import { expectInvalid, expectProblem, type LocationJson } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
 import { waitFor } from "../helpers/app.js";
@@ -17,13 +17,13 @@ describe.each(DRIVERS)("/api/v1/deployments/:id/locations on %s", (driver) => {
     srv.db.execute(
       sql`update deployment_locations set health_status = ${health}, consecutive_successes = 3 where id = ${id}`,
     );
-  /** A deployment routed on its own domain; returns its service name. */
+  /** A deployment routed on its own domain; returns its service name (the deployment's, which its routes share). */
   const routed = async (id: string) => {
-    const routing = await srv.seedDeployment(id, {
+    await srv.seedDeployment(id, {
       domain: `${id.replace("dep_", "")}.example.com`,
       target_port: PORT,
     });
-    return routeName({ id: routing?.domains[0]?.id ?? "", deploymentId: id });
+    return deploymentServiceName(id);
   };
   const serversOf = async (service: string) =>
     (await api.traefikConfig()).config.http.services[service]?.loadBalancer?.servers;

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { deploymentRouting } from "../../schema/tables.js";
-import { redirectRouterName, routeName } from "../../src/render/names.js";
+import { deploymentServiceName, redirectRouterName, routeName } from "../../src/render/names.js";
 import { priorityFor, ruleFor } from "../../src/render/rules.js";
 import { expectInvalid, expectProblem, type RouteJson, type RoutingJson } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
@@ -100,7 +100,7 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
     expect(cfg.http.routers[name]).toEqual({
       rule: ruleFor("myapp.com", "/"),
       priority: priorityFor("myapp.com", "/"),
-      service: name,
+      service: deploymentServiceName("dep_main"),
       entryPoints: [srv.config.ENTRYPOINT_WEBSECURE],
       tls: { certResolver: RESOLVER },
     });
@@ -209,11 +209,17 @@ describe.each(DRIVERS)("GET/PUT /api/v1/deployments/:id/routing on %s", (driver)
     expect(cfg.http.routers[primaryName]).toEqual({
       rule: ruleFor("multi.example.com", "/app"),
       priority: priorityFor("multi.example.com", "/app"),
-      service: primaryName,
+      service: deploymentServiceName("dep_multi"),
       entryPoints: [srv.config.ENTRYPOINT_WEB],
     });
     expect(cfg.http.routers[redirectRouterName(primaryName)]).toBeUndefined();
-    expect(cfg.http.services[primaryName]?.loadBalancer?.strategy).toBe("hrw");
+    // Both routes (one TLS, one not) share the deployment's one service: one hash ring, h2c to port 4000.
+    const otherName = routeName({ id: extra.body.route.id, deploymentId: "dep_multi" });
+    expect(cfg.http.routers[otherName]?.service).toBe(deploymentServiceName("dep_multi"));
+    expect(Object.keys(cfg.http.services).filter((n) => n.startsWith("dep-multi"))).toEqual([
+      deploymentServiceName("dep_multi"),
+    ]);
+    expect(cfg.http.services[deploymentServiceName("dep_multi")]?.loadBalancer?.strategy).toBe("hrw");
   });
 
   it("answers 409 DOMAIN_CONFLICT naming the owner when the primary would take someone's domain", async () => {

@@ -92,7 +92,8 @@ describe.each(DRIVERS)("/api/v1/routing/stats and /api/v1/routing/resolve on %s"
     await waitFor(async () => {
       const { config } = await api.traefikConfig();
       const name = routeName({ id: routeOf.get("dep_exact") ?? "", deploymentId: "dep_exact" });
-      const served = config.http.services[name]?.loadBalancer?.servers[0]?.url === "http://10.0.0.1:80";
+      const service = config.http.services[config.http.routers[name]?.service ?? ""];
+      const served = service?.loadBalancer?.servers[0]?.url === "http://10.0.0.1:80";
       return served && srv.cache.current()?.warnings.some((w) => w.id === "rt_handmade");
     }, 15_000); // renders follow NOTIFY or the 0.2 s change poll; a loaded CI machine can take seconds
   });

@@ -7,7 +7,7 @@ import { events } from "../../schema/tables.js";
 import { runDrainSweep } from "../../src/health/drain.js";
 import { silentLogger } from "../../src/lib/logger.js";
 import { NO_REPLICA_URL } from "../../src/provider/settings.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
 import { type Running, startServer } from "../../src/server.js";
 import { expectInvalid, expectProblem, type LocationJson } from "../helpers/api-client.js";
@@ -33,9 +33,9 @@ describe.each(DRIVERS)("draining a replica through the API on %s", (driver) => {
       );
     }
   };
-  /** A deployment on its own domain with healthy replicas on 10.0.0.<n>; returns its service name. */
+  /** A deployment on its own domain with healthy replicas on 10.0.0.<n>; returns its service name (the deployment's). */
   const routedWith = async (id: string, replicas: Record<string, number>, track?: Record<string, string>) => {
-    const routing = await srv.seedDeployment(id, {
+    await srv.seedDeployment(id, {
       domain: `${id.replace("dep_", "")}.example.com`,
       target_port: PORT,
     });
@@ -43,7 +43,7 @@ describe.each(DRIVERS)("draining a replica through the API on %s", (driver) => {
       await srv.seedLocation(id, loc, { address: `10.0.0.${n}`, ...(track?.[loc] ? { track: track[loc] } : {}) });
       await setHealth("healthy", loc);
     }
-    return routeName({ id: routing?.domains[0]?.id ?? "", deploymentId: id });
+    return deploymentServiceName(id);
   };
   /** Server URLs of a service in the served config (checked against Traefik's schema and semantics). */
   const urlsOf = async (service: string) =>
@@ -295,7 +295,7 @@ describe.each(DRIVERS)("draining through the embedded fallback proxy (least-cpu)
     expect(traefikSchemaErrors(cfg)).toEqual([]);
     const routes = (await (await call("GET", "/deployments/dep_pd/routing")).json()) as { domains: { id: string }[] };
     const name = routeName({ id: routes.domains[0]?.id ?? "", deploymentId: "dep_pd" });
-    const serviceUrl = cfg.http.services[name]?.loadBalancer?.servers[0]?.url;
+    const serviceUrl = cfg.http.services[cfg.http.routers[name]?.service ?? ""]?.loadBalancer?.servers[0]?.url;
     expect(serviceUrl).toBe(app.proxyUrl);
     const mwName = cfg.http.routers[name]?.middlewares?.at(-1) ?? "";
     const headers = {

@@ -8,6 +8,7 @@ import { ExportInvalid } from "../../src/export/file-layout.js";
 import { ForeignFile, writeExport } from "../../src/export/file-writer.js";
 import { decodeExported } from "../../src/export/traefik-check.js";
 import { traefikSchemaProblems } from "../../src/export/traefik-schema.js";
+import { deploymentSlug } from "../../src/render/names.js";
 import type { TraefikDocument } from "../../src/render/types.js";
 import { PROXY_SECRET, richConfig, traefikReads } from "../fixtures/export-config.js";
 import { makeCert, pemBody } from "../helpers/certs.js";
@@ -30,18 +31,22 @@ afterEach(() => {
 
 type Mutable = { http: Record<string, Record<string, Record<string, unknown>>> };
 
+/** Names a deployment renders: its service (its slug) and everything `<slug>--…`. */
+const ownedBy = (id: string) => (name: string) =>
+  name === deploymentSlug(id) || name.startsWith(`${deploymentSlug(id)}--`);
+
 /** The rich config with dep-a's servers changed (one file changes per layout), and dep-b dropped when asked. */
 function variant(i: number, dropB = false): TraefikDocument {
   const cfg = structuredClone(base) as unknown as Mutable;
   const services = cfg.http.services ?? {};
-  for (const name of Object.keys(services).filter((n) => n.startsWith("dep-a--"))) {
+  for (const name of Object.keys(services).filter(ownedBy("dep_a"))) {
     services[name] = {
       loadBalancer: { passHostHeader: true, servers: [{ url: `http://10.1.${i >> 8}.${i & 255}:3000` }] },
     };
   }
   if (dropB) {
     for (const table of Object.values(cfg.http)) {
-      for (const name of Object.keys(table).filter((n) => n.startsWith("dep-b--"))) {
+      for (const name of Object.keys(table).filter(ownedBy("dep_b"))) {
         delete table[name];
       }
     }

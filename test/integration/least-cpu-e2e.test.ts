@@ -60,7 +60,8 @@ describe.each(DRIVERS)("least-conn through the embedded fallback proxy on %s", (
     expect(traefikSchemaErrors(cfg)).toEqual([]);
     const routes = (await (await call("GET", "/deployments/dep_lc/routing")).json()) as { domains: { id: string }[] };
     const name = routeName({ id: routes.domains[0]?.id ?? "", deploymentId: "dep_lc" });
-    const serviceUrl = cfg.http.services[name]?.loadBalancer?.servers[0]?.url;
+    // The router's service (the deployment's), as Traefik follows it.
+    const serviceUrl = cfg.http.services[cfg.http.routers[name]?.service ?? ""]?.loadBalancer?.servers[0]?.url;
     expect(serviceUrl).toBe(app.proxyUrl);
     const mwName = cfg.http.routers[name]?.middlewares?.at(-1) ?? "";
     const headers = cfg.http.middlewares?.[mwName]?.headers?.customRequestHeaders as Record<string, string>;

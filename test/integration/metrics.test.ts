@@ -137,7 +137,7 @@ describe.each(DRIVERS)("GET /metrics on %s", (driver) => {
     // Requests through the fallback proxy, as Traefik sends them.
     const routes = await api.get<{ domains: { id: string }[] }>("/api/v1/deployments/dep_m/routing");
     const name = routeName({ id: routes.body.domains[0]?.id ?? "", deploymentId: "dep_m" });
-    const proxyUrl = seen.http.services[name]?.loadBalancer?.servers[0]?.url ?? "";
+    const proxyUrl = seen.http.services[seen.http.routers[name]?.service ?? ""]?.loadBalancer?.servers[0]?.url ?? "";
     const mw = seen.http.routers[name]?.middlewares?.at(-1) ?? "";
     const headers = seen.http.middlewares?.[mw]?.headers?.customRequestHeaders as Record<string, string>;
     const outcomes = new Map<string, number>();

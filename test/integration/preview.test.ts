@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/db/client.js";
 import { readChangeSeq } from "../../src/db/repo/snapshot.js";
 import type { ConfigDiff, EntryChange } from "../../src/render/config-diff.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import type { PreviewWarning } from "../../src/render/preview-warnings.js";
 import { expectInvalid, expectProblem, type ProblemJson, type Reply, type RoutingJson } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
@@ -58,6 +58,8 @@ describe.each(DRIVERS)("POST /api/v1/routing/preview on %s", (driver) => {
     }
     return routeName({ id: r.id, deploymentId: r.deployment_id });
   };
+  /** The service a domain's routers point at: its deployment's one service. */
+  const serviceOf = (domain: string) => deploymentServiceName(routes.get(domain)?.deployment_id ?? "");
   const entry = (d: ConfigDiff, section: EntryChange["section"], name: string) =>
     d.changes.find((c) => c.section === section && c.name === name);
   const codes = (p: PreviewJson) => p.warnings.map((w) => w.code);
@@ -121,7 +123,7 @@ describe.each(DRIVERS)("POST /api/v1/routing/preview on %s", (driver) => {
 
   it("removing a deployment's only replica: its service falls back to the 503 placeholder, with a warning", async () => {
     const p = await ok([{ op: "delete_location", deployment_id: "dep_shop", location_id: "loc_s1" }]);
-    const service = entry(p.diff, "services", nameOf("shop.example.com"));
+    const service = entry(p.diff, "services", serviceOf("shop.example.com"));
     expect(service?.fields).toContainEqual({
       path: "loadBalancer.servers[0].url",
       before: "http://10.0.0.1:3000",
@@ -134,7 +136,7 @@ describe.each(DRIVERS)("POST /api/v1/routing/preview on %s", (driver) => {
   it("marking one of two replicas unhealthy: the server list shrinks, no warning; both: the last-replica warning", async () => {
     const one = await ok([{ op: "mark_unhealthy", deployment_id: "dep_api", location_id: "loc_a1" }]);
     expect(one.operations[0]).toMatchObject({ status: "accepted", transition: true });
-    const service = entry(one.diff, "services", nameOf("api.example.com"));
+    const service = entry(one.diff, "services", serviceOf("api.example.com"));
     expect(service?.fields).toEqual([
       {
         path: "loadBalancer.servers",
@@ -197,7 +199,7 @@ describe.each(DRIVERS)("POST /api/v1/routing/preview on %s", (driver) => {
     const p = await ok([{ op: "delete_deployment", deployment_id: "dep_api" }]);
     for (const d of ["api.example.com", "api.example.com/v2"]) {
       expect(p.diff.summary.byKind.routers?.removed).toContain(nameOf(d));
-      expect(p.diff.summary.byKind.services?.removed).toContain(nameOf(d));
+      expect(p.diff.summary.byKind.services?.removed).toContain(serviceOf(d));
     }
     expect(p.warnings).toEqual([
       expect.objectContaining({

@@ -4,12 +4,17 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { deploymentLocations, deploymentRouting, deployments } from "../../schema/tables.js";
 import { silentLogger } from "../../src/lib/logger.js";
+import { deploymentServiceName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
 import { startServer } from "../../src/server.js";
 import { useApiServer } from "../helpers/api-server.js";
 import { ADMIN_TOKEN, PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
 import { DRIVERS, makeTestDb } from "../helpers/db.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
+
+/** The deployments' services: every route of a deployment points at its one service. */
+const WEB_SERVICE = deploymentServiceName("dep_web");
+const API_SERVICE = deploymentServiceName("dep_api");
 
 const auth = { authorization: `Bearer ${PROVIDER_TOKEN}` };
 
@@ -56,14 +61,14 @@ describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
     // Rows arrive in three statements; wait for the last one (the replicas), not just the routers.
     const config = await waitFor(async () => {
       const c = await getConfig();
-      const api = c.http?.services["dep-api--rt-api"]?.loadBalancer?.servers[0];
+      const api = c.http?.services[API_SERVICE]?.loadBalancer?.servers[0];
       // Two routers per route: the TLS one + its --to-https redirect, the plain one + its --to-http redirect.
       return Object.keys(c.http?.routers ?? {}).length === 4 && api !== undefined && api.weight === undefined
         ? c
         : undefined;
     });
-    expect(config.http.services["dep-web--rt-web"]?.loadBalancer?.servers).toEqual([{ url: "http://10.1.0.1:3000" }]);
-    expect(config.http.services["dep-api--rt-api"]?.loadBalancer?.servers).toEqual([{ url: "http://10.2.0.1:31001" }]);
+    expect(config.http.services[WEB_SERVICE]?.loadBalancer?.servers).toEqual([{ url: "http://10.1.0.1:3000" }]);
+    expect(config.http.services[API_SERVICE]?.loadBalancer?.servers).toEqual([{ url: "http://10.2.0.1:31001" }]);
     expect(config.http.routers["dep-web--rt-web"]?.tls).toEqual({ certResolver: "letsencrypt" });
   });
 
@@ -132,14 +137,14 @@ describe.each(DRIVERS)("GET /traefik/config on %s", (driver) => {
     const after = await waitFor(async () => {
       const res = await get();
       const c = (await res.json()) as DynamicConfig;
-      return c.http.services["dep-web--rt-web"]?.loadBalancer?.servers.length === 2 ? res : undefined;
+      return c.http.services[WEB_SERVICE]?.loadBalancer?.servers.length === 2 ? res : undefined;
     });
     expect(Number(after.headers.get("x-config-revision"))).toBe(before + 1);
     // Leave the suite's rows as seeded: the NOTIFY test above expects web_2 unhealthy, in whatever order they run.
     await app.db.execute(sql`update deployment_locations set health_status = 'unhealthy' where id = 'web_2'`);
     await waitFor(async () => {
       const c = (await (await get()).json()) as DynamicConfig;
-      return c.http.services["dep-web--rt-web"]?.loadBalancer?.servers.length === 1;
+      return c.http.services[WEB_SERVICE]?.loadBalancer?.servers.length === 1;
     });
   });
 

@@ -18,7 +18,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deploymentLocations } from "../../schema/tables.js";
 import type { RunningProxy } from "../../src/proxy/server.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { aReplica, aRoute, settings } from "../fixtures/rows.js";
 import { DRIVERS, makeTestDb, type TestDb } from "../helpers/db.js";
@@ -331,7 +331,11 @@ describe("rendering an h2c deployment behind the fallback proxy", () => {
       settings: { ...settings, fallbackProxy: { url: "http://10.9.9.9:8081", secret: "s3cret-s3cret-s3cret" } },
     });
     expect(traefikSchemaErrors(config)).toEqual([]);
-    expect(config.http?.services[routeName(grpc)]?.loadBalancer?.servers).toEqual([{ url: "h2c://10.9.9.9:8081" }]);
-    expect(config.http?.services[routeName(web)]?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
+    const serviceOf = (route: typeof grpc) => {
+      expect(config.http?.routers[routeName(route)]?.service).toBe(deploymentServiceName(route.deploymentId));
+      return config.http?.services[deploymentServiceName(route.deploymentId)];
+    };
+    expect(serviceOf(grpc)?.loadBalancer?.servers).toEqual([{ url: "h2c://10.9.9.9:8081" }]);
+    expect(serviceOf(web)?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
   });
 });

@@ -79,7 +79,7 @@ describe.each(DRIVERS)("deployment resilience on %s", (driver) => {
       const c = await served();
       return c.http?.middlewares?.["dep-res--retry"] ? c : undefined;
     });
-    const [name, router] =
+    const [, router] =
       Object.entries(cfg.http.routers).find(([n]) => n.startsWith("dep-res--") && !n.endsWith("--to-http")) ?? [];
     expect(router?.middlewares).toEqual(["dep-res--in-flight", "dep-res--circuit-breaker", "dep-res--retry"]);
     expect(cfg.http.middlewares?.["dep-res--circuit-breaker"]).toEqual({
@@ -92,7 +92,7 @@ describe.each(DRIVERS)("deployment resilience on %s", (driver) => {
     expect(cfg.http.serversTransports).toEqual({
       "dep-res--backend": { forwardingTimeouts: { dialTimeout: "3s", responseHeaderTimeout: "45s" } },
     });
-    expect(cfg.http.services[name ?? ""]?.loadBalancer).toMatchObject({
+    expect(cfg.http.services[router?.service ?? ""]?.loadBalancer).toMatchObject({
       passiveHealthCheck: { failureWindow: "10s", maxFailedAttempts: 3 },
       serversTransport: "dep-res--backend",
     });

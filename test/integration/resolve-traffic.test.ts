@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { setTrafficPart } from "../../src/db/repo/traffic.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { routingPath } from "../../src/render/rules.js";
 import type { DynamicConfig, Router } from "../../src/render/types.js";
 import { useApiServer } from "../helpers/api-server.js";
@@ -94,8 +94,8 @@ describe.each(DRIVERS)("/routing/resolve explains traffic splits on %s", (driver
   let name = "";
   let apiName = "";
 
-  const resolve = async (req: Request) => {
-    const q = new URLSearchParams({ host: req.host, path: req.path, scheme: "https" });
+  const resolve = async (req: Request, scheme: "http" | "https" = "https") => {
+    const q = new URLSearchParams({ host: req.host, path: req.path, scheme });
     for (const [k, v] of Object.entries(req.headers ?? {})) {
       q.append("header", `${k}: ${v}`);
     }
@@ -165,11 +165,13 @@ describe.each(DRIVERS)("/routing/resolve explains traffic splits on %s", (driver
     const [winner, router] = traefikWinner(await served(), "websecure", req) ?? [];
     expect(winner).toBe(expected);
     expect({ rule: r.rule, priority: r.priority }).toEqual({ rule: router?.rule, priority: router?.priority });
+    expect(r.traffic?.service).toBe(router?.service); // the service the winning router names
+    const svc = deploymentServiceName("dep_ab");
     expect(r.traffic).toMatchObject({
       kind: "split",
       via: suffix ? "rule" : "weighted",
       router: expected,
-      service: suffix ? `${name}--track-canary` : name,
+      service: suffix ? `${svc}--track-canary` : svc,
       track: suffix ? "canary" : null,
       sticky: true,
       mirror: { track: "canary", percent: 5, max_body_bytes: 1048576 },
@@ -230,7 +232,8 @@ describe.each(DRIVERS)("/routing/resolve explains traffic splits on %s", (driver
     await srv.seedLocation("dep_geo", "geo_eu", { address: "10.0.1.1", region: "eu" });
     await setHealth("geo_us", "healthy");
     await setHealth("geo_eu", "healthy");
-    await waitFor(async () => (await served()).http.services[`${geoName}--region-us`] !== undefined, 15_000);
+    const geoService = deploymentServiceName("dep_geo");
+    await waitFor(async () => (await served()).http.services[`${geoService}--region-us`] !== undefined, 15_000);
     const cases: [Request, string, string][] = [
       [{ host: "geo.example.com", path: "/", headers: { "CF-IPCountry": "US" } }, `${geoName}--geo-us`, "us"],
       [{ host: "geo.example.com", path: "/", headers: { "cf-ipcountry": "FR" } }, `${geoName}--geo-eu`, "eu"],
@@ -246,7 +249,45 @@ describe.each(DRIVERS)("/routing/resolve explains traffic splits on %s", (driver
         priority: picked?.priority,
       });
       expect(answer).toMatchObject({ outcome: 200, traffic: { kind: "geo", geo: { served: region } } });
+      expect(answer.traffic?.service).toBe(picked?.service);
     }
+  });
+
+  it("names the service of a plain-HTTP route whose sticky split gives it a service of its own", async () => {
+    // The cookie's Secure follows each route's TLS, so the deployment's TLS and plain routes get a weighted
+    // service each (src/render/render.ts): resolve names the one the winning router points at.
+    await srv.seedDeployment("dep_mix", { domain: "mix.example.com", target_port: 8080, ssl_enabled: true });
+    const plain = await api.post("/api/v1/deployments/dep_mix/domains", {
+      domain: "plain.mix.example.com",
+      ssl_enabled: false,
+    });
+    expect(plain.status).toBe(201);
+    await srv.seedLocation("dep_mix", "mix_st", { address: "10.2.3.1" });
+    await srv.seedLocation("dep_mix", "mix_ca", { address: "10.2.3.2", track: "canary" });
+    await setHealth("mix_st", "healthy");
+    await setHealth("mix_ca", "healthy");
+    const put = await api.put("/api/v1/deployments/dep_mix/split", {
+      weights: { stable: 50, canary: 50 },
+      sticky: true,
+    });
+    expect(put.status).toBe(200);
+    const services = async () =>
+      new Set(
+        Object.entries((await served()).http.routers)
+          .filter(([n]) => n.startsWith("dep-mix--"))
+          .map(([, r]) => r.service),
+      );
+    await waitFor(async () => (await services()).size === 2, 15_000);
+    for (const [req, scheme, entryPoint] of [
+      [{ host: "mix.example.com", path: "/" }, "https", "websecure"],
+      [{ host: "plain.mix.example.com", path: "/" }, "http", "web"],
+    ] as const) {
+      const answer = await resolve(req, scheme);
+      const [winner, picked] = traefikWinner(await served(), entryPoint, req) ?? [];
+      expect(answer).toMatchObject({ outcome: 200, router: winner, traffic: { kind: "split", via: "weighted" } });
+      expect(answer.traffic?.service).toBe(picked?.service);
+    }
+    expect(await services()).toContain(deploymentServiceName("dep_mix"));
   });
 
   it("refuses a header parameter that is not a `Name: value` line", async () => {

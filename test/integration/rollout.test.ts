@@ -7,6 +7,7 @@ import { listEvents } from "../../src/db/repo/events.js";
 import { recordObservations } from "../../src/db/repo/health.js";
 import { getTraffic, setTrafficPart } from "../../src/db/repo/traffic.js";
 import type { Logger } from "../../src/lib/logger.js";
+import { deploymentServiceName } from "../../src/render/names.js";
 import { type Running, startServer } from "../../src/server.js";
 import { type ApiClient, expectInvalid, expectProblem, httpClient } from "../helpers/api-client.js";
 import { testConfig } from "../helpers/app.js";
@@ -162,8 +163,7 @@ async function servedPool(srv: Srv, id: string): Promise<Record<string, number> 
   srv.running.cache.invalidate();
   await srv.running.cache.ensureFresh();
   const services = (await srv.api.traefikDocument()).http?.services ?? {};
-  const [name] = Object.keys(services).filter((k) => k.startsWith(`${id.replaceAll("_", "-")}--`));
-  const service = services[name ?? ""];
+  const service = services[deploymentServiceName(id)]; // every route of the deployment points at it
   if (service?.weighted) {
     return Object.fromEntries(service.weighted.services.map((c) => [c.name.split("--track-")[1] ?? c.name, c.weight]));
   }

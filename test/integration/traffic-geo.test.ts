@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { setTrafficPart } from "../../src/db/repo/traffic.js";
 import { NO_REPLICA_URL } from "../../src/provider/settings.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
 import { expectInvalid, expectProblem } from "../helpers/api-client.js";
 import { useApiServer } from "../helpers/api-server.js";
@@ -25,7 +25,9 @@ describe.each(DRIVERS)("geographic routing (/api/v1/deployments/:id/geo) on %s",
   const srv = useApiServer(driver);
   const { api } = srv;
   const path = (id = "dep_geo") => `/api/v1/deployments/${id}/geo`;
-  let name = "";
+  let name = ""; // the route's router
+  /** The deployment's one service: the default region's pool, and the base of the region services' names. */
+  const svc = deploymentServiceName("dep_geo");
 
   const setHealth = (ids: string[], health: "healthy" | "unhealthy") =>
     srv.db.execute(
@@ -88,48 +90,48 @@ describe.each(DRIVERS)("geographic routing (/api/v1/deployments/:id/geo) on %s",
       entryPoints: ["web"],
       priority: priority + 1,
       rule: "Host(`geo.example.com`) && HeaderRegexp(`CF-IPCountry`, `^(?:DE|FR|NL)$`)",
-      service: `${name}--region-eu`,
+      service: `${svc}--region-eu`,
     });
     expect(cfg.http.routers[`${name}--geo-us`]?.rule).toBe(
       "Host(`geo.example.com`) && HeaderRegexp(`CF-IPCountry`, `^(?:CA|US)$`)",
     );
-    expect(cfg.http.services[`${name}--region-eu`]?.loadBalancer?.servers).toEqual(EU);
-    expect(cfg.http.services[`${name}--region-us`]?.loadBalancer?.servers).toEqual(US);
-    expect(cfg.http.services[name]?.loadBalancer?.servers).toEqual(EU); // default: eu
+    expect(cfg.http.services[`${svc}--region-eu`]?.loadBalancer?.servers).toEqual(EU);
+    expect(cfg.http.services[`${svc}--region-us`]?.loadBalancer?.servers).toEqual(US);
+    expect(cfg.http.services[svc]?.loadBalancer?.servers).toEqual(EU); // default: eu
   });
 
   it("fails over to the next region while one has no healthy replica, and back when it recovers", async () => {
     expect((await api.put(path(), GEO)).status).toBe(200);
     await setHealth(["eu-1", "eu-2"], "unhealthy");
-    const down = await configWhere((c) => serversOf(c, `${name}--region-eu`) === JSON.stringify(US));
-    expect(down.http.services[name]?.loadBalancer?.servers).toEqual(US);
-    expect(down.http.services[`${name}--region-us`]?.loadBalancer?.servers).toEqual(US);
+    const down = await configWhere((c) => serversOf(c, `${svc}--region-eu`) === JSON.stringify(US));
+    expect(down.http.services[svc]?.loadBalancer?.servers).toEqual(US);
+    expect(down.http.services[`${svc}--region-us`]?.loadBalancer?.servers).toEqual(US);
     expect((await api.get(path())).body).toMatchObject({
       status: { eu: { healthy_replicas: 0, served_by: "us" }, us: { healthy_replicas: 1, served_by: "us" } },
     });
 
     await setHealth(["us-1"], "unhealthy"); // nothing left anywhere: 503 from the placeholder
-    const none = await configWhere((c) => serversOf(c, name) === JSON.stringify(PLACEHOLDER));
-    expect(none.http.services[`${name}--region-eu`]?.loadBalancer?.servers).toEqual(PLACEHOLDER);
-    expect(none.http.services[`${name}--region-us`]?.loadBalancer?.servers).toEqual(PLACEHOLDER);
+    const none = await configWhere((c) => serversOf(c, svc) === JSON.stringify(PLACEHOLDER));
+    expect(none.http.services[`${svc}--region-eu`]?.loadBalancer?.servers).toEqual(PLACEHOLDER);
+    expect(none.http.services[`${svc}--region-us`]?.loadBalancer?.servers).toEqual(PLACEHOLDER);
     expect((await api.get(path())).body).toMatchObject({
       status: { eu: { healthy_replicas: 0, served_by: null }, us: { healthy_replicas: 0, served_by: null } },
     });
 
     await setHealth(["eu-1", "eu-2", "us-1"], "healthy");
-    const back = await configWhere((c) => serversOf(c, `${name}--region-eu`) === JSON.stringify(EU));
-    expect(back.http.services[`${name}--region-us`]?.loadBalancer?.servers).toEqual(US);
+    const back = await configWhere((c) => serversOf(c, `${svc}--region-eu`) === JSON.stringify(EU));
+    expect(back.http.services[`${svc}--region-us`]?.loadBalancer?.servers).toEqual(US);
   });
 
   it("moves a replica between regions when its region changes", async () => {
     expect((await api.put(path(), GEO)).status).toBe(200);
     await srv.seedLocation("dep_geo", "eu-2", { address: "10.0.1.2", region: "us" });
     const cfg = await configWhere(
-      (c) => serversOf(c, `${name}--region-us`) === JSON.stringify([url("10.0.1.2"), url("10.0.2.1")]),
+      (c) => serversOf(c, `${svc}--region-us`) === JSON.stringify([url("10.0.1.2"), url("10.0.2.1")]),
     );
-    expect(cfg.http.services[`${name}--region-eu`]?.loadBalancer?.servers).toEqual([url("10.0.1.1")]);
+    expect(cfg.http.services[`${svc}--region-eu`]?.loadBalancer?.servers).toEqual([url("10.0.1.1")]);
     await srv.seedLocation("dep_geo", "eu-2", { address: "10.0.1.2", region: "eu" });
-    await configWhere((c) => serversOf(c, `${name}--region-eu`) === JSON.stringify(EU));
+    await configWhere((c) => serversOf(c, `${svc}--region-eu`) === JSON.stringify(EU));
   });
 
   it("refuses invalid settings with 400 naming the field, including rule injection attempts", async () => {
@@ -209,9 +211,9 @@ describe.each(DRIVERS)("geographic routing (/api/v1/deployments/:id/geo) on %s",
     const r = await api.delete(path());
     expect({ status: r.status, text: r.text }).toEqual({ status: 204, text: "" });
     const cfg = await configWhere((c) => c.http.routers[`${name}--geo-eu`] === undefined);
-    expect(Object.keys(cfg.http.services).filter((s) => s.startsWith(name))).toEqual([name]);
+    expect(Object.keys(cfg.http.services).filter((s) => s === svc || s.startsWith(`${svc}--`))).toEqual([svc]);
     // Every stable replica, with or without a region; not the canary.
-    expect(cfg.http.services[name]?.loadBalancer?.servers).toEqual([...EU, url("10.0.2.1"), url("10.0.3.1")]);
+    expect(cfg.http.services[svc]?.loadBalancer?.servers).toEqual([...EU, url("10.0.2.1"), url("10.0.3.1")]);
     expectProblem(await api.get(path()), 404, "GEO_NOT_FOUND");
     expectProblem(await api.delete(path()), 404, "GEO_NOT_FOUND");
   });

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { rowsOf } from "../../src/db/client.js";
 import { setTrafficPart } from "../../src/db/repo/traffic.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { MIRROR_MAX_BODY_BYTES } from "../../src/render/split.js";
 import type { DynamicConfig } from "../../src/render/types.js";
 import { expectInvalid, expectProblem } from "../helpers/api-client.js";
@@ -24,7 +24,9 @@ const SPLIT = {
 describe.each(DRIVERS)("traffic split API on %s", (driver) => {
   const srv = useApiServer(driver);
   const { api } = srv;
-  let name = "";
+  let name = ""; // the route's router
+  /** The deployment's one service: its routers point at it, its split services are named from it. */
+  const svc = deploymentServiceName("dep_split");
   const put = (body: unknown, id = "dep_split") => api.put(`/api/v1/deployments/${id}/split`, body);
   const storedSplit = async (id = "dep_split") =>
     rowsOf<{ split: unknown }>(
@@ -86,31 +88,31 @@ describe.each(DRIVERS)("traffic split API on %s", (driver) => {
     const again = await api.get("/api/v1/deployments/dep_split/split");
     expect({ status: again.status, body: again.body }).toEqual({ status: 200, body: expected });
 
-    const cfg = await configWhere((c) => c.http.services[name]?.mirroring !== undefined);
-    expect(cfg.http.services[name]).toEqual({
+    const cfg = await configWhere((c) => c.http.services[svc]?.mirroring !== undefined);
+    expect(cfg.http.services[svc]).toEqual({
       mirroring: {
         maxBodySize: MIRROR_MAX_BODY_BYTES,
-        mirrors: [{ name: `${name}--track-canary`, percent: 10 }],
-        service: `${name}--main`,
+        mirrors: [{ name: `${svc}--track-canary`, percent: 10 }],
+        service: `${svc}--main`,
       },
     });
-    expect(cfg.http.services[`${name}--main`]).toEqual({
+    expect(cfg.http.services[`${svc}--main`]).toEqual({
       weighted: {
         services: [
-          { name: `${name}--track-canary`, weight: 10 },
-          { name: `${name}--track-stable`, weight: 90 },
+          { name: `${svc}--track-canary`, weight: 10 },
+          { name: `${svc}--track-stable`, weight: 90 },
         ],
         sticky: { cookie: { httpOnly: true, sameSite: "lax", secure: true } },
       },
     });
-    expect(cfg.http.services[`${name}--track-stable`]?.loadBalancer?.servers).toEqual([
+    expect(cfg.http.services[`${svc}--track-stable`]?.loadBalancer?.servers).toEqual([
       { url: "http://10.1.0.1:8080" },
       { url: "http://10.1.0.2:8080" },
     ]);
     const base = cfg.http.routers[name];
     for (const i of [0, 1, 2]) {
       const ab = cfg.http.routers[`${name}--ab-${i}`];
-      expect(ab).toMatchObject({ entryPoints: base?.entryPoints, service: `${name}--track-canary`, tls: base?.tls });
+      expect(ab).toMatchObject({ entryPoints: base?.entryPoints, service: `${svc}--track-canary`, tls: base?.tls });
       expect(ab?.rule.startsWith(`${base?.rule} && `)).toBe(true);
       expect(ab?.priority).toBeGreaterThan(base?.priority ?? Infinity);
     }
@@ -120,15 +122,15 @@ describe.each(DRIVERS)("traffic split API on %s", (driver) => {
     expect((await put({ weights: { stable: 90, canary: 10 }, rules: SPLIT.rules.slice(0, 1) })).status).toBe(200);
     await setHealth(["ca_1"], "unhealthy");
     const cfg = await configWhere((c) => c.http.routers[`${name}--ab-0`] === undefined);
-    expect(cfg.http.services[name]).toEqual({
-      weighted: { services: [{ name: `${name}--track-stable`, weight: 90 }] },
+    expect(cfg.http.services[svc]).toEqual({
+      weighted: { services: [{ name: `${svc}--track-stable`, weight: 90 }] },
     });
-    expect(cfg.http.services[`${name}--track-canary`]).toBeUndefined();
+    expect(cfg.http.services[`${svc}--track-canary`]).toBeUndefined();
     const view = await api.get<{ effective: unknown }>("/api/v1/deployments/dep_split/split");
     expect(view.body.effective).toEqual([{ track: "stable", weight: 90, percent: 100 }]);
     await setHealth(["ca_1"], "healthy");
     const back = await configWhere((c) => c.http.routers[`${name}--ab-0`] !== undefined);
-    expect(back.http.services[name]?.weighted?.services).toHaveLength(2);
+    expect(back.http.services[svc]?.weighted?.services).toHaveLength(2);
   });
 
   it("DELETE returns to one stable pool; a second DELETE and a GET are 404", async () => {
@@ -136,12 +138,12 @@ describe.each(DRIVERS)("traffic split API on %s", (driver) => {
     const del = await api.delete("/api/v1/deployments/dep_split/split");
     expect(del.status).toBe(204);
     expect(await storedSplit()).toBeNull();
-    const cfg = await configWhere((c) => c.http.services[name]?.loadBalancer !== undefined);
-    expect(cfg.http.services[name]?.loadBalancer?.servers).toEqual([
+    const cfg = await configWhere((c) => c.http.services[svc]?.loadBalancer !== undefined);
+    expect(cfg.http.services[svc]?.loadBalancer?.servers).toEqual([
       { url: "http://10.1.0.1:8080" },
       { url: "http://10.1.0.2:8080" },
     ]);
-    expect(Object.keys(cfg.http.services).filter((s) => s.startsWith(`${name}--`))).toEqual([]);
+    expect(Object.keys(cfg.http.services).filter((s) => s.startsWith(`${svc}--`))).toEqual([]);
     expectProblem(await api.delete("/api/v1/deployments/dep_split/split"), 404, "SPLIT_NOT_FOUND");
     expectProblem(await api.get("/api/v1/deployments/dep_split/split"), 404, "SPLIT_NOT_FOUND");
     expectProblem(await put(SPLIT, "dep_nope"), 404, "DEPLOYMENT_NOT_FOUND");

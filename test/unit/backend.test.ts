@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { deploymentServiceName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { toYaml } from "../../src/render/serialize.js";
-import type { BackendTls, RenderSettings, RouteInput } from "../../src/render/types.js";
+import type { BackendTls, RenderSettings, ReplicaInput, RouteInput } from "../../src/render/types.js";
 import { aReplica, aRoute, routed, settings, shuffled } from "../fixtures/rows.js";
 import { makeCert } from "../helpers/certs.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
@@ -16,12 +17,16 @@ const tls = (over: Partial<BackendTls> = {}): BackendTls => ({
   ...over,
 });
 
-function render(routes: RouteInput[], over: Partial<RenderSettings> = {}, acceptWarnings: RegExp[] = []) {
-  const result = renderDynamicConfig({
-    routes,
-    replicas: [aReplica(), aReplica({ id: "loc_2", address: "10.0.0.2" })],
-    settings: { ...settings, ...over },
-  });
+/** dep_a's service: every route of the deployment points at it. */
+const DEP_A = deploymentServiceName("dep_a");
+
+function render(
+  routes: RouteInput[],
+  over: Partial<RenderSettings> = {},
+  acceptWarnings: RegExp[] = [],
+  replicas: ReplicaInput[] = [aReplica(), aReplica({ id: "loc_2", address: "10.0.0.2" })],
+) {
+  const result = renderDynamicConfig({ routes, replicas, settings: { ...settings, ...over } });
   expect(traefikSchemaErrors(result.config, { acceptWarnings })).toEqual([]);
   return routed(result);
 }
@@ -36,13 +41,14 @@ describe("https backends (serversTransport)", () => {
     expect(config.http.serversTransports).toEqual({
       "dep-a--backend-tls": { rootCAs: [CA], serverName: "api.internal" },
     });
-    for (const name of ["dep-a--rt-1", "dep-a--rt-2"]) {
-      expect(config.http.services[name]?.loadBalancer).toEqual({
-        passHostHeader: true,
-        servers: [{ url: "https://10.0.0.1:3000" }, { url: "https://10.0.0.2:3000" }],
-        serversTransport: "dep-a--backend-tls",
-      });
-    }
+    // One service for both routes (one transport, one health check per deployment).
+    expect(Object.keys(config.http.services)).toEqual([DEP_A]);
+    expect(new Set(Object.values(config.http.routers).map((r) => r.service))).toEqual(new Set([DEP_A]));
+    expect(config.http.services[DEP_A]?.loadBalancer).toEqual({
+      passHostHeader: true,
+      servers: [{ url: "https://10.0.0.1:3000" }, { url: "https://10.0.0.2:3000" }],
+      serversTransport: "dep-a--backend-tls",
+    });
     expect(hasSecrets).toBe(false); // a CA certificate is public: the config can still be served without a token
   });
 
@@ -54,7 +60,8 @@ describe("https backends (serversTransport)", () => {
     for (const plain of [aRoute({ protocol: "https", backendTls: tls() }), aRoute({ protocol: "https" })]) {
       const { config: cfg } = render([plain]);
       expect(cfg.http.serversTransports).toBeUndefined(); // system roots, replica address: Traefik's default
-      expect(cfg.http.services["dep-a--rt-1"]?.loadBalancer?.serversTransport).toBeUndefined();
+      expect(cfg.http.services[DEP_A]?.loadBalancer).toBeDefined();
+      expect(cfg.http.services[DEP_A]?.loadBalancer?.serversTransport).toBeUndefined();
     }
   });
 
@@ -79,7 +86,7 @@ describe("https backends (serversTransport)", () => {
     const other = aRoute({ id: "rt_b", deploymentId: "dep_b", domain: "b.example.com" });
     const { config, warnings } = render([aRoute({ protocol: "https", backendTls: bad }), other]);
     expect(warnings).toEqual([{ kind: "route", id: "rt_1", reason }]);
-    expect(Object.keys(config.http.services)).toEqual(["dep-b--rt-b"]);
+    expect(Object.keys(config.http.services)).toEqual([deploymentServiceName("dep_b")]);
     expect(config.http.serversTransports).toBeUndefined();
   });
 
@@ -99,7 +106,7 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
 
   it("checks an h2c (gRPC) deployment with the gRPC health protocol, not an HTTP GET it would answer with 415", () => {
     const { config } = render([h2c], { traefikHealthCheck: HEALTH });
-    expect(config.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toEqual({
+    expect(config.http.services[DEP_A]?.loadBalancer?.healthCheck).toEqual({
       interval: "30s",
       mode: "grpc",
       timeout: "5s",
@@ -108,21 +115,21 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
 
   it("checks a gRPC-over-TLS deployment (https, health mode grpc) with the gRPC health protocol, as our probe does", () => {
     const { config } = render([aRoute({ protocol: "https", healthMode: "grpc" })], { traefikHealthCheck: HEALTH });
-    expect(config.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toEqual({
+    expect(config.http.services[DEP_A]?.loadBalancer?.healthCheck).toEqual({
       interval: "30s",
       mode: "grpc",
       timeout: "5s",
     });
     // Without a mode an https deployment is an ordinary web server: an HTTP GET.
     const plain = render([aRoute({ protocol: "https" })], { traefikHealthCheck: HEALTH }).config;
-    expect(plain.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toMatchObject({ path: "/health" });
+    expect(plain.http.services[DEP_A]?.loadBalancer?.healthCheck).toMatchObject({ path: "/health" });
   });
 
   it("checks an h2c deployment over HTTP/2 when it chose the http health mode", () => {
     // Accepted: the deployment declared that its h2c server is not gRPC (health mode `http`), so a GET is right.
     const accept = [/HTTP-mode check sent over h2c/];
     const { config } = render([{ ...h2c, healthMode: "http" }], { traefikHealthCheck: HEALTH }, accept);
-    expect(config.http.services["dep-a--rt-1"]?.loadBalancer?.healthCheck).toEqual({
+    expect(config.http.services[DEP_A]?.loadBalancer?.healthCheck).toEqual({
       interval: "30s",
       path: "/health",
       timeout: "5s",
@@ -130,25 +137,32 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
   });
 
   it("carries the deployment's expected status when it is a single code", () => {
+    // Expected statuses are the deployment's (deployments.health_expected_status): one deployment each.
     const routes = [
-      aRoute({ id: "rt_204", healthExpectedStatus: "204" }),
-      aRoute({ id: "rt_range", pathPrefix: "/r", healthExpectedStatus: "200-399" }),
-      aRoute({ id: "rt_default", pathPrefix: "/d" }),
+      aRoute({ id: "rt_1", deploymentId: "dep_204", healthExpectedStatus: "204" }),
+      aRoute({ id: "rt_1", deploymentId: "dep_range", pathPrefix: "/r", healthExpectedStatus: "200-399" }),
+      aRoute({ id: "rt_1", deploymentId: "dep_default", pathPrefix: "/d" }),
     ];
+    const replicas = routes.map((r) => aReplica({ id: `loc_${r.deploymentId}`, deploymentId: r.deploymentId }));
     const checks = (expectedStatus: string) => {
-      const { config } = render(routes, { traefikHealthCheck: { ...HEALTH, expectedStatus } });
+      const { config } = render(routes, { traefikHealthCheck: { ...HEALTH, expectedStatus } }, [], replicas);
       return Object.fromEntries(
         Object.entries(config.http.services).map(([n, s]) => [n, s.loadBalancer?.healthCheck?.status]),
       );
     };
+    const [dep204, depRange, depDefault] = ["dep_204", "dep_range", "dep_default"].map(deploymentServiceName);
     // A class or range cannot be one int: Traefik then accepts 200–399 (healthcheck.go checkHealthHTTP).
     expect(checks("2xx")).toEqual({
-      "dep-a--rt-204": 204,
-      "dep-a--rt-default": undefined,
-      "dep-a--rt-range": undefined,
+      [dep204 as string]: 204,
+      [depDefault as string]: undefined,
+      [depRange as string]: undefined,
     });
     // The service-wide default (HEALTH_EXPECTED_STATUS) applies to deployments without their own.
-    expect(checks("200")).toEqual({ "dep-a--rt-204": 204, "dep-a--rt-default": 200, "dep-a--rt-range": undefined });
+    expect(checks("200")).toEqual({
+      [dep204 as string]: 204,
+      [depDefault as string]: 200,
+      [depRange as string]: undefined,
+    });
   });
 
   it("adds no health check when TRAEFIK_HEALTHCHECK is off", () => {
@@ -161,7 +175,7 @@ describe("Traefik's own health check (TRAEFIK_HEALTHCHECK)", () => {
   it("checks an https deployment through its own transport (Traefik reuses the service's transport)", () => {
     const https = aRoute({ protocol: "https", backendTls: tls({ caPem: CA }), healthExpectedStatus: "200" });
     const { config } = render([https], { traefikHealthCheck: HEALTH });
-    expect(config.http.services["dep-a--rt-1"]?.loadBalancer).toEqual({
+    expect(config.http.services[DEP_A]?.loadBalancer).toEqual({
       healthCheck: { interval: "30s", path: "/health", status: 200, timeout: "5s" },
       passHostHeader: true,
       servers: [{ url: "https://10.0.0.1:3000" }, { url: "https://10.0.0.2:3000" }],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DIFF_SECTIONS, type DiffSection, diffConfigs, SECRET, SECRET_CHANGED } from "../../src/render/config-diff.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import type { RenderInput, TraefikDocument } from "../../src/render/types.js";
 import { anInput, aReplica, aRoute, settings, shuffled } from "../fixtures/rows.js";
@@ -12,6 +12,7 @@ const render = (input: RenderInput): TraefikDocument => renderDynamicConfig(inpu
 describe("diffConfigs", () => {
   const route = aRoute();
   const name = routeName(route);
+  const service = deploymentServiceName(route.deploymentId);
   const base = anInput([route], [aReplica()]);
 
   it("finds nothing between two renders of the same rows in any order", () => {
@@ -31,9 +32,14 @@ describe("diffConfigs", () => {
   });
 
   it("gives the same diff for configs whose maps are not in sorted order (hand-built, not rendered)", () => {
-    const routes = [aRoute({ id: "rt_c", domain: "c.example.com" }), aRoute({ id: "rt_a", domain: "a.example.com" })];
+    // One deployment each: several services (a deployment's routes share one).
+    const routes = [
+      aRoute({ id: "rt_c", deploymentId: "dep_c", domain: "c.example.com" }),
+      aRoute({ id: "rt_a", deploymentId: "dep_a", domain: "a.example.com" }),
+    ];
     const before = render(anInput(routes, [aReplica()]));
-    const after = render(anInput([routes[0] ?? route, aRoute({ id: "rt_b", domain: "b.example.com" })], [aReplica()]));
+    const b = aRoute({ id: "rt_b", deploymentId: "dep_b", domain: "b.example.com" });
+    const after = render(anInput([routes[0] ?? route, b], [aReplica()]));
     const reversed = (doc: TraefikDocument): TraefikDocument => {
       const routers = doc.http?.routers ?? {};
       const services = doc.http?.services ?? {};
@@ -43,6 +49,8 @@ describe("diffConfigs", () => {
     const expected = diffConfigs(before, after);
     expect(expected.summary.byKind.routers?.added.length).toBeGreaterThan(0);
     expect(expected.summary.byKind.routers?.removed.length).toBeGreaterThan(0);
+    expect(expected.summary.byKind.services?.added.length).toBeGreaterThan(0);
+    expect(expected.summary.byKind.services?.removed.length).toBeGreaterThan(0);
     expect(diffConfigs(reversed(before), reversed(after))).toEqual(expected);
     expect(diffConfigs(before, reversed(after))).toEqual(expected);
   });
@@ -68,7 +76,7 @@ describe("diffConfigs", () => {
     expect(same.changes).toEqual([
       {
         section: "services",
-        name,
+        name: service,
         change: "changed",
         fields: [
           { path: "loadBalancer.servers[1].url", before: "http://10.0.0.2:3000", after: "http://10.0.0.3:3000" },
@@ -80,7 +88,7 @@ describe("diffConfigs", () => {
       [aReplica({ healthStatus: "unhealthy" }), aReplica({ id: "loc_2", status: "stopped" })],
     );
     const d = diffConfigs(render(two), render(dead));
-    expect(d.changes.map((c) => [c.section, c.name, c.change])).toEqual([["services", name, "changed"]]);
+    expect(d.changes.map((c) => [c.section, c.name, c.change])).toEqual([["services", service, "changed"]]);
     // Different lengths: the list changes as a whole.
     expect(d.changes[0]?.fields).toEqual([
       {
@@ -108,7 +116,11 @@ describe("diffConfigs", () => {
       removed: [name, `${name}--to-http`],
       changed: [],
     });
-    expect(d.summary.byKind.services).toEqual({ added: [routeName(b)], removed: [name], changed: [] });
+    expect(d.summary.byKind.services).toEqual({
+      added: [deploymentServiceName(b.deploymentId)],
+      removed: [service],
+      changed: [],
+    });
     expect(d.summary.byKind.middlewares?.added).toEqual(["obiente-redirect-to-https"]);
     expect(d.summary.byKind.middlewares?.removed).toEqual(["obiente-redirect-to-http"]);
     expect(d.summary.added).toBe(d.changes.filter((c) => c.change === "added").length);
@@ -121,7 +133,7 @@ describe("diffConfigs", () => {
     const d = diffConfigs({}, render(base));
     expect(d.summary.removed).toBe(0);
     expect(d.summary.byKind.routers?.added).toContain(name);
-    expect(diffConfigs(render(base), {}).summary.byKind.services?.removed).toEqual([name]);
+    expect(diffConfigs(render(base), {}).summary.byKind.services?.removed).toEqual([service]);
   });
 
   it("never shows private keys, basic-auth hashes or the fallback proxy's secret", () => {

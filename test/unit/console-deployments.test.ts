@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { REDIRECT_TO_HTTP, REDIRECT_TO_HTTPS } from "../../src/render/names.js";
+import { deploymentServiceName, REDIRECT_TO_HTTP, REDIRECT_TO_HTTPS } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import type { HttpConfig } from "../../src/render/types.js";
 import { renderedFor } from "../../src/ui/pages/deployments.js";
@@ -33,7 +33,8 @@ describe("renderedFor: the part of the served config one deployment owns", () =>
     const a = renderedFor(http, "dep_a");
     const own = names(a).filter((n) => !n.endsWith(`/${REDIRECT_TO_HTTPS}`) && !n.endsWith(`/${REDIRECT_TO_HTTP}`));
     expect(own.length).toBeGreaterThan(4);
-    expect(own.every((n) => n.split("/")[1]?.startsWith("dep-a--"))).toBe(true);
+    // Its one service is named after it; everything else starts with `dep-a--`.
+    expect(own.every((n) => n === "services/dep-a" || n.split("/")[1]?.startsWith("dep-a--"))).toBe(true);
     expect(Object.keys(a.middlewares ?? {}).sort()).toEqual(
       ["dep-a--rate-limit", "dep-a--rt-2--strip-prefix", REDIRECT_TO_HTTP, REDIRECT_TO_HTTPS].sort(),
     );
@@ -41,7 +42,11 @@ describe("renderedFor: the part of the served config one deployment owns", () =>
     expect(Object.keys(a.routers ?? {}).sort()).toEqual(
       ["dep-a--rt-1", "dep-a--rt-1--to-https", "dep-a--rt-2", "dep-a--rt-2--to-http"].sort(),
     );
-    expect(Object.keys(a.services ?? {})).toHaveLength(2);
+    // Both routes, all four routers, one service.
+    expect(Object.keys(a.services ?? {})).toEqual([deploymentServiceName("dep_a")]);
+    for (const r of Object.values(a.routers ?? {})) {
+      expect(r.service).toBe(deploymentServiceName("dep_a"));
+    }
     // Every middleware a kept router names is in the part shown, so the JSON stands on its own.
     for (const r of Object.values(a.routers ?? {})) {
       for (const m of r.middlewares ?? []) {
@@ -54,7 +59,7 @@ describe("renderedFor: the part of the served config one deployment owns", () =>
     const ab = renderedFor(http, "dep_a_b");
     const own = names(ab).filter((n) => !n.includes("/obiente-"));
     expect(own.length).toBeGreaterThan(3);
-    expect(own.every((n) => n.includes("/dep-a-b--"))).toBe(true);
+    expect(own.every((n) => n === "services/dep-a-b" || n.includes("/dep-a-b--"))).toBe(true);
     expect(names(renderedFor(http, "dep_a")).some((n) => n.includes("dep-a-b"))).toBe(false);
   });
 

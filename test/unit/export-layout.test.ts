@@ -13,6 +13,7 @@ import {
 } from "../../src/export/file-layout.js";
 import { decodeExported, planProblems } from "../../src/export/traefik-check.js";
 import { traefikSchemaProblems } from "../../src/export/traefik-schema.js";
+import { deploymentServiceName, deploymentSlug } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import type { TraefikDocument } from "../../src/render/types.js";
 import { PROXY_SECRET, planDocs, richConfig, richInput, traefikReads, union } from "../fixtures/export-config.js";
@@ -99,8 +100,11 @@ describe("file export layout", () => {
     expect(shared?.sort()).toEqual(["obiente-redirect-to-http", "obiente-redirect-to-https"]);
     expect(docs[0]?.tls).toBeDefined(); // certificates live in the shared file only
     for (const [i, dep] of [a, b, c].entries()) {
+      const slug = deploymentSlug(`dep_${"abc"[i]}`);
       expect(dep?.length).toBeGreaterThan(0);
-      expect(dep?.every((n) => n.startsWith(`dep-${"abc"[i]}--`))).toBe(true);
+      // The deployment's service is named after it; everything else starts with `<slug>--`.
+      expect(dep).toContain(deploymentServiceName(`dep_${"abc"[i]}`));
+      expect(dep?.every((n) => n === slug || n.startsWith(`${slug}--`))).toBe(true);
     }
   });
 

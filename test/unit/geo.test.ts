@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { canonical } from "../../src/render/canonical.js";
 import { explainGeo, geoStatus } from "../../src/render/geo.js";
 import { COUNTRY_CODES, StoredGeo } from "../../src/render/geo-config.js";
-import { routeName } from "../../src/render/names.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { toJson } from "../../src/render/serialize.js";
 import type { DynamicConfig, RenderInput, ReplicaInput, RouteInput, Router } from "../../src/render/types.js";
@@ -17,7 +17,9 @@ const GEO = {
 };
 
 const route = aRoute({ targetPort: 8080 });
-const NAME = routeName(route);
+const ROUTER = routeName(route);
+/** The deployment's one service: the default region's pool, and the base of the region services' names. */
+const SVC = deploymentServiceName(route.deploymentId);
 const PLACEHOLDER = [{ url: settings.noReplicaUrl, weight: 0 }];
 
 /** A healthy `stable` replica at 10.0.<n>.1 in `region`. */
@@ -84,46 +86,46 @@ describe("geographic routing (render)", () => {
   it("renders one router per region above the route's own, each to that region's healthy replicas", () => {
     const { config, warnings } = render([...EU, ...US, ...AP]);
     expect(warnings).toEqual([]);
-    const base = config.http.routers[NAME];
-    expect(base).toMatchObject({ rule: "Host(`app.example.com`)", service: NAME });
+    const base = config.http.routers[ROUTER];
+    expect(base).toMatchObject({ rule: "Host(`app.example.com`)", service: SVC });
     const priority = base?.priority ?? 0;
     const routers = Object.fromEntries(Object.entries(config.http.routers).filter(([n]) => n.includes("--geo-")));
     expect(routers).toEqual({
-      [`${NAME}--geo-ap`]: {
+      [`${ROUTER}--geo-ap`]: {
         entryPoints: ["web"],
         priority: priority + 1,
         rule: "Host(`app.example.com`) && HeaderRegexp(`CF-IPCountry`, `^(?:JP|SG)$`)",
-        service: `${NAME}--region-ap`,
+        service: `${SVC}--region-ap`,
       },
-      [`${NAME}--geo-eu`]: {
+      [`${ROUTER}--geo-eu`]: {
         entryPoints: ["web"],
         priority: priority + 1,
         rule: "Host(`app.example.com`) && HeaderRegexp(`CF-IPCountry`, `^(?:DE|FR|NL)$`)",
-        service: `${NAME}--region-eu`,
+        service: `${SVC}--region-eu`,
       },
-      [`${NAME}--geo-us`]: {
+      [`${ROUTER}--geo-us`]: {
         entryPoints: ["web"],
         priority: priority + 1,
         rule: "Host(`app.example.com`) && HeaderRegexp(`CF-IPCountry`, `^(?:CA|US)$`)",
-        service: `${NAME}--region-us`,
+        service: `${SVC}--region-us`,
       },
     });
     // The base service first, then the regions in name order: canonical by construction.
     expect(Object.keys(config.http.services)).toEqual([
-      NAME,
-      `${NAME}--region-ap`,
-      `${NAME}--region-eu`,
-      `${NAME}--region-us`,
+      SVC,
+      `${SVC}--region-ap`,
+      `${SVC}--region-eu`,
+      `${SVC}--region-us`,
     ]);
-    expect(urlsOf(config, `${NAME}--region-eu`)).toEqual(EU.map(url));
-    expect(urlsOf(config, `${NAME}--region-us`)).toEqual(US.map(url));
-    expect(urlsOf(config, `${NAME}--region-ap`)).toEqual(AP.map(url));
-    expect(urlsOf(config, NAME)).toEqual(EU.map(url)); // the default region
+    expect(urlsOf(config, `${SVC}--region-eu`)).toEqual(EU.map(url));
+    expect(urlsOf(config, `${SVC}--region-us`)).toEqual(US.map(url));
+    expect(urlsOf(config, `${SVC}--region-ap`)).toEqual(AP.map(url));
+    expect(urlsOf(config, SVC)).toEqual(EU.map(url)); // the default region
   });
 
   it("sends requests without the header, or from a country no region lists, to the default region", () => {
     const { config } = render([...EU, ...US, ...AP]);
-    expect(pickRouter(config, "web", undefined)[0]).toBe(NAME);
+    expect(pickRouter(config, "web", undefined)[0]).toBe(ROUTER);
     expect(servedTo(config, undefined)).toEqual(EU.map(url));
     expect(servedTo(config, "BR")).toEqual(EU.map(url)); // assigned, but in no region
     expect(servedTo(config, "XX")).toEqual(EU.map(url)); // Cloudflare's "unknown"
@@ -149,9 +151,9 @@ describe("geographic routing (render)", () => {
   it("fails over in the configured order while a region has no healthy replica", () => {
     const euDown = EU.map((r) => ({ ...r, healthStatus: "unhealthy" as const }));
     const { config } = render([...euDown, ...US, ...AP]);
-    expect(urlsOf(config, `${NAME}--region-eu`)).toEqual(US.map(url)); // eu → us
-    expect(urlsOf(config, NAME)).toEqual(US.map(url)); // the default follows eu's failover order too
-    expect(urlsOf(config, `${NAME}--region-ap`)).toEqual(AP.map(url)); // unaffected
+    expect(urlsOf(config, `${SVC}--region-eu`)).toEqual(US.map(url)); // eu → us
+    expect(urlsOf(config, SVC)).toEqual(US.map(url)); // the default follows eu's failover order too
+    expect(urlsOf(config, `${SVC}--region-ap`)).toEqual(AP.map(url)); // unaffected
     expect(servedTo(config, "DE")).toEqual(US.map(url));
     const geo = StoredGeo.parse(GEO);
     expect(explainGeo(geo, "DE", [...US, ...AP])).toEqual({
@@ -161,14 +163,14 @@ describe("geographic routing (render)", () => {
       reason: 'CF-IPCountry "DE" maps to region eu; no healthy replica in eu: failed over to us',
     });
     // Back to healthy: back to its own replicas.
-    expect(urlsOf(render([...EU, ...US]).config, `${NAME}--region-eu`)).toEqual(EU.map(url));
+    expect(urlsOf(render([...EU, ...US]).config, `${SVC}--region-eu`)).toEqual(EU.map(url));
   });
 
   it("follows a failover chain past every region without healthy replicas, in order", () => {
     const geo = StoredGeo.parse(GEO);
     // ap → eu → us: ap and eu down, us serves ap's countries.
     const { config } = render([...US]);
-    expect(urlsOf(config, `${NAME}--region-ap`)).toEqual(US.map(url));
+    expect(urlsOf(config, `${SVC}--region-ap`)).toEqual(US.map(url));
     expect(servedTo(config, "JP")).toEqual(US.map(url));
     expect(explainGeo(geo, "JP", US)).toEqual({
       mapped: "ap",
@@ -177,11 +179,11 @@ describe("geographic routing (render)", () => {
       reason: 'CF-IPCountry "JP" maps to region ap; no healthy replica in ap, eu: failed over to us',
     });
     // Only eu up: ap's first choice after itself.
-    expect(urlsOf(render([...EU]).config, `${NAME}--region-ap`)).toEqual(EU.map(url));
+    expect(urlsOf(render([...EU]).config, `${SVC}--region-ap`)).toEqual(EU.map(url));
     // A region without a failover list does not borrow replicas.
     const strict = { ...GEO, failover: { ap: ["eu"] } };
     const s = render([...EU], strict).config;
-    expect(urlsOf(s, `${NAME}--region-us`)).toEqual(PLACEHOLDER);
+    expect(urlsOf(s, `${SVC}--region-us`)).toEqual(PLACEHOLDER);
     expect(geoStatus(StoredGeo.parse(strict), EU)).toEqual({
       ap: { healthy_replicas: 0, served_by: "eu" },
       eu: { healthy_replicas: 2, served_by: "eu" },
@@ -192,7 +194,7 @@ describe("geographic routing (render)", () => {
   it("answers 503 (the weight-0 placeholder, no health check) when no region in the order has a healthy replica", () => {
     const down = [...EU, ...US, ...AP].map((r) => ({ ...r, healthStatus: "unhealthy" as const }));
     const { config } = render(down);
-    for (const service of [NAME, `${NAME}--region-ap`, `${NAME}--region-eu`, `${NAME}--region-us`]) {
+    for (const service of [SVC, `${SVC}--region-ap`, `${SVC}--region-eu`, `${SVC}--region-us`]) {
       expect(config.http.services[service]).toEqual({ loadBalancer: { passHostHeader: true, servers: PLACEHOLDER } });
     }
     expect(explainGeo(StoredGeo.parse(GEO), "JP", [])).toEqual({
@@ -212,8 +214,8 @@ describe("geographic routing (render)", () => {
       inRegion("r3", "us"),
     ];
     const { config } = render(replicas);
-    expect(urlsOf(config, `${NAME}--region-eu`)).toEqual([url(inRegion("r1", "eu"))]);
-    expect(urlsOf(config, NAME)).toEqual([url(inRegion("r1", "eu"))]);
+    expect(urlsOf(config, `${SVC}--region-eu`)).toEqual([url(inRegion("r1", "eu"))]);
+    expect(urlsOf(config, SVC)).toEqual([url(inRegion("r1", "eu"))]);
     const all = JSON.stringify(config);
     for (const id of ["r5", "r6", "r7"]) {
       expect(all).not.toContain(inRegion(id, null).address);
@@ -224,22 +226,22 @@ describe("geographic routing (render)", () => {
     const geo = { header: "X-Country", regions: { eu: ["DE"], home: [] }, failover: { eu: ["home"] }, default: "home" };
     const home = [inRegion("r8", "home")];
     const { config } = render(home, geo);
-    expect(Object.keys(config.http.routers).filter((n) => n.includes("--geo-"))).toEqual([`${NAME}--geo-eu`]);
-    expect(Object.keys(config.http.services)).toEqual([NAME, `${NAME}--region-eu`]);
-    expect(urlsOf(config, NAME)).toEqual(home.map(url));
-    expect(urlsOf(config, `${NAME}--region-eu`)).toEqual(home.map(url));
+    expect(Object.keys(config.http.routers).filter((n) => n.includes("--geo-"))).toEqual([`${ROUTER}--geo-eu`]);
+    expect(Object.keys(config.http.services)).toEqual([SVC, `${SVC}--region-eu`]);
+    expect(urlsOf(config, SVC)).toEqual(home.map(url));
+    expect(urlsOf(config, `${SVC}--region-eu`)).toEqual(home.map(url));
   });
 
   it("puts the region routers of a TLS route on websecure with the route's TLS; the web twin still redirects", () => {
     const tlsRoute = aRoute({ targetPort: 8080, sslEnabled: true });
     const { config } = render([...EU, ...US], GEO, [tlsRoute]);
-    const eu = config.http.routers[`${NAME}--geo-eu`];
-    expect(eu).toMatchObject({ entryPoints: ["websecure"], tls: config.http.routers[NAME]?.tls });
+    const eu = config.http.routers[`${ROUTER}--geo-eu`];
+    expect(eu).toMatchObject({ entryPoints: ["websecure"], tls: config.http.routers[ROUTER]?.tls });
     expect(urlsOf(config, pickRouter(config, "websecure", "FR")[1].service)).toEqual(EU.map(url));
     expect(urlsOf(config, pickRouter(config, "websecure", "CA")[1].service)).toEqual(US.map(url));
     // On web, every request (whatever its country) meets only the redirect twin.
     const [, web] = pickRouter(config, "web", "CA");
-    expect(web.middlewares).toEqual(config.http.routers[`${NAME}--to-https`]?.middlewares);
+    expect(web.middlewares).toEqual(config.http.routers[`${ROUTER}--to-https`]?.middlewares);
   });
 
   it("explains what the rendered routers do, for every country and every combination of regions up", () => {
@@ -256,8 +258,8 @@ describe("geographic routing (render)", () => {
       for (const country of countries) {
         const x = explainGeo(geo, country, up);
         const [router, r] = pickRouter(config, "web", country);
-        expect(router).toBe(x.routerRegion === undefined ? NAME : `${NAME}--geo-${x.routerRegion}`);
-        expect(r.service).toBe(x.routerRegion === undefined ? NAME : `${NAME}--region-${x.routerRegion}`);
+        expect(router).toBe(x.routerRegion === undefined ? ROUTER : `${ROUTER}--geo-${x.routerRegion}`);
+        expect(r.service).toBe(x.routerRegion === undefined ? SVC : `${SVC}--region-${x.routerRegion}`);
         expect(urlsOf(config, r.service)).toEqual(servers(x.served));
       }
     }

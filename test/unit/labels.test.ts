@@ -290,7 +290,10 @@ describe("Docker labels", () => {
       return labelsFor({ config, deploymentId: "dep_t", routes: [labelRoute] }).notExpressible.map((n) => n.what);
     };
     const base = routeName(route);
-    expect(notesFor({ split })).toEqual(expect.arrayContaining([`service of ${base}`, `traffic routers of ${base}`]));
+    const service = renderDynamicConfig({ routes: [route], replicas, settings }).config.http?.routers[base]?.service;
+    expect(notesFor({ split })).toEqual(
+      expect.arrayContaining([`service of ${service}`, `traffic routers of ${base}`]),
+    );
     expect(notesFor({ geo })).toEqual(expect.arrayContaining([`traffic routers of ${base}`]));
     expect(notesFor({})).not.toEqual(expect.arrayContaining([`traffic routers of ${base}`]));
   });
@@ -342,9 +345,11 @@ function expectedFromRender(config: DynamicConfig, routes: RouteInput[], labels:
         }
       }
     }
-    const lb = config.http.services[base]?.loadBalancer;
+    // The routers of a deployment share its service: it is defined once, with the container's one server.
+    const serviceName = config.http.routers[base]?.service ?? "";
+    const lb = config.http.services[serviceName]?.loadBalancer;
     if (!lb) {
-      throw new Error(`no service ${base}`);
+      throw new Error(`no service ${serviceName} for ${base}`);
     }
     if ((config.http.routers[base]?.middlewares ?? []).includes(proxyMw)) {
       expect(notes.has("least-conn balancing")).toBe(true);
@@ -353,7 +358,7 @@ function expectedFromRender(config: DynamicConfig, routes: RouteInput[], labels:
     if (serversTransport) {
       expect(notes.has(`serversTransport ${serversTransport}`)).toBe(true);
     }
-    out.services[base] = {
+    out.services[serviceName] = {
       loadBalancer: {
         ...lbRest,
         servers: [{ url: `${route.protocol}://${CONTAINER_IP}:${route.targetPort}` }],

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { canonical } from "../../src/render/canonical.js";
-import { deploymentSlug, REDIRECT_TO_HTTP, redirectRouterName, routeName, toHttpRouterName } from "../../src/render/names.js";
+import {
+  deploymentServiceName,
+  deploymentSlug,
+  REDIRECT_TO_HTTP,
+  redirectRouterName,
+  routeName,
+  toHttpRouterName,
+} from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { routerContext, routersFor } from "../../src/render/routers.js";
 import { routingPath } from "../../src/render/rules.js";
@@ -48,6 +55,11 @@ function routerFor(config: DynamicConfig, route: RouteInput) {
   return r;
 }
 
+/** The service a route's router points at (its deployment's). */
+function serviceFor(config: DynamicConfig, route: RouteInput) {
+  return config.http.services[routerFor(config, route).service];
+}
+
 /** Extracts the regexp inside HostRegexp(`…`) and compiles it (Go RE2 and JS agree on this subset). */
 function hostRegexpOf(rule: string): RegExp {
   const m = /^HostRegexp\(`([^`]+)`\)$/.exec(rule);
@@ -65,21 +77,23 @@ describe("renderDynamicConfig", () => {
       [aReplica({ id: "l1", address: "10.0.0.2" }), aReplica({ id: "l2", address: "10.0.0.1", port: 9000 })],
     );
     const name = routeName(route);
+    const service = deploymentServiceName(route.deploymentId);
     expect(warnings).toEqual([]);
     const rule = "Host(`app.example.com`)";
     expect(config.http.routers).toEqual({
-      [name]: { entryPoints: ["web"], priority: expect.any(Number), rule, service: name },
+      [name]: { entryPoints: ["web"], priority: expect.any(Number), rule, service },
       // HTTPS for it is answered by the route itself, with a redirect to http:// (not by another TLS router).
       [toHttpRouterName(name)]: {
         entryPoints: ["websecure"],
         middlewares: [REDIRECT_TO_HTTP],
         priority: routerFor(config, route).priority,
         rule,
-        service: name,
+        service,
         tls: {},
       },
     });
-    expect(config.http.services[name]?.loadBalancer?.servers).toEqual([
+    expect(Object.keys(config.http.services)).toEqual([service]);
+    expect(config.http.services[service]?.loadBalancer?.servers).toEqual([
       { url: "http://10.0.0.1:9000" },
       { url: "http://10.0.0.2:8080" },
     ]);
@@ -162,14 +176,14 @@ describe("renderDynamicConfig", () => {
         aReplica({ id: "other-dep", deploymentId: "dep_b", address: "10.0.0.5" }),
       ],
     );
-    expect(config.http.services[routeName(route)]?.loadBalancer?.servers).toEqual([{ url: "http://10.0.0.1:3000" }]);
+    expect(serviceFor(config, route)?.loadBalancer?.servers).toEqual([{ url: "http://10.0.0.1:3000" }]);
   });
 
   it("keeps the router and answers 503 (weight-0 server) when no replica is healthy", () => {
     const route = aRoute({ sslEnabled: true });
     const { config } = render([route], [aReplica({ healthStatus: "unhealthy" })]);
-    expect(routerFor(config, route).service).toBe(routeName(route));
-    const servers = config.http.services[routeName(route)]?.loadBalancer?.servers ?? [];
+    expect(routerFor(config, route).service).toBe(deploymentServiceName(route.deploymentId));
+    const servers = serviceFor(config, route)?.loadBalancer?.servers ?? [];
     expect(servers).toHaveLength(1);
     expect(servers.every((s) => s.weight === 0)).toBe(true);
   });
@@ -180,7 +194,7 @@ describe("renderDynamicConfig", () => {
       [route],
       [aReplica({ id: "v6", address: "fd00::1" }), aReplica({ id: "dns", address: "web-1.internal" })],
     );
-    expect(config.http.services[routeName(route)]?.loadBalancer?.servers).toEqual([
+    expect(serviceFor(config, route)?.loadBalancer?.servers).toEqual([
       { url: "h2c://[fd00::1]:50051" },
       { url: "h2c://web-1.internal:50051" },
     ]);
@@ -188,17 +202,62 @@ describe("renderDynamicConfig", () => {
 
   it("maps ip-hash to Traefik's hrw strategy and round-robin to the default", () => {
     const rr = aRoute({ id: "rr" });
-    const ip = aRoute({ id: "ip", domain: "b.example.com", loadBalancerAlgo: "ip-hash" });
-    const { config } = render([rr, ip], [aReplica()]);
-    expect(config.http.services[routeName(ip)]?.loadBalancer?.strategy).toBe("hrw");
-    expect(config.http.services[routeName(rr)]?.loadBalancer?.strategy).toBeUndefined();
+    const ip = aRoute({ id: "ip", deploymentId: "dep_b", domain: "b.example.com", loadBalancerAlgo: "ip-hash" });
+    const { config } = render([rr, ip], [aReplica(), aReplica({ id: "loc_b", deploymentId: "dep_b" })]);
+    expect(serviceFor(config, ip)?.loadBalancer?.strategy).toBe("hrw");
+    expect(serviceFor(config, rr)?.loadBalancer?.strategy).toBeUndefined();
+  });
+
+  it("points every route of a deployment at its one service: one health check and one hash ring", () => {
+    const routes = [
+      aRoute({ id: "rt_1", sslEnabled: true, loadBalancerAlgo: "ip-hash" }),
+      aRoute({ id: "rt_2", domain: "b.example.com", pathPrefix: "/api", loadBalancerAlgo: "ip-hash" }),
+      aRoute({ id: "rt_3", domain: "*.c.example.com", loadBalancerAlgo: "ip-hash" }),
+      aRoute({ id: "rt_4", deploymentId: "dep_b", domain: "d.example.com" }),
+    ];
+    const input = anInput(routes, [aReplica(), aReplica({ id: "loc_b", deploymentId: "dep_b" })]);
+    input.settings = {
+      ...input.settings,
+      traefikHealthCheck: { path: "/health", intervalSeconds: 30, timeoutSeconds: 5 },
+    };
+    const { config } = renderInput(input);
+    const a = deploymentServiceName("dep_a");
+    const b = deploymentServiceName("dep_b");
+    expect(Object.keys(config.http.services)).toEqual([a, b]);
+    for (const [name, router] of Object.entries(config.http.routers)) {
+      expect(router.service).toBe(name.startsWith(`${deploymentSlug("dep_b")}--`) ? b : a);
+    }
+    expect(config.http.services[a]?.loadBalancer?.strategy).toBe("hrw");
+    expect(config.http.services[a]?.loadBalancer?.healthCheck).toBeDefined();
+  });
+
+  it("gives hand-edited rows of one deployment that disagree on the port a further service each", () => {
+    const a = aRoute({ id: "rt_1" });
+    const b = aRoute({ id: "rt_2", domain: "b.example.com", targetPort: 4000 });
+    const { config } = render([a, b], [aReplica()]);
+    const names = [routerFor(config, a).service, routerFor(config, b).service];
+    expect(new Set(names).size).toBe(2);
+    expect(names).toContain(deploymentServiceName("dep_a"));
+    expect(Object.keys(config.http.services).sort()).toEqual([...names].sort());
+    for (const n of names) {
+      expect(n === deploymentSlug("dep_a") || n.startsWith(`${deploymentSlug("dep_a")}--`)).toBe(true);
+    }
+    expect(serviceFor(config, a)?.loadBalancer?.servers).toEqual([{ url: "http://10.0.0.1:3000" }]);
+    expect(serviceFor(config, b)?.loadBalancer?.servers).toEqual([{ url: "http://10.0.0.1:4000" }]);
   });
 
   it("adds Traefik's own healthCheck only when switched on, with per-deployment overrides", () => {
     const plain = aRoute({ id: "plain" });
-    const tuned = aRoute({ id: "tuned", domain: "b.example.com", healthPath: "/ready", healthIntervalSeconds: 10 });
-    const replicas = [aReplica()];
-    expect(render([plain], replicas).config.http.services[routeName(plain)]?.loadBalancer?.healthCheck).toBeUndefined();
+    // Health settings are the deployment's (deployments.health_*): the override is another deployment's.
+    const tuned = aRoute({
+      id: "tuned",
+      deploymentId: "dep_b",
+      domain: "b.example.com",
+      healthPath: "/ready",
+      healthIntervalSeconds: 10,
+    });
+    const replicas = [aReplica(), aReplica({ id: "loc_b", deploymentId: "dep_b" })];
+    expect(serviceFor(render([plain], replicas).config, plain)?.loadBalancer?.healthCheck).toBeUndefined();
     const input = anInput([plain, tuned], replicas);
     input.settings = {
       ...input.settings,
@@ -206,19 +265,19 @@ describe("renderDynamicConfig", () => {
     };
     const { config } = renderInput(input);
     expect(traefikSchemaErrors(config)).toEqual([]);
-    expect(config.http.services[routeName(plain)]?.loadBalancer?.healthCheck).toEqual({
+    expect(serviceFor(config, plain)?.loadBalancer?.healthCheck).toEqual({
       interval: "30s",
       path: "/health",
       timeout: "5s",
     });
-    expect(config.http.services[routeName(tuned)]?.loadBalancer?.healthCheck).toEqual({
+    expect(serviceFor(config, tuned)?.loadBalancer?.healthCheck).toEqual({
       interval: "10s",
       path: "/ready",
       timeout: "5s",
     });
     expect(toJson(canonical(config))).toBe(toJson(config));
     const empty = renderInput({ ...input, replicas: [] }).config;
-    expect(empty.http.services[routeName(plain)]?.loadBalancer?.healthCheck).toBeUndefined();
+    expect(serviceFor(empty, plain)?.loadBalancer?.healthCheck).toBeUndefined();
   });
 
   it("routes least-conn through the fallback proxy with the deployment and secret headers, else round-robin", () => {
@@ -226,7 +285,7 @@ describe("renderDynamicConfig", () => {
     const replicas = [aReplica(), aReplica({ id: "l2", address: "10.0.0.2" })];
     const plain = renderInput(anInput([lc], replicas));
     expect(plain.hasSecrets).toBe(false);
-    expect(plain.config.http.services[routeName(lc)]?.loadBalancer?.servers).toHaveLength(2);
+    expect(serviceFor(plain.config, lc)?.loadBalancer?.servers).toHaveLength(2);
     const input = anInput([lc], replicas);
     input.settings = {
       ...input.settings,
@@ -235,7 +294,7 @@ describe("renderDynamicConfig", () => {
     const { config, hasSecrets } = renderInput(input);
     expect(traefikSchemaErrors(config)).toEqual([]);
     expect(hasSecrets).toBe(true);
-    expect(config.http.services[routeName(lc)]?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
+    expect(serviceFor(config, lc)?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
     const router = routerFor(config, lc);
     expect(router.middlewares).toEqual(["dep-a--least-cpu"]);
     expect(config.http.middlewares?.["dep-a--least-cpu"]).toEqual({
@@ -245,7 +304,7 @@ describe("renderDynamicConfig", () => {
     });
     // The proxy answers 503 itself: no weight-0 placeholder even with no healthy replica.
     const none = renderInput({ ...input, replicas: [] }).config;
-    expect(none.http.services[routeName(lc)]?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
+    expect(serviceFor(none, lc)?.loadBalancer?.servers).toEqual([{ url: "http://10.9.9.9:8081" }]);
     expect(toJson(canonical(config))).toBe(toJson(config));
   });
 
@@ -345,7 +404,7 @@ describe("routersFor: the routers one route gets", () => {
   const ctx = routerContext({ web: "web", websecure: "websecure" }, []);
   const rule = "Host(`app.example.com`)";
   const priority = 20_008; // exact host + 8 × len("/")
-  const base = { priority, rule, service: "dep-a--rt-1" };
+  const base = { priority, rule, service: deploymentServiceName("dep_a") };
   const toHttps = { ...base, entryPoints: ["web"], middlewares: ["obiente-redirect-to-https"] };
   const toHttp = { ...base, entryPoints: ["websecure"], middlewares: ["obiente-redirect-to-http"], tls: {} };
   const tls = aRoute({ sslEnabled: true });
@@ -428,7 +487,10 @@ describe("routersFor: the routers one route gets", () => {
   ];
 
   it.each(rows)("%s", (_what, route, middlewares, viaProxy, expected) => {
-    const got = routersFor({ name: routeName(route), route, service: deploymentSlug(route.deploymentId), middlewares, viaProxy }, ctx);
+    const got = routersFor(
+      { name: routeName(route), route, service: deploymentServiceName(route.deploymentId), middlewares, viaProxy },
+      ctx,
+    );
     expect(Object.entries(got)).toEqual(expected); // in this order
     expect(Object.keys(got)).toEqual(Object.keys(got).sort()); // name order: canonical by construction
     expect(toJson(got)).toBe(toJson(canonical(got)));
@@ -448,7 +510,16 @@ describe("routersFor: the routers one route gets", () => {
   it("uses the configured entry points and an uploaded certificate instead of the resolver", () => {
     const cert = { id: "crt_1", certPem: "", keyPem: "", sans: ["*.example.com"] };
     const renamed = routerContext({ web: "http", websecure: "https" }, [cert]);
-    const got = routersFor({ name: routeName(tls), route: tls, service: deploymentSlug(tls.deploymentId), middlewares: [], viaProxy: false }, renamed);
+    const got = routersFor(
+      {
+        name: routeName(tls),
+        route: tls,
+        service: deploymentServiceName(tls.deploymentId),
+        middlewares: [],
+        viaProxy: false,
+      },
+      renamed,
+    );
     expect(Object.entries(got)).toEqual([
       ["dep-a--rt-1", { ...base, entryPoints: ["https"], tls: {} }],
       ["dep-a--rt-1--to-https", { ...toHttps, entryPoints: ["http"] }],
@@ -548,7 +619,7 @@ describe("path prefixes in the form Traefik compares (issue 9 #5)", () => {
     const good = aRoute({ id: "good" });
     const { config, warnings } = render([bad, good]);
     expect(warnings).toEqual([{ kind: "route", id: "bad", reason: expect.stringMatching(/Traefik compares/) }]);
-    expect(Object.keys(config.http.services)).toEqual([routeName(good)]);
+    expect(Object.keys(config.http.services)).toEqual([deploymentServiceName(good.deploymentId)]);
   });
 
   it.each(["/a%20b", "/a%22", "/%7B", "/a%5cb", "/%2E%2E/x"])("%s cannot be normalized and is refused", (p) => {

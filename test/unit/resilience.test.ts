@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FULL_CHAIN_ORDER } from "../../src/render/middlewares.js";
-import { REDIRECT_TO_HTTP } from "../../src/render/names.js";
+import { deploymentServiceName, REDIRECT_TO_HTTP, routeName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { resilienceFor } from "../../src/render/resilience.js";
 import { StoredResilience } from "../../src/render/resilience-config.js";
@@ -25,6 +25,8 @@ const tls = (over: Partial<BackendTls> = {}): BackendTls => ({
 
 /** As the API stores it: parsed by StoredResilience (expression normalized, defaults filled in). */
 const stored = (raw: unknown) => StoredResilience.parse(raw);
+/** dep_a's one service (every route of the deployment points at it). */
+const DEP_A = deploymentServiceName("dep_a");
 
 const ALL = {
   retry: { attempts: 3, initial_interval_ms: 100 },
@@ -84,7 +86,7 @@ describe("resilience settings rendered for Traefik 3.6 (the default)", () => {
         forwardingTimeouts: { dialTimeout: "5s", idleConnTimeout: "60s", responseHeaderTimeout: "30s" },
       },
     });
-    expect(http.services["dep-a--rt-1"]?.loadBalancer).toEqual({
+    expect(http.services[DEP_A]?.loadBalancer).toEqual({
       passHostHeader: true,
       passiveHealthCheck: { failureWindow: "20s", maxFailedAttempts: 3 },
       servers: [{ url: "http://10.0.0.1:3000" }, { url: "http://10.0.0.2:3000" }],
@@ -200,7 +202,7 @@ describe("forwarding timeouts and https backend TLS share one transport per depl
         serverName: "api.internal",
       },
     });
-    expect(result.config.http.services["dep-a--rt-1"]?.loadBalancer?.serversTransport).toBe("dep-a--backend-tls");
+    expect(result.config.http.services[DEP_A]?.loadBalancer?.serversTransport).toBe("dep-a--backend-tls");
   });
 
   it("gives a plain-http route of the same deployment the timeouts alone, under its own name", () => {
@@ -215,7 +217,11 @@ describe("forwarding timeouts and https backend TLS share one transport per depl
         serverName: "api.internal",
       },
     });
-    expect(result.config.http.services["dep-a--rt-2"]?.loadBalancer?.serversTransport).toBe("dep-a--backend");
+    // Rows disagreeing on the protocol (hand-edited: the API keeps it deployment-wide) get a service each.
+    const { routers, services } = result.config.http;
+    const plainService = routers[routeName(plain)]?.service ?? "";
+    expect(plainService).not.toBe(routers[routeName(https)]?.service);
+    expect(services[plainService]?.loadBalancer?.serversTransport).toBe("dep-a--backend");
   });
 
   it("keeps a TLS-only transport exactly as before when there are no timeouts", () => {
@@ -241,7 +247,8 @@ describe("least-conn routes (balanced by the fallback proxy)", () => {
       "dep-a--retry",
     ]);
     expect(http.serversTransports).toBeUndefined();
-    expect(http.services["dep-a--rt-1"]?.loadBalancer?.passiveHealthCheck).toBeUndefined();
+    expect(http.services[DEP_A]?.loadBalancer?.servers).toEqual([{ url: "http://127.0.0.1:8081" }]);
+    expect(http.services[DEP_A]?.loadBalancer?.passiveHealthCheck).toBeUndefined();
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { canonical } from "../../src/render/canonical.js";
+import { deploymentServiceName, routeName } from "../../src/render/names.js";
 import { renderDynamicConfig } from "../../src/render/render.js";
 import { matchRoute, PRIORITY_STEP, priorityFor } from "../../src/render/rules.js";
 import { toJson } from "../../src/render/serialize.js";
@@ -9,8 +10,10 @@ import type { RenderInput, RenderSettings, ReplicaInput, RouteInput } from "../.
 import { aReplica, aRoute, routed, settings, shuffled } from "../fixtures/rows.js";
 import { traefikSchemaErrors } from "../helpers/traefik-schema.js";
 
-const route = aRoute(); // dep_a, app.example.com, "/", plain http → dep-a--rt-1
-const NAME = "dep-a--rt-1";
+const route = aRoute(); // dep_a, app.example.com, "/", plain http
+const ROUTER = routeName(route);
+/** The deployment's one service: the base of every service its split renders. */
+const SVC = deploymentServiceName(route.deploymentId);
 const stable = (n: number) => aReplica({ id: `s${n}`, address: `10.0.0.${n}`, track: "stable" });
 const canary = (n: number) => aReplica({ id: `c${n}`, address: `10.0.1.${n}`, track: "canary" });
 const SPLIT = { weights: { stable: 90, canary: 10 } };
@@ -40,60 +43,82 @@ const facts = (headers: Record<string, string[]> = {}, query: Record<string, str
 describe("traffic split rendering", () => {
   it("weighs one loadBalancer per track under the route's service name", () => {
     const { config } = renderSplit(SPLIT, [stable(1), stable(2), canary(1)]);
-    expect(Object.keys(config.http.services)).toEqual([NAME, `${NAME}--track-canary`, `${NAME}--track-stable`]);
-    expect(config.http.services[NAME]).toEqual({
+    expect(Object.keys(config.http.services)).toEqual([SVC, `${SVC}--track-canary`, `${SVC}--track-stable`]);
+    expect(config.http.services[SVC]).toEqual({
       weighted: {
         services: [
-          { name: `${NAME}--track-canary`, weight: 10 },
-          { name: `${NAME}--track-stable`, weight: 90 },
+          { name: `${SVC}--track-canary`, weight: 10 },
+          { name: `${SVC}--track-stable`, weight: 90 },
         ],
       },
     });
-    expect(config.http.services[`${NAME}--track-canary`]?.loadBalancer?.servers).toEqual([
+    expect(config.http.services[`${SVC}--track-canary`]?.loadBalancer?.servers).toEqual([
       { url: "http://10.0.1.1:3000" },
     ]);
-    expect(config.http.services[`${NAME}--track-stable`]?.loadBalancer?.servers).toEqual([
+    expect(config.http.services[`${SVC}--track-stable`]?.loadBalancer?.servers).toEqual([
       { url: "http://10.0.0.1:3000" },
       { url: "http://10.0.0.2:3000" },
     ]);
-    expect(config.http.routers[NAME]?.service).toBe(NAME);
+    expect(config.http.routers[ROUTER]?.service).toBe(SVC);
   });
 
   it("gives an unhealthy track's share to the others instead of rendering an empty child", () => {
     const sick = { ...canary(1), healthStatus: "unhealthy" as const };
     const { config } = renderSplit(SPLIT, [stable(1), sick]);
-    expect(config.http.services[NAME]).toEqual({
-      weighted: { services: [{ name: `${NAME}--track-stable`, weight: 90 }] },
+    expect(config.http.services[SVC]).toEqual({
+      weighted: { services: [{ name: `${SVC}--track-stable`, weight: 90 }] },
     });
-    expect(config.http.services[`${NAME}--track-canary`]).toBeUndefined();
+    expect(config.http.services[`${SVC}--track-canary`]).toBeUndefined();
     // A zero weight (a rollout that aborted) drops out the same way.
     const zero = renderSplit({ weights: { stable: 90, canary: 0 } }, [stable(1), canary(1)]).config;
-    expect(zero.http.services[NAME]?.weighted?.services).toEqual([{ name: `${NAME}--track-stable`, weight: 90 }]);
+    expect(zero.http.services[SVC]?.weighted?.services).toEqual([{ name: `${SVC}--track-stable`, weight: 90 }]);
   });
 
   it("answers 503 through the weight-0 placeholder when no weighted track has a healthy replica", () => {
     const { config } = renderSplit(SPLIT, [aReplica({ track: "other" })]);
-    expect(config.http.services[NAME]).toEqual({
+    expect(config.http.services[SVC]).toEqual({
       loadBalancer: { passHostHeader: true, servers: [{ url: settings.noReplicaUrl, weight: 0 }] },
     });
-    expect(Object.keys(config.http.services)).toEqual([NAME]);
+    expect(Object.keys(config.http.services)).toEqual([SVC]);
   });
 
   it("renders the sticky cookie, Secure by default on a TLS route", () => {
     const tls = aRoute({ sslEnabled: true });
     const d = renderSplit({ ...SPLIT, sticky: {} }, [stable(1), canary(1)], { routes: [tls] }).config;
-    expect(d.http.services[NAME]?.weighted?.sticky).toEqual({
+    expect(d.http.services[SVC]?.weighted?.sticky).toEqual({
       cookie: { httpOnly: true, sameSite: "lax", secure: true },
     });
     const named = renderSplit(
       { ...SPLIT, sticky: { cookie_name: "canary_pin", secure: false, http_only: false, same_site: "strict" } },
       [stable(1), canary(1)],
     ).config;
-    expect(named.http.services[NAME]?.weighted?.sticky).toEqual({
+    expect(named.http.services[SVC]?.weighted?.sticky).toEqual({
       cookie: { httpOnly: false, name: "canary_pin", sameSite: "strict", secure: false },
     });
     const plain = renderSplit({ ...SPLIT, sticky: {} }, [stable(1), canary(1)]).config;
-    expect(plain.http.services[NAME]?.weighted?.sticky?.cookie.secure).toBe(false);
+    expect(plain.http.services[SVC]?.weighted?.sticky?.cookie.secure).toBe(false);
+  });
+
+  it("gives a deployment's TLS and plain routes a weighted service each when the sticky cookie's Secure follows the route", () => {
+    const tls = aRoute({ sslEnabled: true });
+    const plain = aRoute({ id: "rt_2", domain: "b.example.com" });
+    const { config } = renderSplit({ ...SPLIT, sticky: {} }, [stable(1), canary(1)], { routes: [tls, plain] });
+    const tlsService = config.http.routers[routeName(tls)]?.service ?? "";
+    const plainService = config.http.routers[routeName(plain)]?.service ?? "";
+    expect(tlsService).not.toBe(plainService);
+    expect([tlsService, plainService]).toContain(SVC);
+    expect(config.http.services[tlsService]?.weighted?.sticky?.cookie.secure).toBe(true);
+    expect(config.http.services[plainService]?.weighted?.sticky?.cookie.secure).toBe(false);
+    // Each weighted service has its own track pools, named from it.
+    for (const service of [tlsService, plainService]) {
+      expect(config.http.services[service]?.weighted?.services.map((c) => c.name)).toEqual([
+        `${service}--track-canary`,
+        `${service}--track-stable`,
+      ]);
+    }
+    // With `secure` set, the cookie is the same on both: one service.
+    const one = renderSplit({ ...SPLIT, sticky: { secure: true } }, [stable(1), canary(1)], { routes: [tls, plain] });
+    expect(new Set(Object.values(one.config.http.routers).map((r) => r.service))).toEqual(new Set([SVC]));
   });
 
   it("with Traefik's own health checks, the weighted service propagates them and every child has one", () => {
@@ -102,9 +127,9 @@ describe("traffic split rendering", () => {
       traefikHealthCheck: { path: "/health", intervalSeconds: 10, timeoutSeconds: 3 },
     };
     const { config } = renderSplit(SPLIT, [stable(1), canary(1)], { settings: withChecks });
-    expect(config.http.services[NAME]?.weighted?.healthCheck).toEqual({});
+    expect(config.http.services[SVC]?.weighted?.healthCheck).toEqual({});
     for (const track of ["canary", "stable"]) {
-      expect(config.http.services[`${NAME}--track-${track}`]?.loadBalancer?.healthCheck).toEqual({
+      expect(config.http.services[`${SVC}--track-${track}`]?.loadBalancer?.healthCheck).toEqual({
         interval: "10s",
         path: "/health",
         timeout: "3s",
@@ -112,7 +137,7 @@ describe("traffic split rendering", () => {
     }
     // The semantics check enforces Traefik's rule: a health-propagating parent over a child without a check fails.
     const broken = structuredClone(config);
-    delete broken.http.services[`${NAME}--track-canary`]?.loadBalancer?.healthCheck;
+    delete broken.http.services[`${SVC}--track-canary`]?.loadBalancer?.healthCheck;
     expect(traefikSchemaErrors(broken).join("\n")).toMatch(/has no healthCheck/);
     // With a mirror and a sticky cookie in front, still accepted: the mirroring service declares no health check.
     const mirrored = renderSplit(
@@ -122,12 +147,10 @@ describe("traffic split rendering", () => {
         settings: withChecks,
       },
     ).config;
-    expect(mirrored.http.services[`${NAME}--main`]?.weighted?.healthCheck).toEqual({});
-    expect(mirrored.http.services[NAME]?.mirroring?.service).toBe(`${NAME}--main`);
+    expect(mirrored.http.services[`${SVC}--main`]?.weighted?.healthCheck).toEqual({});
+    expect(mirrored.http.services[SVC]?.mirroring?.service).toBe(`${SVC}--main`);
     // Without the setting, no healthCheck anywhere.
-    expect(renderSplit(SPLIT, [stable(1), canary(1)]).config.http.services[NAME]?.weighted?.healthCheck).toBe(
-      undefined,
-    );
+    expect(renderSplit(SPLIT, [stable(1), canary(1)]).config.http.services[SVC]?.weighted?.healthCheck).toBe(undefined);
   });
 
   it("mirrors a percentage to a track through a mirroring service with a bounded body size", () => {
@@ -136,24 +159,24 @@ describe("traffic split rendering", () => {
       canary(1),
     ]);
     expect(Object.keys(config.http.services)).toEqual([
-      NAME,
-      `${NAME}--main`,
-      `${NAME}--track-canary`,
-      `${NAME}--track-stable`,
+      SVC,
+      `${SVC}--main`,
+      `${SVC}--track-canary`,
+      `${SVC}--track-stable`,
     ]);
-    expect(config.http.services[NAME]).toEqual({
+    expect(config.http.services[SVC]).toEqual({
       mirroring: {
         maxBodySize: MIRROR_MAX_BODY_BYTES,
-        mirrors: [{ name: `${NAME}--track-canary`, percent: 10 }],
-        service: `${NAME}--main`,
+        mirrors: [{ name: `${SVC}--track-canary`, percent: 10 }],
+        service: `${SVC}--main`,
       },
     });
-    expect(config.http.services[`${NAME}--main`]).toEqual({
-      weighted: { services: [{ name: `${NAME}--track-stable`, weight: 1 }] },
+    expect(config.http.services[`${SVC}--main`]).toEqual({
+      weighted: { services: [{ name: `${SVC}--track-stable`, weight: 1 }] },
     });
     // The mirror track without a healthy replica: no mirroring at all (never a mirror to an empty service).
     const alone = renderSplit({ weights: { stable: 1 }, mirror: { track: "canary", percent: 10 } }, [stable(1)]);
-    expect(alone.config.http.services[NAME]?.mirroring).toBeUndefined();
+    expect(alone.config.http.services[SVC]?.mirroring).toBeUndefined();
   });
 
   it("renders the same bytes whatever the replica order", () => {
@@ -188,27 +211,27 @@ describe("A/B routers", () => {
   it("ANDs each rule with the route's rule, above the base router, earlier rules first", () => {
     const tls = aRoute({ sslEnabled: true, pathPrefix: "/app" });
     const { config } = renderSplit({ ...SPLIT, rules: RULES }, [stable(1), canary(1)], { routes: [tls] });
-    const base = config.http.routers[NAME];
+    const base = config.http.routers[ROUTER];
     expect(Object.keys(config.http.routers)).toEqual([
-      NAME,
-      `${NAME}--ab-0`,
-      `${NAME}--ab-1`,
-      `${NAME}--ab-2`,
-      `${NAME}--to-https`,
+      ROUTER,
+      `${ROUTER}--ab-0`,
+      `${ROUTER}--ab-1`,
+      `${ROUTER}--ab-2`,
+      `${ROUTER}--to-https`,
     ]);
     const baseRule = "Host(`app.example.com`) && PathPrefix(`/app`)";
-    expect(config.http.routers[`${NAME}--ab-0`]).toEqual({
+    expect(config.http.routers[`${ROUTER}--ab-0`]).toEqual({
       entryPoints: ["websecure"],
       priority: (base?.priority ?? 0) + 5,
       rule: `${baseRule} && Header(\`X-Variant\`, \`b\`)`,
-      service: `${NAME}--track-canary`,
+      service: `${SVC}--track-canary`,
       tls: { certResolver: "letsencrypt" },
     });
-    expect(config.http.routers[`${NAME}--ab-1`]?.rule).toBe(
+    expect(config.http.routers[`${ROUTER}--ab-1`]?.rule).toBe(
       `${baseRule} && HeaderRegexp(\`Cookie\`, \`(?:^|;\\s*)ab=b(?:;|$)\`)`,
     );
-    expect(config.http.routers[`${NAME}--ab-2`]?.rule).toBe(`${baseRule} && Query(\`variant\`, \`b.1\`)`);
-    const prios = [0, 1, 2].map((i) => config.http.routers[`${NAME}--ab-${i}`]?.priority ?? 0);
+    expect(config.http.routers[`${ROUTER}--ab-2`]?.rule).toBe(`${baseRule} && Query(\`variant\`, \`b.1\`)`);
+    const prios = [0, 1, 2].map((i) => config.http.routers[`${ROUTER}--ab-${i}`]?.priority ?? 0);
     expect(prios).toEqual([...prios].sort((a, b) => b - a));
     expect(Math.min(...prios)).toBeGreaterThan(base?.priority ?? Infinity);
     // Never as high as a route with a path prefix one byte longer.
@@ -224,28 +247,28 @@ describe("A/B routers", () => {
 
   it("leaves out the router of a rule whose track has no healthy replica", () => {
     const { config } = renderSplit({ ...SPLIT, rules: RULES }, [stable(1)]);
-    expect(Object.keys(config.http.routers)).toEqual([NAME, `${NAME}--to-http`]);
+    expect(Object.keys(config.http.routers)).toEqual([ROUTER, `${ROUTER}--to-http`]);
   });
 
   it("explains which router a request takes, like the rendered routers", () => {
     const split = StoredSplit.parse({ ...SPLIT, rules: RULES });
     const up = [stable(1), canary(1)];
-    expect(explainSplit(NAME, split, up, facts({ "x-variant": ["b"] }))).toMatchObject({
+    expect(explainSplit(SVC, split, up, facts({ "x-variant": ["b"] }))).toMatchObject({
       via: "rule",
       suffix: "ab-0",
-      service: `${NAME}--track-canary`,
+      service: `${SVC}--track-canary`,
       track: "canary",
     });
-    expect(explainSplit(NAME, split, up, facts({ Cookie: ["q=1; ab=b"] }))).toMatchObject({ suffix: "ab-1" });
-    expect(explainSplit(NAME, split, up, facts({}, { variant: ["b.1"] }))).toMatchObject({ suffix: "ab-2" });
-    const weighted = explainSplit(NAME, split, up, facts({ Cookie: ["ab=bb"] }, { variant: ["b"] }));
-    expect(weighted).toMatchObject({ via: "weighted", service: NAME });
+    expect(explainSplit(SVC, split, up, facts({ Cookie: ["q=1; ab=b"] }))).toMatchObject({ suffix: "ab-1" });
+    expect(explainSplit(SVC, split, up, facts({}, { variant: ["b.1"] }))).toMatchObject({ suffix: "ab-2" });
+    const weighted = explainSplit(SVC, split, up, facts({ Cookie: ["ab=bb"] }, { variant: ["b"] }));
+    expect(weighted).toMatchObject({ via: "weighted", service: SVC });
     expect(weighted.shares).toEqual([
       { track: "canary", weight: 10, percent: 10 },
       { track: "stable", weight: 90, percent: 90 },
     ]);
     // The canary gone: its rule has no router, and the weighted split is all stable.
-    const down = explainSplit(NAME, split, [stable(1)], facts({ "x-variant": ["b"] }));
+    const down = explainSplit(SVC, split, [stable(1)], facts({ "x-variant": ["b"] }));
     expect(down).toMatchObject({ via: "weighted", track: "stable", shares: [{ track: "stable", percent: 100 }] });
     expect(down.reason).toMatch(/no healthy replica/);
   });

@@ -3,17 +3,18 @@ import { listCertificates } from "../../db/repo/certificates.js";
 import { countDeployments } from "../../db/repo/deployments.js";
 import { countReplicasByHealth } from "../../db/repo/locations.js";
 import { countRevisionsSince } from "../../db/repo/revisions.js";
-import { loadSnapshot } from "../../db/repo/snapshot.js";
+import { loadSnapshot, type RoutingSnapshot } from "../../db/repo/snapshot.js";
 import { FRESH_WAIT_MS } from "../../provider/config-cache.js";
 import { SUMMARY_NAMES } from "../../provider/revisions.js";
 import { countryMatch, explainGeo, regionRouterSuffix, regionServiceName } from "../../render/geo.js";
-import { redirectRouterName, routeName, toHttpRouterName } from "../../render/names.js";
-import { checkRoute } from "../../render/render.js";
+import { deploymentServiceName, redirectRouterName, routeName, toHttpRouterName } from "../../render/names.js";
+import { checkRoute, renderContext, renderDeployment } from "../../render/render.js";
 import { hostMatches, matchRoute, priorityFor, routingPath, ruleFor } from "../../render/rules.js";
 import { explainSplit, type RequestFacts } from "../../render/split.js";
 import { STABLE_TRACK } from "../../render/split-config.js";
 import { parsedTraffic } from "../../render/traffic-config.js";
 import { inTrack } from "../../render/traffic-spec.js";
+import type { RenderSettings, RouteInput } from "../../render/types.js";
 import { expiringSoon } from "../../tls/expiry.js";
 import { contracts, json, problems, READ } from "../contract.js";
 import type { Deps } from "../deps.js";
@@ -73,6 +74,27 @@ function requestFacts(
   return { headers, query };
 }
 
+/**
+ * The service a route's routers point at, as rendered: its deployment's one service (src/render/render.ts), whose
+ * name the split and geo sub-services extend. Read from the deployment's rendered part rather than recomputed, so
+ * it is right too where a deployment's routes get two services (a sticky split over TLS and plain routes, rows that
+ * disagree on the port).
+ */
+function serviceOf(snap: RoutingSnapshot, route: RouteInput, settings: RenderSettings): string {
+  const id = route.deploymentId;
+  const part = renderDeployment(
+    {
+      id,
+      routes: snap.routes.filter((r) => r.deploymentId === id),
+      replicas: snap.replicas.filter((r) => r.deploymentId === id),
+      middlewares: snap.middlewares.get(id),
+      traffic: snap.traffic.get(id),
+    },
+    renderContext(settings, []), // certificates decide routers' TLS, never a service name
+  );
+  return part.routers[routeName(route)]?.service ?? deploymentServiceName(id);
+}
+
 const stats = createRoute({
   method: "get",
   path: "/stats",
@@ -91,7 +113,7 @@ const resolve = createRoute({
 });
 
 /** `/routing/stats` and `/routing/resolve`: what is served, to whom, and why a host lands where it does. */
-export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps) {
+export function statsApi({ handle: { db }, cache, pollers, clock, config, settings }: Deps) {
   return contracts()
     .openapi(stats, async (c) => {
       // Like a poll, wait briefly for a pending re-render: right after a write, the old revision would make every
@@ -265,7 +287,7 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
       const entryPoint = scheme === "https" ? config.ENTRYPOINT_WEBSECURE : config.ENTRYPOINT_WEB;
       if (!viaProxy && traffic.split) {
         const facts = requestFacts(q.header, q.cookie, queryString);
-        const x = explainSplit(name, traffic.split, up, facts);
+        const x = explainSplit(serviceOf(snap, route, settings), traffic.split, up, facts);
         const router = x.suffix ? `${name}--${x.suffix}` : name;
         const serving = x.via !== "none";
         return c.json(
@@ -309,7 +331,8 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config }: Deps
         const g = explainGeo(geo, country, up);
         // A mapped country is matched by its region's router (one rank above the route's); others by the route's own.
         const router = g.routerRegion ? `${name}--${regionRouterSuffix(g.routerRegion)}` : name;
-        const service = g.routerRegion ? regionServiceName(name, g.routerRegion) : name;
+        const deploymentService = serviceOf(snap, route, settings);
+        const service = g.routerRegion ? regionServiceName(deploymentService, g.routerRegion) : deploymentService;
         return c.json(
           {
             ...common,

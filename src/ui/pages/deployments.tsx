@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import type { Context } from "hono";
 import { redactConfig } from "../../render/config-diff.js";
-import { routeName } from "../../render/names.js";
+import { deploymentSlug, routeName } from "../../render/names.js";
 import type { HttpConfig, Router, TraefikDocument } from "../../render/types.js";
 import { DataTable, Health, Page } from "../layout.js";
 import type { ConsoleApp, ConsoleEnv } from "../types.js";
@@ -94,14 +94,16 @@ function Time({ iso }: { iso: string | null | undefined }) {
 type RenderedPart = Pick<HttpConfig, "routers" | "services" | "middlewares" | "serversTransports">;
 
 /**
- * The part of the served config that belongs to one deployment. Every name rendered for it starts with
- * `<deployment slug>--` (render/names.ts: routers and services `<deployment>--<route>`, their `--to-https` twins,
- * deployment-wide middlewares and transports `<deployment>--…`); slugs hold no `--`, so no other deployment's names
- * share the prefix (`dep-a--` vs `dep-a-b--`). Shared middlewares its routers use (the https redirect) come along.
+ * The part of the served config that belongs to one deployment. Every name rendered for it is its slug (its one
+ * service) or starts with `<deployment slug>--` (render/names.ts: routers `<deployment>--<route>` and their
+ * `--to-https` twins, split and geo services, deployment-wide middlewares and transports `<deployment>--…`); slugs
+ * hold no `--`, so no other deployment's names share the prefix (`dep-a--` vs `dep-a-b--`). Shared middlewares its
+ * routers use (the https redirect) come along.
  */
 export function renderedFor(http: Partial<HttpConfig> | undefined, deploymentId: string): Partial<RenderedPart> {
-  const own = `${routeName({ id: "x", deploymentId }).split("--")[0]}--`;
-  const mine = (name: string) => name.startsWith(own);
+  const slug = deploymentSlug(deploymentId);
+  const own = `${slug}--`;
+  const mine = (name: string) => name === slug || name.startsWith(own);
   const pick = <T,>(map: Record<string, T> | undefined, keep: (name: string) => boolean) =>
     Object.fromEntries(Object.entries(map ?? {}).filter(([name]) => keep(name)));
   const routers = pick(http?.routers, mine);
