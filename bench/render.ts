@@ -5,6 +5,7 @@
  * A report, not a test: it always exits 0. Run with `npm run bench` (node --expose-gc, so heap numbers are live data).
  */
 import type { AddressInfo } from "node:net";
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { serve } from "@hono/node-server";
@@ -18,8 +19,9 @@ import { silentLogger } from "../src/lib/logger.js";
 import type { Snapshot } from "../src/provider/config-cache.js";
 import { guardDecision } from "../src/provider/guard.js";
 import { revisionSummary } from "../src/provider/revisions.js";
+import { DocumentState } from "../src/provider/served-document.js";
 import { diffConfigs } from "../src/render/config-diff.js";
-import { renderDynamicConfig } from "../src/render/render.js";
+import { type DeploymentInput, deploymentsOf, renderContext, renderDynamicConfig } from "../src/render/render.js";
 import { toJson } from "../src/render/serialize.js";
 import type { RenderInput, RenderSettings, ReplicaInput, RouteInput } from "../src/render/types.js";
 
@@ -383,6 +385,187 @@ function benchRevisionCost(deployments: number, snapshot: Snapshot): string[] {
   ];
 }
 
+// ── Incremental document (issue 16): cold build, changes, heap, gzip members ────────────────────
+
+interface IncrementalResult {
+  deployments: number;
+  refMs: number;
+  newMs: number;
+  gzipColdMs: number;
+  changes: { kind: string; changed: number; ms: number }[];
+  gzipBytes: number;
+  oneShotGzipBytes: number;
+  pieces: number;
+  equal: boolean;
+}
+
+/** One deployment changed: a replica's health flipped, or (routing) its routes' port moved. */
+function changedDeployment(d: DeploymentInput, kind: "health" | "routing", round: number): DeploymentInput {
+  if (kind === "health") {
+    return {
+      ...d,
+      replicas: d.replicas.map((r, i) =>
+        i === 0 ? { ...r, healthStatus: round % 2 === 0 ? ("unhealthy" as const) : ("healthy" as const) } : r,
+      ),
+    };
+  }
+  return { ...d, routes: d.routes.map((r) => ({ ...r, targetPort: r.targetPort + 1 + round })) };
+}
+
+function benchIncremental(deployments: number, snapshot: Snapshot, runs: number): IncrementalResult {
+  const input: RenderInput = { ...snapshot, settings: SETTINGS };
+  const ctx = renderContext(SETTINGS, []);
+  const refTimes: number[] = [];
+  const newTimes: number[] = [];
+  let equal = true;
+  let kept: DocumentState | undefined;
+  for (let r = 0; r < runs + 1; r++) {
+    collect();
+    let t = performance.now();
+    const ref = toJson(renderDynamicConfig(input).config);
+    refTimes.push(performance.now() - t);
+    collect();
+    t = performance.now();
+    // Cold: rows → fragments → blocks → identity bytes (the pieces, ready to write) and the hash.
+    const doc = DocumentState.build(ctx, deploymentsOf(input));
+    const served = doc.assemble();
+    newTimes.push(performance.now() - t);
+    if (r === 0) {
+      equal &&= served.json().toString("utf8") === ref;
+      refTimes.pop(); // warm-up
+      newTimes.pop();
+    }
+    kept = doc;
+  }
+  const doc = kept as DocumentState;
+  let t = performance.now();
+  const cold = doc.assemble();
+  const gz = cold.gzip(); // every block compressed once (the first gzip poll after startup)
+  const gzipColdMs = performance.now() - t;
+  const oneShot = gzipSync(cold.json(), { level: 6 }).length;
+
+  // Changes: 1, 100, 1,000 deployments, health-only and routing; time until identity pieces, gzip body and hash
+  // are ready to serve (apply + assemble + the joined gzip members).
+  const all = deploymentsOf(input);
+  const changes: IncrementalResult["changes"] = [];
+  for (const kind of ["health", "routing"] as const) {
+    for (const changed of [1, 100, 1000]) {
+      const times: number[] = [];
+      for (let round = 0; round < (changed === 1 ? 15 : 5); round++) {
+        const picked: DeploymentInput[] = [];
+        for (let i = 0; i < changed; i++) {
+          picked.push(
+            changedDeployment(all[(round * 7919 + i * 104_729) % all.length] as DeploymentInput, kind, round),
+          );
+        }
+        collect();
+        t = performance.now();
+        doc.apply(
+          picked.map((d) => d.id),
+          picked,
+        );
+        const next = doc.assemble();
+        next.gzip();
+        times.push(performance.now() - t);
+      }
+      changes.push({ kind, changed, ms: median(times) });
+    }
+  }
+  const check = doc.assemble();
+
+  return {
+    deployments,
+    refMs: median(refTimes),
+    newMs: median(newTimes),
+    gzipColdMs,
+    changes,
+    gzipBytes: gz.length,
+    oneShotGzipBytes: oneShot,
+    pieces: check.chunks().length,
+    equal,
+  };
+}
+
+/**
+ * Heap of what an instance keeps at this size: the document state, its served pieces and gzip body, measured after
+ * gc with nothing else of the bench alive but the input rows (reported separately: the cache drops them after a
+ * build, the bench cannot).
+ */
+function incrementalHeap(snapshot: Snapshot): { inputMb: number; totalMb: number } {
+  const input: RenderInput = { ...snapshot, settings: SETTINGS };
+  collect();
+  const inputMb = mb(process.memoryUsage().heapUsed);
+  const held = DocumentState.build(renderContext(SETTINGS, []), deploymentsOf(input));
+  held.assemble().gzip();
+  collect();
+  const totalMb = mb(process.memoryUsage().heapUsed);
+  if (held.size === 0) {
+    console.error("warning: empty document state"); // (and keeps `held` alive until the figure is read)
+  }
+  return { inputMb, totalMb };
+}
+
+function printIncremental(results: IncrementalResult[]): void {
+  console.log("## Incremental document (issue 16): cold build, changes, gzip members");
+  console.log("");
+  console.log(
+    table(
+      [
+        "deployments",
+        "reference ms",
+        "new ms",
+        "ratio",
+        "target ms",
+        "cold",
+        "pieces",
+        "gzip vs one-shot",
+        "cold gzip ms",
+        "same bytes",
+      ],
+      results.map((r) => {
+        const target = r.deployments === 10_000 ? 50 : r.deployments === 100_000 ? 700 : undefined;
+        return [
+          r.deployments.toLocaleString("en-US"),
+          fmt(r.refMs),
+          fmt(r.newMs),
+          `${fmt(r.refMs / r.newMs, 2)}×`,
+          target === undefined ? "-" : `≤ ${target}`,
+          verdict(r.newMs, target),
+          String(r.pieces),
+          `${fmt((r.gzipBytes / r.oneShotGzipBytes - 1) * 100, 2)} % (${fmtBytes(r.gzipBytes)})`,
+          fmt(r.gzipColdMs),
+          r.equal ? "yes" : "NO",
+        ];
+      }),
+    ),
+  );
+  console.log("");
+  console.log(
+    "reference = renderDynamicConfig + toJson (the pure reference render); new = rows → per-deployment fragments → blocks → identity pieces + hash, ready to serve. gzip vs one-shot: the gzip members (one per block) against gzip -6 of the whole document (target ≤ 10 %).",
+  );
+  console.log("");
+  console.log(
+    table(
+      ["deployments", "change", "deployments changed", "ms to bytes + gzip + hash", "vs reference render", "target"],
+      results.flatMap((r) =>
+        r.changes.map((c) => {
+          const target = r.deployments === 100_000 && c.changed === 1 ? "≤ 50 ms, ≥ 40×" : "-";
+          const ok = c.ms <= 50 && r.refMs / c.ms >= 40;
+          return [
+            r.deployments.toLocaleString("en-US"),
+            c.kind,
+            c.changed.toLocaleString("en-US"),
+            fmt(c.ms, 2),
+            `${fmt(r.refMs / c.ms, 0)}× less`,
+            target === "-" ? "-" : `${target} ${ok ? "PASS" : "MISS"}`,
+          ];
+        }),
+      ),
+    ),
+  );
+  console.log("");
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   console.log("# obiente-router render benchmark");
@@ -400,12 +583,18 @@ async function main(): Promise<void> {
     [100_000, 3],
   ];
   const results: SizeResult[] = [];
+  const incremental: IncrementalResult[] = [];
+  let heap100k: { inputMb: number; totalMb: number } | undefined;
   const revisionCosts: string[][] = [];
   let snapshot10k: Snapshot | undefined;
   for (const [n, runs] of sizes) {
     const { result, snapshot } = benchSize(n, runs);
     results.push(result);
     revisionCosts.push(benchRevisionCost(n, snapshot));
+    incremental.push(benchIncremental(n, snapshot, n === 100_000 ? 3 : n === 10_000 ? 7 : 15));
+    if (n === 100_000) {
+      heap100k = incrementalHeap(snapshot);
+    }
     if (n === 10_000) {
       snapshot10k = snapshot;
     }
@@ -478,6 +667,15 @@ async function main(): Promise<void> {
   );
   console.log("");
 
+  printIncremental(incremental);
+  if (heap100k) {
+    console.log(
+      `heap at 100k, after gc: ${fmt(heap100k.totalMb)} MB with the input rows still held (${fmt(heap100k.inputMb)} MB of them); ` +
+        `what the served config keeps (document state + pieces + gzip): ${fmt(heap100k.totalMb - heap100k.inputMb)} MB. Target ≤ 400 MB: ${verdict(heap100k.totalMb, 400)}`,
+    );
+    console.log("");
+  }
+
   console.log("## Revision bookkeeping per new config (issue 13), one route changed");
   console.log("");
   console.log(
@@ -542,6 +740,11 @@ async function main(): Promise<void> {
     console.log("");
   }
 
+  console.log(
+    `machine load (1/5/15 min): ${loadavg()
+      .map((l) => fmt(l, 2))
+      .join(" / ")}`,
+  );
   console.log(`bench finished in ${fmt((performance.now() - started) / 1000)} s`);
 }
 
