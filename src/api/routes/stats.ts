@@ -141,7 +141,7 @@ export function statsApi({ handle: { db }, cache, pollers, clock, config, settin
             ? {
                 revision: cfg.revision,
                 hash: cfg.hash,
-                bytes: cfg.json.length,
+                bytes: cfg.bytes,
                 rendered_at: cfg.renderedAt.toISOString(),
                 render_ms: Math.round(cfg.renderMs * 10) / 10,
                 stale: cache.stale,
