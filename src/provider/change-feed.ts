@@ -89,23 +89,22 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
     polling = true;
     try {
       const seq = await readChangeSeq(handle.db);
-      const listening = handle.notifies && unlisten !== undefined;
+      const listening = handle.notifies && unlisten !== undefined && lostAt === undefined;
       if (lastSeq === undefined) {
         lastSeq = seq; // the startup render and the LISTEN's first onConnect read everything already
       } else if (seq !== lastSeq) {
-        if (!listening || (suspect && !heard)) {
+        if (heard) {
+          lastSeq = seq; // notifications came: they named what changed
+          suspect = false;
+        } else if (!listening || suspect) {
           if (listening) {
             logger.warn("change feed: the change sequence moved without a notification; full refresh");
           }
           cache.invalidate(FEED, "all");
-        } else if (!heard) {
-          suspect = true; // a notification can trail its commit by a moment: look again next time
-        }
-        if (heard || !listening || suspect === false || !cache.stale) {
-          lastSeq = suspect && !heard ? lastSeq : seq;
-        }
-        if (heard) {
+          lastSeq = seq;
           suspect = false;
+        } else {
+          suspect = true; // a notification can trail its commit by a moment: look again at the next poll
         }
       }
       heard = false;

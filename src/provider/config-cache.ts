@@ -510,11 +510,8 @@ export class ConfigCache {
 
   private serveRendered(c: Candidate, revision: number): void {
     // Warnings of the deployments that changed (all of them after a full read): not every row at every change.
-    const changed = c.change ? new Set(c.change.deployments.map((d) => d.id)) : undefined;
-    for (const w of c.warnings) {
-      if (changed && !changed.has(w.id) && !c.change?.deployments.some((d) => d.after?.warnings.includes(w))) {
-        continue;
-      }
+    const fresh = c.change ? c.change.deployments.flatMap((d) => d.after?.warnings ?? []) : c.warnings;
+    for (const w of fresh) {
       // A `middleware` warning renders the row with a setting ignored; every other kind leaves the row out.
       const msg = w.kind === "middleware" ? "setting ignored in rendered config" : "row skipped in rendered config";
       this.deps.logger.warn(msg, { kind: w.kind, id: w.id, reason: w.reason });

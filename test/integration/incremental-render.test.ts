@@ -145,6 +145,23 @@ describe.each(DRIVERS)("incremental rendering on %s", (driver) => {
   });
 });
 
+describe.each(DRIVERS)("a lost notification on %s", (driver) => {
+  // Its own server with nothing else announcing changes (no replicas to probe): the poll's rule is "the sequence
+  // moved and no notification at all arrived for a whole interval".
+  const app = useApiServer(driver, { RENDER_FULL_RELOAD_SECONDS: "0" });
+
+  it("reads everything again when the change sequence moves and no notification ever names what changed", async () => {
+    await servedMatchesReference(app);
+    // The feed's first poll takes the sequence as it finds it: let it have happened (polls every 0.2 s here).
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const before = app.cache.renderCounts.full;
+    // A writer whose NOTIFY was lost: the sequence steps, nothing is announced. After one more poll interval
+    // without a notification (CONFIG_REFRESH_SECONDS is 0.2 s in tests) the poll asks for a full read.
+    await app.db.execute(sql`select nextval('routing_change_seq')`);
+    await waitFor(async () => app.cache.renderCounts.full > before, 5000);
+  });
+});
+
 describe.each(DRIVERS)("periodic full reload on %s", (driver) => {
   const app = useApiServer(driver, { RENDER_FULL_RELOAD_SECONDS: "1" }, { allowErrorLogs: true });
 
