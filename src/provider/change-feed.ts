@@ -108,6 +108,7 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
         }
       }
       heard = false;
+      cache.reportMismatches();
       if (cache.fullReloadDue()) {
         cache.invalidate(FEED, "control"); // the render it starts reads everything and compares (config-cache.ts)
       }

@@ -36,6 +36,9 @@ const gzip = promisify(gzipCb);
  */
 export type ChangeScope = { deployments: readonly string[] } | "control" | "all";
 
+/** How long a notification may trail the commit a full read saw before a difference counts as a mismatch. */
+const MISMATCH_GRACE_MS = 1000;
+
 /** Beyond this many changed deployments one full read is cheaper than the `IN (…)` lists. */
 const MAX_INCREMENTAL_IDS = 2000;
 
@@ -149,6 +152,11 @@ export class ConfigCache {
   private staleSince: Date | undefined;
   /** The document kept deployment by deployment; undefined until the first full read. */
   private doc: DocumentState | undefined;
+  /**
+   * Deployments a periodic full read found different from the kept document and no change had named: a mismatch,
+   * unless a notification for them is still on its way (reported by `reportMismatches` after a grace period).
+   */
+  private suspects: { ids: Set<string>; at: number } | undefined;
   /** `doc` as last assembled (what the next change starts from). */
   private assembled: ServedDocument | undefined;
   /** Deployments changed since the last render, and whether everything must be read again. */
@@ -194,6 +202,7 @@ export class ConfigCache {
     } else if (scope !== "control") {
       for (const id of scope.deployments) {
         this.dirty.add(id);
+        this.suspects?.ids.delete(id); // announced after all: its notification was still on its way
       }
     }
     this.gen++;
@@ -288,7 +297,7 @@ export class ConfigCache {
       return;
     }
     const candidate = snapshot
-      ? this.renderFull(snapshot, periodic, loadStarted)
+      ? this.renderFull(snapshot, periodic ? dirty : undefined, loadStarted)
       : this.renderChanged(dirty, rows ?? []);
     if (candidate === undefined) {
       // Two deployments rendered one shared entry differently: only a full render knows the answer.
@@ -310,6 +319,26 @@ export class ConfigCache {
     this.lastError = undefined;
   }
 
+  /**
+   * Reports what a periodic full read found different and no notification named within a second since (a NOTIFY
+   * can trail the commit the full read already saw): logged with the deployments, counted. The change feed's poll
+   * calls it.
+   */
+  reportMismatches(): void {
+    if (!this.suspects || performance.now() - this.suspects.at < MISMATCH_GRACE_MS) {
+      return;
+    }
+    const ids = [...this.suspects.ids].sort();
+    this.suspects = undefined;
+    if (ids.length > 0) {
+      this.deps.metrics?.renderMismatches.inc();
+      this.deps.logger.error("incremental config differed from a full render; the full render is served", {
+        deployments: ids.slice(0, 10),
+        differing: ids.length,
+      });
+    }
+  }
+
   /** The freeze (every refresh) and, before this instance serves anything, the baseline. */
   private async readControl(): Promise<FreezeState | undefined> {
     const ledger = this.deps.ledger;
@@ -325,8 +354,11 @@ export class ConfigCache {
     return freeze;
   }
 
-  /** Rebuilds the whole document from a full read; on a periodic check, compares it with the incremental one. */
-  private renderFull(snapshot: Snapshot, periodic: boolean, loadStarted: number): Candidate {
+  /**
+   * Rebuilds the whole document from a full read. On a periodic check (`announced`: the deployments changes had
+   * named but the kept document had not applied yet) it compares the result with the kept one.
+   */
+  private renderFull(snapshot: Snapshot, announced: ReadonlySet<string> | undefined, loadStarted: number): Candidate {
     const started = performance.now();
     const ctx = renderContext(this.deps.settings, snapshot.certificates ?? []);
     const next = DocumentState.build(
@@ -342,16 +374,12 @@ export class ConfigCache {
     const doc = next.assemble();
     const prev = this.doc;
     const before = prev?.assemble();
-    if (periodic && prev && before && before.hash !== doc.hash) {
-      // Changes that committed while the full read ran are still on their way through the feed: only a deployment
-      // that differs and is not among them is a real mismatch.
-      const differing = differingDeployments(prev, next).filter((id) => !this.dirty.has(id));
+    if (announced && prev && before && before.hash !== doc.hash) {
+      // Announced changes the kept document had not applied yet, and those announced while the full read ran, are
+      // no mismatch: only a deployment that differs and was never named is one.
+      const differing = differingDeployments(prev, next).filter((id) => !announced.has(id) && !this.dirty.has(id));
       if (differing.length > 0) {
-        this.deps.metrics?.renderMismatches.inc();
-        this.deps.logger.error("incremental config differed from a full render; serving the full render", {
-          deployments: differing.slice(0, 10),
-          differing: differing.length,
-        });
+        this.suspects = { ids: new Set(differing), at: performance.now() };
       }
     }
     this.doc = next;

@@ -197,30 +197,42 @@ export interface DeploymentPart {
 
 /** Groups rows by deployment, in the order the document lists deployments (by slug, see `deploymentSlug`). */
 export function deploymentsOf(input: RenderInput): DeploymentInput[] {
-  const byId = new Map<string, { id: string; routes: RouteInput[]; replicas: ReplicaInput[] }>();
-  const entry = (id: string) => {
+  // The cold path runs this over every row: each deployment's object is built once in its final shape (no spread
+  // copy), and consecutive rows of one deployment (the usual order of a query) skip the map lookup.
+  type Grouped = { id: string; routes: RouteInput[]; replicas: ReplicaInput[]; middlewares: unknown; traffic: unknown };
+  const middlewares = input.middlewares !== undefined && input.middlewares.size > 0 ? input.middlewares : undefined;
+  const traffic = input.traffic !== undefined && input.traffic.size > 0 ? input.traffic : undefined;
+  const byId = new Map<string, Grouped>();
+  const keyed: [string, Grouped][] = [];
+  const entry = (id: string): Grouped => {
     let e = byId.get(id);
-    if (!e) {
-      e = { id, routes: [], replicas: [] };
+    if (e === undefined) {
+      e = { id, routes: [], replicas: [], middlewares: middlewares?.get(id), traffic: traffic?.get(id) };
       byId.set(id, e);
+      keyed.push([deploymentKey(id), e]);
     }
     return e;
   };
+  let last: Grouped | undefined;
   for (const r of input.routes) {
-    entry(r.deploymentId).routes.push(r);
+    if (last === undefined || last.id !== r.deploymentId) {
+      last = entry(r.deploymentId);
+    }
+    last.routes.push(r);
   }
+  last = undefined;
   for (const r of input.replicas) {
-    entry(r.deploymentId).replicas.push(r);
-  }
-  const keyed: [string, DeploymentInput][] = [];
-  for (const e of byId.values()) {
-    keyed.push([
-      deploymentKey(e.id),
-      { ...e, middlewares: input.middlewares?.get(e.id), traffic: input.traffic?.get(e.id) },
-    ]);
+    if (last === undefined || last.id !== r.deploymentId) {
+      last = entry(r.deploymentId);
+    }
+    last.replicas.push(r);
   }
   keyed.sort(byKey);
-  return keyed.map((k) => k[1]);
+  const out: DeploymentInput[] = new Array(keyed.length);
+  for (let i = 0; i < keyed.length; i++) {
+    out[i] = (keyed[i] as [string, Grouped])[1];
+  }
+  return out;
 }
 
 /**

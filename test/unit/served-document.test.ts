@@ -1,6 +1,8 @@
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { DocumentState } from "../../src/provider/served-document.js";
+import { fastParts } from "../../src/render/fast-fragment.js";
+import { fragmentOf, genericFragmentOf } from "../../src/render/fragments.js";
 import { deploymentsOf, renderContext, renderDynamicConfig } from "../../src/render/render.js";
 import { toJson } from "../../src/render/serialize.js";
 import type { RenderSettings, ReplicaInput, RouteInput, TlsCertificateInput } from "../../src/render/types.js";
@@ -169,6 +171,77 @@ function firstDifference(got: string, want: string): string {
   return `at ${i}: got …${got.slice(i - 120, i + 120)}… want …${want.slice(i - 120, i + 120)}…`;
 }
 
+/**
+ * A deployment of the common shape (no stored settings, valid rows), with the variations that shape's text path
+ * writes by hand: TLS on/off, wildcards with and without the apex, path prefixes, IPv6 and DNS replica addresses,
+ * ports null or set, duplicate replica URLs, stopped, canary and unhealthy replicas, health overrides, several
+ * routes; now and then something outside the shape (a bad row, rows disagreeing on the port, backend TLS).
+ */
+function plainDeployment(rnd: () => number, id: string, n: number): Deployment {
+  const protocol = pick(rnd, ["http", "http", "http", "h2c", "https"] as const);
+  const algo = pick(rnd, ["round-robin", "round-robin", "ip-hash", "least-conn"] as const);
+  const port = pick(rnd, [3000, 8080, 80]);
+  const health =
+    rnd() < 0.2
+      ? {
+          healthPath: pick(rnd, ["/healthz", "/ready?x=1", "/{{bad}}"]),
+          healthIntervalSeconds: pick(rnd, [null, 5]),
+          healthTimeoutSeconds: pick(rnd, [null, 2]),
+          healthMode: pick(rnd, [null, "http", "grpc"] as const),
+          healthExpectedStatus: pick(rnd, [null, "204", "2xx"]),
+        }
+      : {};
+  const routes: RouteInput[] = [];
+  const count = rnd() < 0.8 ? 1 : 2 + Math.floor(rnd() * 2);
+  for (let i = 0; i < count; i++) {
+    const wildcard = rnd() < 0.2;
+    routes.push(
+      aRoute({
+        id: `rt_${n}_${i}_${Math.floor(rnd() * 50)}`, // random ids: rows are not in name order
+        deploymentId: id,
+        domain: wildcard ? `*.w${n}-${i}.example.com` : pick(rnd, [`app${n}-${i}.example.com`, `x${i}.example.org`]),
+        sslCertResolver: wildcard ? "letsencrypt-dns" : pick(rnd, ["letsencrypt", "le.staging_2"]),
+        tlsIncludeApex: wildcard && rnd() < 0.5,
+        pathPrefix: pick(rnd, ["/", "/", "/api", "/v2/items", "/a%20b"]),
+        protocol,
+        loadBalancerAlgo: algo,
+        targetPort: rnd() < 0.03 ? port + 1 : port,
+        sslEnabled: rnd() < 0.6,
+        ...(protocol === "https" && rnd() < 0.3
+          ? {
+              backendTls: {
+                serverName: rnd() < 0.5 ? "internal.example" : null,
+                caPem: null,
+                insecureSkipVerify: false,
+              },
+            }
+          : {}),
+        ...health,
+      }),
+    );
+  }
+  if (rnd() < 0.03) {
+    routes.push(aRoute({ id: `rt_${n}_bad`, deploymentId: id, domain: "bad domain" }));
+  }
+  const replicas: ReplicaInput[] = [];
+  const allDown = rnd() < 0.15;
+  for (let r = 0; r < Math.floor(rnd() * 4); r++) {
+    const address = pick(rnd, [`10.${n % 250}.0.${1 + (r % 2)}`, `fd00::${n % 250}:${r % 2}`, `app-${r % 2}.internal`]);
+    replicas.push({
+      ...aReplica({
+        id: `loc_${n}_${r}`,
+        deploymentId: id,
+        address: rnd() < 0.02 ? "169.254.169.254" : address, // metadata address: a warning
+        port: pick(rnd, [null, 20_000, 20_001]),
+        status: rnd() < 0.9 ? "running" : "stopped",
+        healthStatus: allDown || rnd() < 0.1 ? "unhealthy" : "healthy",
+      }),
+      ...(rnd() < 0.1 ? { track: "canary" } : {}),
+    });
+  }
+  return { routes, replicas };
+}
+
 const FALLBACK = { url: "http://10.9.9.9:8081", secret: "a-fallback-proxy-secret-0123456789" };
 
 describe("incremental document", () => {
@@ -232,6 +305,64 @@ describe("incremental document", () => {
         prev = { json, hash: got.hash };
       }
       expect(traefikSchemaErrors(JSON.parse(prev.json))).toEqual([]);
+    },
+  );
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])(
+    "serves the reference bytes for a platform of plain deployments and after changes to them (seed %i)",
+    (seed) => {
+      const rnd = prng(1000 + seed);
+      const settings: RenderSettings = {
+        ...baseSettings,
+        ...(seed % 2 === 0 ? { traefikHealthCheck: { path: "/health", intervalSeconds: 10, timeoutSeconds: 3 } } : {}),
+        ...(seed % 4 === 1
+          ? { traefikHealthCheck: { path: "/up", intervalSeconds: 7, timeoutSeconds: 2, expectedStatus: "204" } }
+          : {}),
+        ...(seed % 3 === 0
+          ? { entryPoints: { web: "http-in", websecure: "https-in" }, noReplicaUrl: "http://[::1]:9" }
+          : {}),
+        ...(seed % 5 === 0 ? { fallbackProxy: FALLBACK } : {}),
+      };
+      const certificates = seed % 3 === 1 ? [{ id: "crt_1", ...makeCert({ sans: ["*.example.org"] }) }] : [];
+      const platform: Platform = new Map();
+      const ids = Array.from({ length: 120 }, (_, i) => (i % 17 === 0 ? `${i}` : `dep_${i}`));
+      for (const [n, id] of ids.entries()) {
+        platform.set(id, plainDeployment(rnd, id, n));
+      }
+      const ctx = renderContext(settings, certificates);
+      const deployments = () => deploymentsOf(inputOf(platform, settings, certificates));
+      let fast = 0;
+      for (const dep of deployments()) {
+        const key = `k_${dep.id}`;
+        expect(fragmentOf(dep, key, ctx), dep.id).toEqual(genericFragmentOf(dep, key, ctx));
+        fast += fastParts(dep, ctx) ? 1 : 0;
+      }
+      expect(fast).toBeGreaterThan(ids.length / 3); // the text path is what this test exercises
+      const doc = DocumentState.build(ctx, deployments(), 8);
+      for (let step = 0; step < 20; step++) {
+        if (step > 0) {
+          const touched = new Set<string>();
+          for (let k = 0; k < 1 + Math.floor(rnd() * 5); k++) {
+            const id = pick(rnd, ids);
+            if (rnd() < 0.5) {
+              platform.set(id, plainDeployment(rnd, id, 1000 + step * 10 + k));
+            } else {
+              mutate(rnd, platform, id, 1000 + step * 10 + k);
+            }
+            touched.add(id);
+          }
+          doc.apply(
+            touched,
+            deployments().filter((d) => touched.has(d.id)),
+          );
+        }
+        const input = inputOf(platform, settings, certificates);
+        const reference = renderDynamicConfig(input);
+        const want = toJson(reference.config);
+        expect(firstDifference(doc.assemble().json().toString("utf8"), want), `step ${step}`).toBe("");
+        expect(doc.assemble().warnings).toEqual(reference.warnings);
+        expect(doc.assemble().hasSecrets).toBe(reference.hasSecrets);
+      }
     },
   );
 
