@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { deploymentLocations } from "../../schema/tables.js";
 import { probeLeaseMs } from "../../src/health/state.js";
 import { silentLogger } from "../../src/lib/logger.js";
+import { deploymentServiceName } from "../../src/render/names.js";
 import type { DynamicConfig } from "../../src/render/types.js";
 import { type Running, startServer } from "../../src/server.js";
 import { ADMIN_TOKEN, PROVIDER_TOKEN, testConfig, waitFor } from "../helpers/app.js";
@@ -96,10 +97,8 @@ describe.each(DRIVERS)("health checking on %s", (driver) => {
   };
   const servers = async (deploymentId: string, accepted?: RegExp) => {
     const cfg = await config(accepted);
-    const entry = Object.entries(cfg.http?.services ?? {}).find(([name]) =>
-      name.startsWith(`${deploymentId.replaceAll("_", "-")}--`),
-    );
-    return entry?.[1].loadBalancer?.servers ?? [];
+    // Every route of the deployment points at its one service.
+    return cfg.http?.services?.[deploymentServiceName(deploymentId)]?.loadBalancer?.servers ?? [];
   };
   const health = async (deploymentId: string, id: string) => {
     const res = await call("GET", `/deployments/${deploymentId}/locations`);
