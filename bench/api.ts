@@ -18,7 +18,7 @@
  * PostgreSQL: BENCH_DATABASE_URL or DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the bench
  * creates bench_api_<pid> there and drops it at the end, on failure too.
  */
-import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +31,7 @@ import { loadConfig } from "../src/config/env.js";
 import type { Running } from "../src/server.js";
 import { startServer } from "../src/server.js";
 import { type CpuProfile, PhaseProfiler, summarizeProfile } from "./api-profile.js";
+import { procCpuUs, table } from "./report.js";
 
 const SERVE_FLAG = "--serve";
 const ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123";
@@ -77,14 +78,6 @@ const loads = () =>
     .map((l) => fmt(l, 2))
     .join(" ");
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
-  const sep = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
-  return [line(head), sep, ...rows.map(line)].join("\n");
-}
 
 // ── Synthetic platform: the same ids whether a deployment came through the API or the SQL fill ─────
 
@@ -306,27 +299,6 @@ class ServerProcess {
 }
 
 // ── PostgreSQL: the throwaway database and its backends' CPU ────────────────────────────────────
-
-const CLK_TCK = (() => {
-  try {
-    const n = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-    return Number.isFinite(n) && n > 0 ? n : 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a local process in µs, from /proc/<pid>/stat; undefined when not readable. */
-function procCpuUs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3 (state)
-    const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 (utime) and 15 (stime)
-    return Number.isFinite(ticks) ? (ticks / CLK_TCK) * 1e6 : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 interface BenchDb {
   name: string;

@@ -10,9 +10,8 @@
  * The 8 replica servers run in a child process (this same file, forked with --replica-servers), so the CPU of this
  * process is the checker's own (plus PGlite's, which runs in-process), not the servers' answering the probes.
  */
-import { execFileSync, fork } from "node:child_process";
+import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { availableParallelism, loadavg } from "node:os";
@@ -30,6 +29,7 @@ import { createHttpProbe } from "../src/health/http-probe.js";
 import type { Probe } from "../src/health/probe.js";
 import type { Clock } from "../src/lib/clock.js";
 import { silentLogger } from "../src/lib/logger.js";
+import { procCpuUs, table } from "./report.js";
 
 const SERVERS = 8;
 const DEPLOYMENTS = 50;
@@ -159,27 +159,6 @@ interface BenchDb {
   close(): Promise<void>;
 }
 
-const CLK_TCK = (() => {
-  try {
-    const n = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-    return Number.isFinite(n) && n > 0 ? n : 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a local process in µs, from /proc/<pid>/stat; undefined when not readable. */
-function procCpuUs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3 (state)
-    const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 (utime) and 15 (stime)
-    return Number.isFinite(ticks) ? (ticks / CLK_TCK) * 1e6 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function openBenchDb(): Promise<BenchDb> {
   const base = process.env.DATABASE_URL;
   if (!base) {
@@ -296,14 +275,6 @@ function median(xs: readonly number[]): number {
 const mb = (bytes: number) => bytes / (1024 * 1024);
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 const int = (n: number) => Math.round(n).toLocaleString("en-US");
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
-  const sep = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
-  return [line(head), sep, ...rows.map(line)].join("\n");
-}
 
 /** Wraps the real probe to measure the time during which at least one probe is in flight. */
 function timedProbe(inner: Probe): { probe: Probe; busyMs: () => number } {

@@ -24,6 +24,7 @@ import { diffConfigs } from "../src/render/config-diff.js";
 import { type DeploymentInput, deploymentsOf, renderContext, renderDynamicConfig } from "../src/render/render.js";
 import { toJson } from "../src/render/serialize.js";
 import type { RenderInput, RenderSettings, ReplicaInput, RouteInput } from "../src/render/types.js";
+import { table } from "./report.js";
 
 // ── Deterministic synthetic data ────────────────────────────────────────────────────────────────
 
@@ -139,14 +140,6 @@ function percentile(xs: readonly number[], p: number): number {
 const mb = (bytes: number) => bytes / (1024 * 1024);
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 const fmtBytes = (n: number) => (n >= 1024 * 1024 ? `${fmt(mb(n))} MB` : `${fmt(n / 1024)} KB`);
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
-  const sep = `|${widths.map((w, i) => (i === 0 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`;
-  return [line(head), sep, ...rows.map(line)].join("\n");
-}
 
 interface SizeResult {
   deployments: number;
