@@ -240,7 +240,7 @@ interface PollResult {
 async function benchPolls(snapshot: Snapshot, polls: number): Promise<{ first: string; results: PollResult[] }> {
   let loads = 0;
   // The app as the server wires it, fed the synthetic snapshot instead of a database.
-  const { app, cache, close } = await buildApp(loadConfig({}), {} as DbHandle, {
+  const { app, cache, close } = await buildApp(loadConfig({}), { db: {} } as DbHandle, {
     load: async () => {
       loads++;
       return snapshot;
