@@ -145,7 +145,7 @@ class SectionBlocks {
   }
 
   private startOf(key: string): string {
-    return this.starts[lowerBound(this.starts, key + "\u0000") - 1] as string; // the last start ≤ key
+    return this.starts[lowerBound(this.starts, `${key}\u0000`) - 1] as string; // the last start ≤ key
   }
 
   get empty(): boolean {
