@@ -39,6 +39,7 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
   let pollFailing = false; // an outage is logged when it starts and when it ends, not at every poll
   let heard = false; // a notification arrived since the last poll
   let suspect = false; // the sequence moved without a notification: one more interval, then a full read
+  let settle = false; // polling only: read once more after a move (its transaction may not have committed yet)
 
   if (!handle.notifies) {
     logger.warn(
@@ -91,7 +92,12 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
       const seq = await readChangeSeq(handle.db);
       const listening = handle.notifies && unlisten !== undefined && lostAt === undefined;
       if (lastSeq === undefined) {
-        lastSeq = seq; // the startup render and the LISTEN's first onConnect read everything already
+        // With LISTEN, the first read came after it was in place: nothing was missed. Without, a change between the
+        // first read and this poll would be: read once more.
+        lastSeq = seq;
+        if (!listening) {
+          cache.invalidate(FEED, "all");
+        }
       } else if (seq !== lastSeq) {
         if (heard) {
           lastSeq = seq; // notifications came: they named what changed
@@ -103,9 +109,15 @@ export async function startChangeFeed(deps: ChangeFeedDeps): Promise<() => Promi
           cache.invalidate(FEED, "all");
           lastSeq = seq;
           suspect = false;
+          // The sequence steps inside the writing transaction, before its commit: this read may not see the rows
+          // yet. Without notifications nothing else would tell us, so the next poll reads once more.
+          settle = !listening;
         } else {
           suspect = true; // a notification can trail its commit by a moment: look again at the next poll
         }
+      } else if (settle) {
+        settle = false;
+        cache.invalidate(FEED, "all");
       }
       heard = false;
       cache.reportMismatches();
